@@ -1,0 +1,15 @@
+//go:build tools
+
+package dsrlb
+
+import (
+	_ "github.com/mdlayher/packet"
+	_ "github.com/mdlayher/arp"
+	_ "github.com/mdlayher/ethernet"
+	_ "github.com/stretchr/testify/require"
+	_ "github.com/vishvananda/netlink"
+	_ "github.com/vishvananda/netns"
+	_ "golang.org/x/net/bpf"
+	_ "golang.org/x/sys/unix"
+	_ "github.com/cilium/ebpf"
+)
