@@ -1,0 +1,368 @@
+package dsr
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"slices"
+
+	"github.com/dsrlb/dsrlb/scheduler"
+)
+
+// svcState is the control plane's record of one service.
+type svcState struct {
+	svc      Service // validated, deep copy
+	stats    *serviceStats
+	backends map[netip.Addr]*beState
+
+	// The scheduler is rebuilt only when its inputs change, so that a change
+	// elsewhere keeps stateful schedulers (rr position, lc counts) intact.
+	sched       scheduler.Scheduler
+	schedName   string
+	schedConfig scheduler.Config
+	schedInput  []scheduler.Backend
+}
+
+type beState struct {
+	id    uint32
+	stats *backendStats
+}
+
+// AddService adds a service. It fails with ErrExists if a service with the
+// same key, or one claiming the same packets, exists.
+func (b *Balancer) AddService(s Service) error {
+	return b.change(func(list []Service) ([]Service, string, error) {
+		k := s.Key()
+		for _, o := range list {
+			if overlaps(o.Key(), k) {
+				return nil, "", fmt.Errorf("%w: service %s overlaps %s", ErrExists, k, o.Key())
+			}
+		}
+		return append(list, s), "service", nil
+	})
+}
+
+// UpdateService replaces the service with s's key: scheduler, its config and
+// backends. Established flows stay on their backends unless a backend was
+// removed or is down.
+func (b *Balancer) UpdateService(s Service) error {
+	return b.change(func(list []Service) ([]Service, string, error) {
+		i := indexOf(list, s.Key())
+		if i < 0 {
+			return nil, "", fmt.Errorf("%w: service %s", ErrNotFound, s.Key())
+		}
+		list[i] = s
+		return list, "service", nil
+	})
+}
+
+// RemoveService removes a service. Its flows are dropped from then on (and
+// expire from the flow table).
+func (b *Balancer) RemoveService(key ServiceKey) error {
+	return b.change(func(list []Service) ([]Service, string, error) {
+		i := indexOf(list, key)
+		if i < 0 {
+			return nil, "", fmt.Errorf("%w: service %s", ErrNotFound, key)
+		}
+		return slices.Delete(list, i, i+1), "", nil
+	})
+}
+
+// SetServices replaces the whole configuration. Services whose key is
+// unchanged keep their flows, statistics and backend identities.
+func (b *Balancer) SetServices(services []Service) error {
+	return b.change(func([]Service) ([]Service, string, error) {
+		return slices.Clone(services), "services", nil
+	})
+}
+
+// Services returns a copy of the configured services, in configuration order.
+func (b *Balancer) Services() []Service {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	out := make([]Service, 0, len(b.order))
+	for _, k := range b.order {
+		out = append(out, cloneService(b.services[k].svc))
+	}
+	return out
+}
+
+// SetBackends replaces the backends of one service.
+func (b *Balancer) SetBackends(key ServiceKey, backends []Backend) error {
+	return b.editService(key, func(s *Service) error {
+		s.Backends = slices.Clone(backends)
+		return nil
+	})
+}
+
+// AddBackend adds one backend to a service.
+func (b *Balancer) AddBackend(key ServiceKey, be Backend) error {
+	return b.editService(key, func(s *Service) error {
+		s.Backends = append(s.Backends, be)
+		return nil
+	})
+}
+
+// RemoveBackend removes the backend with address addr from a service. Its
+// established flows are rescheduled on their next packet.
+func (b *Balancer) RemoveBackend(key ServiceKey, addr netip.Addr) error {
+	return b.editBackend(key, addr, func(s *Service, i int) {
+		s.Backends = slices.Delete(s.Backends, i, i+1)
+	})
+}
+
+// DrainBackend stops new flows to a backend; its established flows continue.
+func (b *Balancer) DrainBackend(key ServiceKey, addr netip.Addr) error {
+	return b.SetBackendState(key, addr, BackendDraining)
+}
+
+// SetBackendState sets a backend's state (active, draining, down).
+func (b *Balancer) SetBackendState(key ServiceKey, addr netip.Addr, st BackendState) error {
+	return b.editBackend(key, addr, func(s *Service, i int) { s.Backends[i].State = st })
+}
+
+// SetBackendMAC sets (or, with nil, clears) the hardware address of the
+// backend addr in every service that has it. It is how an address resolver
+// feeds the Balancer; a backend without a MAC takes no flows.
+func (b *Balancer) SetBackendMAC(addr netip.Addr, mac net.HardwareAddr) error {
+	addr = addr.Unmap()
+	return b.change(func(list []Service) ([]Service, string, error) {
+		found := false
+		for i := range list {
+			for j := range list[i].Backends {
+				if list[i].Backends[j].Addr.Unmap() == addr {
+					list[i].Backends[j].MAC = mac
+					found = true
+				}
+			}
+		}
+		if !found {
+			return nil, "", fmt.Errorf("%w: backend %s", ErrNotFound, addr)
+		}
+		return list, "services", nil
+	})
+}
+
+func (b *Balancer) editService(key ServiceKey, edit func(*Service) error) error {
+	return b.change(func(list []Service) ([]Service, string, error) {
+		i := indexOf(list, key)
+		if i < 0 {
+			return nil, "", fmt.Errorf("%w: service %s", ErrNotFound, key)
+		}
+		if err := edit(&list[i]); err != nil {
+			return nil, "", err
+		}
+		return list, "service", nil
+	})
+}
+
+func (b *Balancer) editBackend(key ServiceKey, addr netip.Addr, edit func(*Service, int)) error {
+	addr = addr.Unmap()
+	return b.editService(key, func(s *Service) error {
+		for i := range s.Backends {
+			if s.Backends[i].Addr.Unmap() == addr {
+				edit(s, i)
+				return nil
+			}
+		}
+		return fmt.Errorf("%w: backend %s in service %s", ErrNotFound, addr, key)
+	})
+}
+
+func indexOf(list []Service, key ServiceKey) int {
+	for i := range list {
+		if list[i].Key() == key {
+			return i
+		}
+	}
+	return -1
+}
+
+// change applies one configuration edit: the edit receives a deep copy of the
+// current services and returns the new list (and the field prefix used in
+// errors). The result is validated whole; only then is the new snapshot
+// built and swapped in. On any error nothing changes.
+func (b *Balancer) change(edit func([]Service) ([]Service, string, error)) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	cur := make([]Service, 0, len(b.order))
+	for _, k := range b.order {
+		cur = append(cur, cloneService(b.services[k].svc))
+	}
+	next, _, err := edit(cur)
+	if err != nil {
+		return err
+	}
+	for i := range next {
+		next[i] = cloneService(next[i])
+		if err := validateService(fmt.Sprintf("services[%d]", i), &next[i]); err != nil {
+			return err
+		}
+	}
+	for i := range next {
+		for j := range i {
+			if overlaps(next[i].Key(), next[j].Key()) {
+				return fieldErr(fmt.Sprintf("services[%d]", i), "%w: %s overlaps services[%d] %s", ErrExists, next[i].Key(), j, next[j].Key())
+			}
+		}
+	}
+	return b.commit(next)
+}
+
+// commit builds the new state and snapshot from validated services and swaps
+// them in. Called with b.mu held.
+func (b *Balancer) commit(next []Service) error {
+	states := make(map[ServiceKey]*svcState, len(next))
+	order := make([]ServiceKey, 0, len(next))
+	// IDs allocated during this commit, released again if it fails.
+	var fresh []uint32
+	fail := func(err error) error {
+		for _, id := range fresh {
+			b.releaseID(id)
+		}
+		return err
+	}
+	for i := range next {
+		s := next[i]
+		key := s.Key()
+		old := b.services[key]
+		st := &svcState{svc: s, backends: make(map[netip.Addr]*beState, len(s.Backends))}
+		if old != nil {
+			st.stats = old.stats
+		} else {
+			st.stats = &serviceStats{traffic: newTraffic(len(b.workers))}
+		}
+		for _, be := range s.Backends {
+			if old != nil {
+				if ob := old.backends[be.Addr]; ob != nil {
+					st.backends[be.Addr] = ob
+					continue
+				}
+			}
+			id, ok := b.allocID()
+			if !ok {
+				return fail(fieldErr(fmt.Sprintf("services[%d].backends", i), "more than %d backends in total", maxSlots))
+			}
+			fresh = append(fresh, id)
+			st.backends[be.Addr] = &beState{id: id, stats: &backendStats{traffic: newTraffic(len(b.workers))}}
+		}
+		name := s.Scheduler
+		if name == "" {
+			name = scheduler.Default
+		}
+		input := make([]scheduler.Backend, len(s.Backends))
+		for j, be := range s.Backends {
+			w := be.Weight
+			if w == 0 {
+				w = 1
+			}
+			if be.State != BackendActive || be.MAC == nil {
+				w = 0
+			}
+			input[j] = scheduler.Backend{Addr: be.Addr, Weight: w}
+		}
+		st.schedName, st.schedConfig, st.schedInput = name, s.SchedulerConfig, input
+		if old != nil && old.sched != nil && old.schedName == name && old.schedConfig == s.SchedulerConfig && slices.Equal(old.schedInput, input) {
+			st.sched = old.sched
+		} else {
+			sch, err := scheduler.New(name, input, s.SchedulerConfig)
+			if err != nil {
+				return fail(fieldErr(fmt.Sprintf("services[%d].scheduler", i), "%v", err))
+			}
+			st.sched = sch
+			// A fresh stateful scheduler learns the flows that already exist.
+			if obs, ok := sch.(scheduler.FlowObserver); ok {
+				for j, be := range s.Backends {
+					for n := st.backends[be.Addr].stats.active.Load(); n > 0; n-- {
+						obs.FlowStarted(j)
+					}
+				}
+			}
+		}
+		states[key] = st
+		order = append(order, key)
+	}
+
+	snap := b.buildSnapshot(states, order)
+	b.snap.Store(snap)
+
+	// Release the IDs of backends and services that are gone. Their flows
+	// are rescheduled on their next packet: the generation bump makes their
+	// IDs unknown to the snapshot.
+	for key, old := range b.services {
+		st := states[key]
+		for addr, ob := range old.backends {
+			if st == nil || st.backends[addr] != ob {
+				b.releaseID(ob.id)
+			}
+		}
+	}
+	b.services, b.order = states, order
+	b.syncVIPs(snap.vipList)
+	b.log.Info("configuration applied", "services", len(order))
+	return nil
+}
+
+func (b *Balancer) buildSnapshot(states map[ServiceKey]*svcState, order []ServiceKey) *snapshot {
+	snap := &snapshot{
+		services: make(map[svcLookup]*svcEntry, len(order)),
+		frag:     map[fragLookup]*svcEntry{},
+		vips:     map[[16]byte]struct{}{},
+		backends: make([]beEntry, len(b.slotGen)),
+	}
+	for _, key := range order {
+		st := states[key]
+		e := &svcEntry{key: key, sched: st.sched, stats: st.stats, ids: make([]uint32, len(st.svc.Backends))}
+		e.obs, _ = st.sched.(scheduler.FlowObserver)
+		for j, be := range st.svc.Backends {
+			bs := st.backends[be.Addr]
+			e.ids[j] = bs.id
+			ent := &snap.backends[bs.id&idSlotMask]
+			*ent = beEntry{id: bs.id, state: be.State, index: j, svc: e, stats: bs.stats}
+			if be.MAC != nil {
+				ent.mac = [6]byte(be.MAC)
+				ent.usable = be.State != BackendDown
+			}
+		}
+		vip := key.VIP.As16()
+		if _, ok := snap.vips[vip]; !ok {
+			snap.vips[vip] = struct{}{}
+			snap.vipList = append(snap.vipList, key.VIP)
+		}
+		for _, proto := range protoNumbers(key.Protocol) {
+			snap.services[svcLookup{vip: vip, port: key.Port, proto: proto}] = e
+			fk := fragLookup{vip: vip, proto: proto}
+			prev, seen := snap.frag[fk]
+			switch {
+			case !seen:
+				snap.frag[fk] = e
+			case key.Port == 0:
+				// The all-ports service takes every fragment of the VIP.
+				snap.frag[fk] = e
+			case prev != nil && prev.key.Port == 0:
+				// Keep the all-ports service.
+			default:
+				snap.frag[fk] = nil // two port services: ambiguous
+			}
+		}
+	}
+	return snap
+}
+
+func (b *Balancer) allocID() (uint32, bool) {
+	if n := len(b.free); n > 0 {
+		slot := b.free[n-1]
+		b.free = b.free[:n-1]
+		b.slotGen[slot] = (b.slotGen[slot] + 1) & genMask
+		return uint32(b.slotGen[slot])<<idSlotBits | slot, true
+	}
+	if len(b.slotGen) >= maxSlots {
+		return 0, false
+	}
+	b.slotGen = append(b.slotGen, 0)
+	return uint32(len(b.slotGen) - 1), true
+}
+
+func (b *Balancer) releaseID(id uint32) {
+	b.free = append(b.free, id&idSlotMask)
+}

@@ -1,0 +1,513 @@
+package dsr
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/dsrlb/dsrlb/internal/flowtable"
+	"github.com/dsrlb/dsrlb/internal/frame"
+	"github.com/dsrlb/dsrlb/scheduler"
+)
+
+// Balancer is an L2 DSR load balancer: it reads frames addressed to its VIPs
+// from one or more Forwarders, picks a backend per flow, rewrites only the
+// Ethernet addresses and sends the frame back out. The IP packet is never
+// touched, so the backend answers the client directly.
+//
+// Configuration methods (AddService, SetBackends, …) may be called at any
+// time from any goroutine; each change is validated whole and applied
+// atomically. Serve runs one forwarding worker; Run runs the control loops.
+type Balancer struct {
+	cfg   Config
+	log   *slog.Logger
+	flows *flowtable.Table
+	epoch time.Time
+
+	snap atomic.Pointer[snapshot]
+
+	workers     []workerCounters
+	nextWorker  atomic.Uint32
+	liveWorkers atomic.Int32
+
+	mu       sync.Mutex // serialises configuration changes
+	services map[ServiceKey]*svcState
+	order    []ServiceKey
+	slotGen  []uint16
+	free     []uint32
+
+	fwdMu      sync.Mutex
+	forwarders map[Forwarder]struct{}
+}
+
+// New returns a Balancer with no services. cfg may be nil.
+func New(cfg *Config) (*Balancer, error) {
+	c, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	if c.Workers == 0 {
+		c.Workers = runtime.NumCPU()
+	}
+	ft, err := flowtable.New(&flowtable.Config{
+		MaxFlows:            c.MaxFlows,
+		TCPTimeout:          c.TCPTimeout,
+		TCPEmbryonicTimeout: c.EmbryonicTimeout,
+		TCPClosingTimeout:   c.TCPClosingTimeout,
+		UDPTimeout:          c.UDPTimeout,
+		UDPEmbryonicTimeout: c.EmbryonicTimeout,
+		OtherTimeout:        c.UDPTimeout,
+	})
+	if err != nil {
+		return nil, &ConfigError{Field: "flow table", Err: err}
+	}
+	b := &Balancer{
+		cfg:        c,
+		log:        c.Logger,
+		flows:      ft,
+		epoch:      c.Clock(),
+		workers:    make([]workerCounters, c.Workers),
+		services:   map[ServiceKey]*svcState{},
+		forwarders: map[Forwarder]struct{}{},
+	}
+	b.snap.Store(&snapshot{
+		services: map[svcLookup]*svcEntry{},
+		frag:     map[fragLookup]*svcEntry{},
+		vips:     map[[16]byte]struct{}{},
+	})
+	return b, nil
+}
+
+func (b *Balancer) now() flowtable.Tick {
+	return flowtable.TickOf(b.cfg.Clock().Sub(b.epoch))
+}
+
+// vipSetter is implemented by forwarders that filter traffic in the kernel
+// (PacketForwarder): the Balancer keeps their filter in step with its VIPs.
+type vipSetter interface {
+	SetVIPs([]netip.Addr) error
+}
+
+// Serve forwards frames from fwd until ctx is cancelled (then it returns
+// nil) or fwd fails to read (then it returns the error). Call Serve from
+// several goroutines, each with its own Forwarder, to use several cores.
+// Serve never closes fwd.
+func (b *Balancer) Serve(ctx context.Context, fwd Forwarder) error {
+	mac := fwd.HardwareAddr()
+	if len(mac) != 6 {
+		return fmt.Errorf("dsr: forwarder hardware address %q is not Ethernet", mac)
+	}
+	if err := b.registerForwarder(fwd); err != nil {
+		return err
+	}
+	defer b.unregisterForwarder(fwd)
+
+	w := &worker{b: b, mac: [6]byte(mac)}
+	w.slot = int(b.nextWorker.Add(1)-1) % len(b.workers)
+	w.c = &b.workers[w.slot]
+	b.liveWorkers.Add(1)
+	defer b.liveWorkers.Add(-1)
+
+	frames := make([]Frame, b.cfg.BatchSize)
+	for i := range frames {
+		frames[i].Buf = make([]byte, MaxFrameSize)
+	}
+	out := make([]Frame, 0, len(frames))
+
+	stop := context.AfterFunc(ctx, func() { _ = fwd.SetReadDeadline(time.Unix(1, 0)) })
+	defer stop()
+	if ctx.Err() != nil {
+		return nil
+	}
+	for {
+		n, err := fwd.ReadBatch(frames)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				continue
+			}
+			return fmt.Errorf("dsr: read: %w", err)
+		}
+		out = w.processBatch(frames[:n], out[:0])
+		if len(out) == 0 {
+			continue
+		}
+		sent, err := fwd.WriteBatch(out)
+		w.c.forwarded.Add(uint64(sent))
+		if sent < len(out) {
+			lost := uint64(len(out) - sent)
+			w.c.drops[DropTransmit].Add(lost)
+			if err != nil {
+				b.log.Debug("transmit failed", "err", err, "frames", lost)
+			}
+		}
+	}
+}
+
+// processBatch runs the forwarding decision on each frame and appends the
+// frames to transmit to out.
+func (w *worker) processBatch(in []Frame, out []Frame) []Frame {
+	s := w.b.snap.Load()
+	now := w.b.now()
+	w.c.received.Add(uint64(len(in)))
+	for i := range in {
+		if w.process(&in[i], s, now) {
+			out = append(out, in[i])
+		}
+	}
+	return out
+}
+
+// worker is one forwarding goroutine's private state.
+type worker struct {
+	b    *Balancer
+	mac  [6]byte
+	slot int
+	c    *workerCounters
+	pkt  frame.Packet
+}
+
+func (w *worker) drop(r DropReason) bool {
+	w.c.drops[r].Add(1)
+	return false
+}
+
+// process decides the fate of one frame: rewrite it in place and return true
+// to forward it, or count why not and return false.
+func (w *worker) process(f *Frame, s *snapshot, now flowtable.Tick) bool {
+	data := f.Buf[:f.N]
+	p := &w.pkt
+	if err := frame.Parse(data, p); err != nil {
+		// A type assertion, not errors.As: As makes its target escape.
+		if fe, ok := err.(frame.Error); ok && int(fe) < len(w.c.malformed) {
+			w.c.malformed[fe].Add(1)
+		}
+		return w.drop(DropMalformed)
+	}
+	if p.EthSrc == w.mac {
+		return w.drop(DropOwnSource)
+	}
+	if p.EtherType == frame.EtherTypeARP {
+		return w.drop(DropARP)
+	}
+	if p.Version == 0 {
+		return w.drop(DropNotIP)
+	}
+	if p.EthDst != w.mac {
+		return w.drop(DropForeignMAC)
+	}
+	var be *beEntry
+	switch {
+	case p.ICMPError:
+		be = w.icmpError(p, s, now)
+	case p.Fragment != frame.NotFragment:
+		be = w.fragment(p, s)
+	default:
+		be = w.flow(p, s, now)
+	}
+	if be == nil {
+		return false
+	}
+	frame.SetMACs(data, be.mac, w.mac)
+	be.stats.traffic.add(w.slot, f.N)
+	be.svc.stats.traffic.add(w.slot, f.N)
+	return true
+}
+
+// missReason counts why a destination had no service.
+func (w *worker) missReason(s *snapshot, dst netip.Addr) *beEntry {
+	if s.isVIP(dst) {
+		w.drop(DropNoService)
+	} else {
+		w.drop(DropNotVIP)
+	}
+	return nil
+}
+
+func (w *worker) flow(p *frame.Packet, s *snapshot, now flowtable.Tick) *beEntry {
+	var flags uint8
+	switch p.Proto {
+	case frame.ProtoTCP:
+		flags = p.TCPFlags
+	case frame.ProtoUDP:
+	default:
+		return w.missReason(s, p.Dst)
+	}
+	k := flowtable.MakeKey(p.Src, p.Dst, p.SrcPort, p.DstPort, p.Proto)
+	h := k.Hash(w.b.cfg.Seed)
+	if id, ok := w.b.flows.Lookup(&k, h, now, flags); ok {
+		if be := s.backend(id); be != nil && be.usable {
+			return be
+		}
+		return w.reschedule(p, s, &k, h, id)
+	}
+	svc := s.service(p.Dst, p.Proto, p.DstPort)
+	if svc == nil {
+		return w.missReason(s, p.Dst)
+	}
+	fl := scheduler.Flow{Src: p.Src, Dst: p.Dst, SrcPort: p.SrcPort, DstPort: p.DstPort, Proto: p.Proto, Hash: h}
+	idx, ok := svc.sched.Pick(&fl)
+	if !ok || idx < 0 || idx >= len(svc.ids) {
+		w.drop(DropNoBackend)
+		return nil
+	}
+	id := svc.ids[idx]
+	if p.Proto == frame.ProtoTCP && flags&frame.FlagRST != 0 {
+		// A lone RST for an unknown flow creates no state.
+		return s.backend(id)
+	}
+	got, inserted, err := w.b.flows.Insert(&k, h, now, id)
+	switch {
+	case err != nil:
+		// Table full of established flows: forward without state.
+		w.c.stateless.Add(1)
+	case inserted:
+		be := s.backend(id)
+		if be != nil {
+			be.stats.flows.Add(1)
+			be.stats.active.Add(1)
+		}
+		svc.stats.flows.Add(1)
+		if svc.obs != nil {
+			svc.obs.FlowStarted(idx)
+		}
+	default:
+		// Another worker inserted the same flow first: follow it.
+		if be := s.backend(got); be != nil && be.usable {
+			return be
+		}
+		return w.reschedule(p, s, &k, h, got)
+	}
+	be := s.backend(id)
+	if be == nil || !be.usable {
+		w.drop(DropNoBackend)
+		return nil
+	}
+	return be
+}
+
+// reschedule moves a flow whose backend is down or gone to a new backend.
+func (w *worker) reschedule(p *frame.Packet, s *snapshot, k *flowtable.Key, h uint64, oldID uint32) *beEntry {
+	svc := s.service(p.Dst, p.Proto, p.DstPort)
+	if svc == nil {
+		return w.missReason(s, p.Dst)
+	}
+	fl := scheduler.Flow{Src: p.Src, Dst: p.Dst, SrcPort: p.SrcPort, DstPort: p.DstPort, Proto: p.Proto, Hash: h}
+	idx, ok := svc.sched.Pick(&fl)
+	if !ok || idx < 0 || idx >= len(svc.ids) {
+		w.drop(DropNoBackend)
+		return nil
+	}
+	be := s.backend(svc.ids[idx])
+	if be == nil || !be.usable {
+		w.drop(DropNoBackend)
+		return nil
+	}
+	if !w.b.flows.Reassign(k, h, be.id) {
+		// The flow expired meanwhile; forward this packet, the next one
+		// creates a fresh flow.
+		return be
+	}
+	if old := s.backend(oldID); old != nil {
+		old.stats.active.Add(-1)
+		if old.svc.obs != nil {
+			old.svc.obs.FlowEnded(old.index)
+		}
+	}
+	be.stats.flows.Add(1)
+	be.stats.active.Add(1)
+	if svc.obs != nil {
+		svc.obs.FlowStarted(idx)
+	}
+	svc.stats.rescheduled.Add(1)
+	return be
+}
+
+// icmpError sends an ICMP error to the backend of the flow it is about. The
+// embedded packet is one the backend sent (source VIP) to the client, so the
+// flow key is the embedded tuple reversed.
+func (w *worker) icmpError(p *frame.Packet, s *snapshot, now flowtable.Tick) *beEntry {
+	in := &p.Inner
+	if !s.isVIP(in.Src) {
+		w.drop(DropNotVIP)
+		return nil
+	}
+	if !in.HasPorts || (in.Proto != frame.ProtoTCP && in.Proto != frame.ProtoUDP) {
+		w.drop(DropICMPNoFlow)
+		return nil
+	}
+	k := flowtable.MakeKey(in.Dst, in.Src, in.DstPort, in.SrcPort, in.Proto)
+	h := k.Hash(w.b.cfg.Seed)
+	id, ok := w.b.flows.Lookup(&k, h, now, 0)
+	if !ok {
+		w.drop(DropICMPNoFlow)
+		return nil
+	}
+	be := s.backend(id)
+	if be == nil || !be.usable {
+		w.drop(DropICMPNoFlow)
+		return nil
+	}
+	return be
+}
+
+// fragment applies the fragment policy: hash on addresses and protocol so
+// every fragment of a datagram reaches the same backend, without state.
+func (w *worker) fragment(p *frame.Packet, s *snapshot) *beEntry {
+	if w.b.cfg.Fragments != FragmentsHash {
+		w.drop(DropFragment)
+		return nil
+	}
+	svc, ok := s.frag[fragLookup{vip: p.Dst.As16(), proto: p.Proto}]
+	if !ok {
+		return w.missReason(s, p.Dst)
+	}
+	if svc == nil {
+		w.drop(DropFragment)
+		return nil
+	}
+	k := flowtable.MakeKey(p.Src, p.Dst, 0, 0, p.Proto)
+	fl := scheduler.Flow{Src: p.Src, Dst: p.Dst, Proto: p.Proto, Hash: k.Hash(w.b.cfg.Seed)}
+	idx, ok := svc.sched.Pick(&fl)
+	if !ok || idx < 0 || idx >= len(svc.ids) {
+		w.drop(DropNoBackend)
+		return nil
+	}
+	be := s.backend(svc.ids[idx])
+	if be == nil || !be.usable {
+		w.drop(DropNoBackend)
+		return nil
+	}
+	return be
+}
+
+func (b *Balancer) registerForwarder(fwd Forwarder) error {
+	b.fwdMu.Lock()
+	defer b.fwdMu.Unlock()
+	if _, dup := b.forwarders[fwd]; dup {
+		return errors.New("dsr: forwarder is already being served")
+	}
+	b.forwarders[fwd] = struct{}{}
+	if vs, ok := fwd.(vipSetter); ok {
+		if err := vs.SetVIPs(b.snap.Load().vipList); err != nil {
+			delete(b.forwarders, fwd)
+			return fmt.Errorf("dsr: install VIP filter: %w", err)
+		}
+	}
+	return nil
+}
+
+func (b *Balancer) unregisterForwarder(fwd Forwarder) {
+	b.fwdMu.Lock()
+	defer b.fwdMu.Unlock()
+	delete(b.forwarders, fwd)
+}
+
+// syncVIPs pushes the VIP set to forwarders that filter in the kernel. It
+// runs after a new snapshot is live, so a VIP is never filtered out while
+// it is served. Called with b.mu held.
+func (b *Balancer) syncVIPs(vips []netip.Addr) {
+	b.fwdMu.Lock()
+	defer b.fwdMu.Unlock()
+	for fwd := range b.forwarders {
+		if vs, ok := fwd.(vipSetter); ok {
+			if err := vs.SetVIPs(vips); err != nil {
+				b.log.Error("updating forwarder VIP filter failed; it keeps its previous filter", "err", err)
+			}
+		}
+	}
+}
+
+// Run runs the control loops (flow expiry) until ctx is cancelled, and
+// returns only when all of them have stopped.
+func (b *Balancer) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	wg.Go(func() { b.expireLoop(ctx) })
+	wg.Wait()
+	return nil
+}
+
+// SweepInterval is how often Run expires idle flows; each sweep visits a
+// tenth of the table, so every flow is looked at about once a second.
+const SweepInterval = 100 * time.Millisecond
+
+func (b *Balancer) expireLoop(ctx context.Context) {
+	t := time.NewTicker(SweepInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			b.ExpireFlows(b.flows.Cap()/10 + 1)
+		}
+	}
+}
+
+// ExpireFlows removes idle flows, visiting at most maxSlots flow-table slots,
+// and returns how many it removed. Run calls it periodically; it is exported
+// for applications that drive their own loops and for tests with a fake
+// clock.
+func (b *Balancer) ExpireFlows(maxSlots int) int {
+	// One pass over the table is the most that can find anything.
+	if limit := 2 * b.flows.Cap(); maxSlots > limit {
+		maxSlots = limit
+	}
+	s := b.snap.Load()
+	return b.flows.Sweep(b.now(), maxSlots, func(_ *flowtable.Key, id uint32) {
+		if be := s.backend(id); be != nil {
+			be.stats.active.Add(-1)
+			if be.svc.obs != nil {
+				be.svc.obs.FlowEnded(be.index)
+			}
+		}
+	})
+}
+
+// Stats returns a copy of all counters. It never pauses forwarding.
+func (b *Balancer) Stats() Stats {
+	st := Stats{
+		Drops:        make(map[DropReason]uint64, numDropReasons),
+		Malformed:    map[string]uint64{},
+		Flows:        b.flows.Len(),
+		FlowCapacity: b.flows.Cap(),
+	}
+	for i := range b.workers {
+		c := &b.workers[i]
+		st.Received += c.received.Load()
+		st.Forwarded += c.forwarded.Load()
+		st.Stateless += c.stateless.Load()
+		for r := range c.drops {
+			st.Drops[DropReason(r)] += c.drops[r].Load()
+		}
+		for e := range c.malformed {
+			if v := c.malformed[e].Load(); v > 0 {
+				st.Malformed[frame.Error(e).String()] += v
+			}
+		}
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, key := range b.order {
+		ss := b.services[key]
+		svc := ServiceStats{Key: key, Flows: ss.stats.flows.Load(), Rescheduled: ss.stats.rescheduled.Load()}
+		svc.Packets, svc.Bytes = ss.stats.traffic.sum()
+		for _, be := range ss.svc.Backends {
+			bs := ss.backends[be.Addr]
+			out := BackendStats{Addr: be.Addr, State: be.State, Flows: bs.stats.flows.Load(), ActiveFlows: bs.stats.active.Load()}
+			out.Packets, out.Bytes = bs.stats.traffic.sum()
+			svc.Backends = append(svc.Backends, out)
+		}
+		st.Services = append(st.Services, svc)
+	}
+	return st
+}

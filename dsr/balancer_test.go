@@ -1,0 +1,608 @@
+package dsr
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"net/netip"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/dsrlb/dsrlb/internal/flowtable"
+	"github.com/dsrlb/dsrlb/internal/frame"
+	ft "github.com/dsrlb/dsrlb/internal/frame/frametest"
+)
+
+var (
+	lbMAC     = ft.MAC("02:00:00:00:00:01")
+	clientMAC = ft.MAC("02:00:00:00:00:0a")
+	otherMAC  = ft.MAC("02:00:00:00:00:99")
+	vip4      = netip.MustParseAddr("192.0.2.100")
+	vip6      = netip.MustParseAddr("2001:db8::100")
+	client4   = netip.MustParseAddr("198.51.100.7")
+	client6   = netip.MustParseAddr("2001:db8:1::7")
+	router4   = netip.MustParseAddr("203.0.113.1")
+	router6   = netip.MustParseAddr("2001:db8:2::1")
+)
+
+func backendMAC(i int) net.HardwareAddr {
+	return net.HardwareAddr{0x02, 0, 0, 0, 0x10, byte(i)}
+}
+
+func backends(n int, v6 bool) []Backend {
+	out := make([]Backend, n)
+	for i := range out {
+		a := netip.AddrFrom4([4]byte{192, 0, 2, byte(21 + i)})
+		if v6 {
+			a = netip.MustParseAddr(fmt.Sprintf("2001:db8::%d", 21+i))
+		}
+		out[i] = Backend{Addr: a, MAC: backendMAC(i)}
+	}
+	return out
+}
+
+// fakeClock is a manually advanced clock for flow timeouts.
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *fakeClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+// harness drives the Balancer's per-frame decision directly, one frame at a
+// time, as one worker would.
+type harness struct {
+	t     testing.TB
+	b     *Balancer
+	w     *worker
+	clock *fakeClock
+}
+
+func newHarness(t testing.TB, cfg *Config, services ...Service) *harness {
+	t.Helper()
+	clock := &fakeClock{t: time.Unix(1_700_000_000, 0)}
+	if cfg == nil {
+		cfg = &Config{}
+	}
+	cfg.Clock = clock.Now
+	b, err := New(cfg)
+	require.NoError(t, err)
+	for _, s := range services {
+		require.NoError(t, b.AddService(s))
+	}
+	w := &worker{b: b, mac: lbMAC, slot: 0, c: &b.workers[0]}
+	return &harness{t: t, b: b, w: w, clock: clock}
+}
+
+// send processes one frame and returns the transmitted frame, or nil.
+func (h *harness) send(in []byte) []byte {
+	return h.sendOffload(in, Offload{})
+}
+
+func (h *harness) sendOffload(in []byte, off Offload) []byte {
+	f := []Frame{{Buf: make([]byte, MaxFrameSize), Offload: off}}
+	f[0].N = copy(f[0].Buf, in)
+	out := h.w.processBatch(f, nil)
+	h.w.c.forwarded.Add(uint64(len(out)))
+	if len(out) == 0 {
+		return nil
+	}
+	require.Equal(h.t, off, out[0].Offload, "offload metadata must pass through untouched")
+	return out[0].Bytes()
+}
+
+func (h *harness) drops(r DropReason) uint64 { return h.b.Stats().Drops[r] }
+
+// expectForward asserts that out is in with only the MACs rewritten, and
+// returns the index of the backend it went to.
+func expectForward(t testing.TB, in, out []byte) int {
+	t.Helper()
+	require.NotNil(t, out, "frame was not forwarded")
+	require.Len(t, out, len(in))
+	assert.Equal(t, lbMAC[:], out[6:12], "source MAC must be the balancer's")
+	assert.Equal(t, in[12:], out[12:], "everything after the MACs must be untouched")
+	for i := range 64 {
+		if bytes.Equal(out[0:6], backendMAC(i)) {
+			return i
+		}
+	}
+	t.Fatalf("destination MAC %s is no backend's", net.HardwareAddr(out[0:6]))
+	return -1
+}
+
+func tcp4(sport uint16, flags uint8) []byte {
+	return ft.Build(
+		ft.Ethernet{Dst: lbMAC, Src: clientMAC},
+		ft.IPv4{Src: client4, Dst: vip4, TTL: 57, ID: 7},
+		ft.TCP{SrcPort: sport, DstPort: 80, Flags: flags, Seq: 1000},
+		ft.Raw("hello"),
+	)
+}
+
+func tcp6(sport uint16, flags uint8) []byte {
+	return ft.Build(
+		ft.Ethernet{Dst: lbMAC, Src: clientMAC},
+		ft.IPv6{Src: client6, Dst: vip6, HopLimit: 57},
+		ft.TCP{SrcPort: sport, DstPort: 443, Flags: flags},
+	)
+}
+
+func web4(n int) Service {
+	return Service{VIP: vip4, Protocol: TCP, Port: 80, Backends: backends(n, false)}
+}
+
+func TestForwardRewritesOnlyMACs(t *testing.T) {
+	h := newHarness(t, nil, web4(3), Service{VIP: vip6, Protocol: TCP, Port: 443, Backends: backends(3, true)})
+	for _, in := range [][]byte{tcp4(40000, frame.FlagSYN), tcp6(40000, frame.FlagSYN)} {
+		out := h.send(in)
+		expectForward(t, in, out)
+		var p frame.Packet
+		require.NoError(t, frame.Parse(out, &p))
+		assert.Equal(t, uint8(57), p.TTL, "TTL/hop limit untouched")
+		assert.True(t, frame.TransportChecksumOK(out, &p), "checksum still valid")
+	}
+	st := h.b.Stats()
+	assert.Equal(t, uint64(2), st.Received)
+	assert.Equal(t, uint64(2), st.Forwarded)
+	assert.Equal(t, 2, st.Flows)
+}
+
+func TestVLANTagPreserved(t *testing.T) {
+	h := newHarness(t, nil, web4(2))
+	in := ft.Build(
+		ft.Ethernet{Dst: lbMAC, Src: clientMAC},
+		ft.VLAN{TCI: 0x2064},
+		ft.IPv4{Src: client4, Dst: vip4},
+		ft.TCP{SrcPort: 1234, DstPort: 80, Flags: frame.FlagSYN},
+	)
+	expectForward(t, in, h.send(in))
+}
+
+func TestAffinityAndSpread(t *testing.T) {
+	h := newHarness(t, nil, web4(3))
+	first := map[uint16]int{}
+	counts := make([]int, 3)
+	for sport := uint16(30000); sport < 30300; sport++ {
+		in := tcp4(sport, frame.FlagSYN)
+		be := expectForward(t, in, h.send(in))
+		first[sport] = be
+		counts[be]++
+	}
+	for i, c := range counts {
+		assert.Greater(t, c, 50, "backend %d got %d of 300 flows", i, c)
+	}
+	// Every later packet of every flow goes where its first one went.
+	for sport, be := range first {
+		for _, fl := range []uint8{frame.FlagACK, frame.FlagACK | frame.FlagPSH, frame.FlagFIN | frame.FlagACK} {
+			in := tcp4(sport, fl)
+			assert.Equal(t, be, expectForward(t, in, h.send(in)))
+		}
+	}
+	st := h.b.Stats().Services[0]
+	assert.Equal(t, uint64(300), st.Flows)
+	assert.Equal(t, uint64(1200), st.Packets)
+}
+
+func TestDropsByReason(t *testing.T) {
+	h := newHarness(t, nil, web4(2), Service{VIP: vip6, Protocol: UDP, Port: 53})
+	cases := []struct {
+		name   string
+		in     []byte
+		reason DropReason
+	}{
+		{"own source", ft.Build(ft.Ethernet{Dst: lbMAC, Src: lbMAC}, ft.IPv4{Src: client4, Dst: vip4}, ft.TCP{SrcPort: 1, DstPort: 80}), DropOwnSource},
+		{"foreign dst mac", ft.Build(ft.Ethernet{Dst: otherMAC, Src: clientMAC}, ft.IPv4{Src: client4, Dst: vip4}, ft.TCP{SrcPort: 1, DstPort: 80}), DropForeignMAC},
+		{"arp", ft.Build(ft.Ethernet{Dst: [6]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, Src: clientMAC}, ft.ARP{SenderMAC: clientMAC, SenderIP: client4, TargetIP: vip4}), DropARP},
+		{"not ip", ft.Build(ft.Ethernet{Dst: lbMAC, Src: clientMAC, EtherType: 0x88cc}, ft.Raw(make([]byte, 46))), DropNotIP},
+		{"not a vip", ft.Build(ft.Ethernet{Dst: lbMAC, Src: clientMAC}, ft.IPv4{Src: client4, Dst: router4}, ft.TCP{SrcPort: 1, DstPort: 80}), DropNotVIP},
+		{"vip wrong port", ft.Build(ft.Ethernet{Dst: lbMAC, Src: clientMAC}, ft.IPv4{Src: client4, Dst: vip4}, ft.TCP{SrcPort: 1, DstPort: 81}), DropNoService},
+		{"vip wrong protocol", ft.Build(ft.Ethernet{Dst: lbMAC, Src: clientMAC}, ft.IPv4{Src: client4, Dst: vip4}, ft.UDP{SrcPort: 1, DstPort: 80}), DropNoService},
+		{"icmp echo to vip", ft.Build(ft.Ethernet{Dst: lbMAC, Src: clientMAC}, ft.IPv4{Src: client4, Dst: vip4}, ft.ICMPv4{Type: 8}), DropNoService},
+		{"no backend", ft.Build(ft.Ethernet{Dst: lbMAC, Src: clientMAC}, ft.IPv6{Src: client6, Dst: vip6}, ft.UDP{SrcPort: 9, DstPort: 53}), DropNoBackend},
+		{"fragment (drop policy)", ft.Build(ft.Ethernet{Dst: lbMAC, Src: clientMAC}, ft.IPv4{Src: client4, Dst: vip4, MF: true, ID: 9}, ft.TCP{SrcPort: 1, DstPort: 80}), DropFragment},
+		{"malformed", ft.Build(ft.Ethernet{Dst: lbMAC, Src: clientMAC}, ft.IPv4{Src: client4, Dst: vip4, Length: 400}, ft.TCP{SrcPort: 1, DstPort: 80}), DropMalformed},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			before := h.b.Stats()
+			assert.Nil(t, h.send(tc.in))
+			after := h.b.Stats()
+			assert.Equal(t, before.Drops[tc.reason]+1, after.Drops[tc.reason], "counted under %s", tc.reason)
+			var total, totalBefore uint64
+			for r := range after.Drops {
+				total += after.Drops[r]
+				totalBefore += before.Drops[r]
+			}
+			assert.Equal(t, totalBefore+1, total, "counted under exactly one reason")
+		})
+	}
+	st := h.b.Stats()
+	assert.Equal(t, uint64(1), st.Malformed["truncated"])
+	var dropped uint64
+	for _, v := range st.Drops {
+		dropped += v
+	}
+	assert.Equal(t, st.Received, st.Forwarded+dropped)
+}
+
+func TestICMPErrorFollowsItsFlow(t *testing.T) {
+	h := newHarness(t, nil, web4(5), Service{VIP: vip6, Protocol: TCP, Port: 443, Backends: backends(5, true)})
+
+	syn := tcp4(41000, frame.FlagSYN)
+	be := expectForward(t, syn, h.send(syn))
+	// A router between the server and the client cannot forward the
+	// server's reply (VIP:80 → client:41000) and tells the VIP.
+	fragNeeded := ft.Build(
+		ft.Ethernet{Dst: lbMAC, Src: clientMAC},
+		ft.IPv4{Src: router4, Dst: vip4},
+		ft.ICMPv4{Type: 3, Code: 4, Rest: 1400, Truncate: 28},
+		ft.IPv4{Src: vip4, Dst: client4},
+		ft.TCP{SrcPort: 80, DstPort: 41000, Flags: frame.FlagACK},
+	)
+	for range 5 {
+		assert.Equal(t, be, expectForward(t, fragNeeded, h.send(fragNeeded)))
+	}
+
+	syn6 := tcp6(41000, frame.FlagSYN)
+	be6 := expectForward(t, syn6, h.send(syn6))
+	tooBig := ft.Build(
+		ft.Ethernet{Dst: lbMAC, Src: clientMAC},
+		ft.IPv6{Src: router6, Dst: vip6},
+		ft.ICMPv6{Type: 2, Rest: 1280},
+		ft.IPv6{Src: vip6, Dst: client6},
+		ft.TCP{SrcPort: 443, DstPort: 41000, Flags: frame.FlagACK},
+	)
+	assert.Equal(t, be6, expectForward(t, tooBig, h.send(tooBig)))
+
+	// An error about a flow nobody has is dropped, not guessed.
+	unknown := ft.Build(
+		ft.Ethernet{Dst: lbMAC, Src: clientMAC},
+		ft.IPv4{Src: router4, Dst: vip4},
+		ft.ICMPv4{Type: 11},
+		ft.IPv4{Src: vip4, Dst: client4},
+		ft.TCP{SrcPort: 80, DstPort: 9, Flags: frame.FlagACK},
+	)
+	assert.Nil(t, h.send(unknown))
+	assert.Equal(t, uint64(1), h.drops(DropICMPNoFlow))
+}
+
+func TestFragmentHashPolicy(t *testing.T) {
+	udp := Service{VIP: vip4, Protocol: UDP, Port: 5000, Backends: backends(4, false)}
+	h := newHarness(t, &Config{Fragments: FragmentsHash}, udp)
+	spread := map[int]bool{}
+	for src := range 40 {
+		client := netip.AddrFrom4([4]byte{198, 51, 100, byte(10 + src)})
+		first := ft.Build(ft.Ethernet{Dst: lbMAC, Src: clientMAC}, ft.IPv4{Src: client, Dst: vip4, MF: true, ID: 77}, ft.UDP{SrcPort: 7000, DstPort: 5000, Length: 3000}, ft.Raw(make([]byte, 1472)))
+		later := ft.Build(ft.Ethernet{Dst: lbMAC, Src: clientMAC}, ft.IPv4{Src: client, Dst: vip4, FragOffset: 185, ID: 77, Protocol: frame.ProtoUDP}, ft.Raw(make([]byte, 1000)))
+		a := expectForward(t, first, h.send(first))
+		b := expectForward(t, later, h.send(later))
+		assert.Equal(t, a, b, "all fragments of a datagram reach one backend")
+		spread[a] = true
+	}
+	assert.Greater(t, len(spread), 1, "fragments of different sources spread over backends")
+	assert.Equal(t, 0, h.b.Stats().Flows, "fragments create no flow state")
+
+	// Two port services on the VIP: a later fragment cannot be assigned.
+	require.NoError(t, h.b.AddService(Service{VIP: vip4, Protocol: UDP, Port: 5001, Backends: backends(2, false)}))
+	later := ft.Build(ft.Ethernet{Dst: lbMAC, Src: clientMAC}, ft.IPv4{Src: client4, Dst: vip4, FragOffset: 185, ID: 78, Protocol: frame.ProtoUDP}, ft.Raw(make([]byte, 100)))
+	assert.Nil(t, h.send(later))
+	assert.Equal(t, uint64(1), h.drops(DropFragment))
+}
+
+func TestPortWildcardAndBothProtocols(t *testing.T) {
+	all := Service{VIP: vip4, Protocol: TCPAndUDP, Backends: backends(2, false)}
+	exact := Service{VIP: vip4, Protocol: TCP, Port: 80, Backends: []Backend{{Addr: netip.MustParseAddr("192.0.2.50"), MAC: backendMAC(9)}}}
+	h := newHarness(t, nil, all, exact)
+	in := tcp4(5555, frame.FlagSYN)
+	assert.Equal(t, 9, expectForward(t, in, h.send(in)), "the exact port service wins")
+	udp := ft.Build(ft.Ethernet{Dst: lbMAC, Src: clientMAC}, ft.IPv4{Src: client4, Dst: vip4}, ft.UDP{SrcPort: 5, DstPort: 53})
+	assert.Less(t, expectForward(t, udp, h.send(udp)), 2)
+	other := ft.Build(ft.Ethernet{Dst: lbMAC, Src: clientMAC}, ft.IPv4{Src: client4, Dst: vip4}, ft.TCP{SrcPort: 5, DstPort: 8443, Flags: frame.FlagSYN})
+	assert.Less(t, expectForward(t, other, h.send(other)), 2)
+}
+
+// flowsByBackend opens n flows and returns each flow's backend.
+func (h *harness) open(n int, base uint16) map[uint16]int {
+	out := map[uint16]int{}
+	for i := range n {
+		sport := base + uint16(i)
+		in := tcp4(sport, frame.FlagSYN)
+		out[sport] = expectForward(h.t, in, h.send(in))
+		ack := tcp4(sport, frame.FlagACK)
+		expectForward(h.t, ack, h.send(ack))
+	}
+	return out
+}
+
+func (h *harness) where(sport uint16) int {
+	in := tcp4(sport, frame.FlagACK)
+	return expectForward(h.t, in, h.send(in))
+}
+
+func TestFlowsSurviveConfigChanges(t *testing.T) {
+	svc := web4(3)
+	h := newHarness(t, nil, svc)
+	flows := h.open(200, 20000)
+	key := svc.Key()
+
+	steps := []struct {
+		name   string
+		change func() error
+	}{
+		{"add a backend", func() error {
+			return h.b.AddBackend(key, Backend{Addr: netip.MustParseAddr("192.0.2.40"), MAC: backendMAC(3)})
+		}},
+		{"change weights", func() error {
+			bs := backends(3, false)
+			bs[0].Weight, bs[1].Weight = 10, 3
+			return h.b.SetBackends(key, append(bs, Backend{Addr: netip.MustParseAddr("192.0.2.40"), MAC: backendMAC(3)}))
+		}},
+		{"change scheduler", func() error {
+			s := web4(3)
+			s.Scheduler = "mh"
+			s.SchedulerConfig.Seed = 42
+			return h.b.UpdateService(s)
+		}},
+		{"drain a backend", func() error { return h.b.DrainBackend(key, backends(3, false)[1].Addr) }},
+		{"unrelated service", func() error { return h.b.AddService(Service{VIP: vip6, Protocol: UDP, Port: 53}) }},
+		{"replace everything with the same", func() error { return h.b.SetServices(h.b.Services()) }},
+	}
+	for _, st := range steps {
+		require.NoError(t, st.change(), st.name)
+		for sport, be := range flows {
+			require.Equal(t, be, h.where(sport), "%s moved flow %d", st.name, sport)
+		}
+	}
+	assert.Zero(t, h.b.Stats().Services[0].Rescheduled)
+
+	// New flows avoid the draining backend.
+	for sport := uint16(50000); sport < 50100; sport++ {
+		in := tcp4(sport, frame.FlagSYN)
+		assert.NotEqual(t, 1, expectForward(t, in, h.send(in)))
+	}
+}
+
+func TestDownOrRemovedBackendFlowsAreRescheduled(t *testing.T) {
+	svc := web4(3)
+	h := newHarness(t, nil, svc)
+	flows := h.open(300, 20000)
+	key := svc.Key()
+	onDown, onGone := 0, 0
+	for _, be := range flows {
+		switch be {
+		case 0:
+			onDown++
+		case 2:
+			onGone++
+		}
+	}
+	require.NotZero(t, onDown)
+	require.NotZero(t, onGone)
+
+	require.NoError(t, h.b.SetBackendState(key, backends(3, false)[0].Addr, BackendDown))
+	require.NoError(t, h.b.RemoveBackend(key, backends(3, false)[2].Addr))
+	for sport, be := range flows {
+		now := h.where(sport)
+		if be == 1 {
+			assert.Equal(t, 1, now, "flows on healthy backends stay")
+		} else {
+			assert.Equal(t, 1, now, "flows of a down or removed backend move to the remaining one")
+		}
+		assert.Equal(t, now, h.where(sport), "and then stay there")
+	}
+	st := h.b.Stats().Services[0]
+	assert.Equal(t, uint64(onDown+onGone), st.Rescheduled)
+	// Re-adding the removed backend gives it a new identity: its old flows
+	// stay where they were moved to.
+	require.NoError(t, h.b.AddBackend(key, backends(3, false)[2]))
+	for sport := range flows {
+		assert.Equal(t, 1, h.where(sport))
+	}
+}
+
+func TestFlowExpiry(t *testing.T) {
+	h := newHarness(t, &Config{TCPTimeout: time.Minute, TCPClosingTimeout: 5 * time.Second, EmbryonicTimeout: 10 * time.Second}, web4(2))
+	h.open(10, 1000) // established
+	syn := tcp4(2000, frame.FlagSYN)
+	expectForward(t, syn, h.send(syn)) // embryonic
+	fin := tcp4(1000, frame.FlagFIN|frame.FlagACK)
+	expectForward(t, fin, h.send(fin)) // closing
+	require.Equal(t, 11, h.b.Stats().Flows)
+	active := func() (n int64) {
+		for _, be := range h.b.Stats().Services[0].Backends {
+			n += be.ActiveFlows
+		}
+		return n
+	}
+	require.Equal(t, int64(11), active())
+
+	h.clock.Advance(6 * time.Second)
+	h.b.ExpireFlows(1 << 30)
+	assert.Equal(t, 10, h.b.Stats().Flows, "closing flow expired after its short timeout")
+	h.clock.Advance(5 * time.Second)
+	h.b.ExpireFlows(1 << 30)
+	assert.Equal(t, 9, h.b.Stats().Flows, "embryonic flow expired")
+	h.clock.Advance(time.Minute)
+	h.b.ExpireFlows(1 << 30)
+	assert.Equal(t, 0, h.b.Stats().Flows)
+	assert.Equal(t, int64(0), active())
+}
+
+func TestFullTableKeepsEstablishedFlows(t *testing.T) {
+	svc := web4(3)
+	svc.Scheduler = "rr" // a re-pick would land elsewhere: only the table keeps affinity
+	h := newHarness(t, &Config{MaxFlows: 4096}, svc)
+	capacity := h.b.Stats().FlowCapacity
+	// Establish flows until the table refuses one.
+	established := map[uint16]int{}
+	for sport := uint16(1); h.b.Stats().Stateless == 0; sport++ {
+		require.Less(t, int(sport), 4*capacity, "table never filled")
+		for _, fl := range []uint8{frame.FlagSYN, frame.FlagACK} {
+			in := tcp4(sport, fl)
+			established[sport] = expectForward(t, in, h.send(in))
+		}
+	}
+	inTable := func(sport uint16) bool {
+		k := flowtable.MakeKey(client4, vip4, sport, 80, frame.ProtoTCP)
+		_, ok := h.b.flows.Lookup(&k, k.Hash(h.b.cfg.Seed), h.b.now(), 0)
+		return ok
+	}
+	for sport := range established {
+		if !inTable(sport) {
+			delete(established, sport)
+		}
+	}
+	require.Greater(t, len(established), capacity/2)
+	// A flood of SYNs from random sources.
+	for i := range 40000 {
+		src := netip.AddrFrom4([4]byte{203, 0, byte(i >> 8), byte(i)})
+		in := ft.Build(ft.Ethernet{Dst: lbMAC, Src: clientMAC}, ft.IPv4{Src: src, Dst: vip4}, ft.TCP{SrcPort: uint16(i), DstPort: 80, Flags: frame.FlagSYN})
+		expectForward(t, in, h.send(in))
+	}
+	st := h.b.Stats()
+	assert.LessOrEqual(t, st.Flows, capacity)
+	for sport, be := range established {
+		require.True(t, inTable(sport), "established flow %d was evicted", sport)
+		require.Equal(t, be, h.where(sport))
+	}
+}
+
+func TestOffloadMetadataPassesThrough(t *testing.T) {
+	h := newHarness(t, nil, web4(2))
+	in := ft.Build(
+		ft.Ethernet{Dst: lbMAC, Src: clientMAC},
+		ft.IPv4{Src: client4, Dst: vip4, Length: -1},
+		ft.TCP{SrcPort: 3333, DstPort: 80, Flags: frame.FlagACK, Checksum: ft.ChecksumPartial},
+		ft.Raw(make([]byte, 30000)),
+	)
+	off := Offload{Flags: OffloadChecksumPartial, GSOType: GSOTCPv4, GSOSize: 1448, HeaderLen: 54, ChecksumStart: 34, ChecksumOffset: 16}
+	expectForward(t, in, h.sendOffload(in, off))
+}
+
+func TestBadConfigRejectedWhole(t *testing.T) {
+	good := web4(2)
+	h := newHarness(t, nil, good)
+	flows := h.open(20, 1000)
+
+	mut := func(f func(*Service)) Service {
+		s := web4(2)
+		f(&s)
+		return s
+	}
+	cases := []struct {
+		name  string
+		svcs  []Service
+		field string
+	}{
+		{"missing vip", []Service{mut(func(s *Service) { s.VIP = netip.Addr{} })}, "services[0].vip"},
+		{"multicast vip", []Service{mut(func(s *Service) { s.VIP = netip.MustParseAddr("224.0.0.1") })}, "services[0].vip"},
+		{"no protocol", []Service{mut(func(s *Service) { s.Protocol = 0 })}, "services[0].protocol"},
+		{"unknown scheduler", []Service{mut(func(s *Service) { s.Scheduler = "nope" })}, "services[0].scheduler"},
+		{"bad backend addr", []Service{mut(func(s *Service) { s.Backends[1].Addr = netip.Addr{} })}, "services[0].backends[1].addr"},
+		{"duplicate backend", []Service{mut(func(s *Service) { s.Backends[1].Addr = s.Backends[0].Addr })}, "services[0].backends[1].addr"},
+		{"short mac", []Service{mut(func(s *Service) { s.Backends[0].MAC = net.HardwareAddr{1, 2, 3} })}, "services[0].backends[0].mac"},
+		{"multicast mac", []Service{mut(func(s *Service) { s.Backends[0].MAC = net.HardwareAddr{1, 0, 0x5e, 0, 0, 1} })}, "services[0].backends[0].mac"},
+		{"weight", []Service{mut(func(s *Service) { s.Backends[0].Weight = MaxWeight + 1 })}, "services[0].backends[0].weight"},
+		{"state", []Service{mut(func(s *Service) { s.Backends[0].State = 9 })}, "services[0].backends[0].state"},
+		{"overlap", []Service{web4(2), {VIP: vip4, Protocol: TCPAndUDP, Port: 80}}, "services[1]"},
+		{"good then bad", []Service{{VIP: vip6, Protocol: UDP, Port: 53}, mut(func(s *Service) { s.Backends[0].Addr = vip4 })}, "services[1].backends[0].addr"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			err := h.b.SetServices(tc.svcs)
+			require.ErrorIs(t, err, ErrInvalidConfig)
+			var ce *ConfigError
+			require.ErrorAs(t, err, &ce)
+			assert.Equal(t, tc.field, ce.Field)
+			assert.Contains(t, err.Error(), tc.field)
+			// The running config stays in force, flows included.
+			require.Len(t, h.b.Services(), 1)
+			assert.Equal(t, good.Key(), h.b.Services()[0].Key())
+			for sport, be := range flows {
+				require.Equal(t, be, h.where(sport))
+			}
+		})
+	}
+	require.ErrorIs(t, h.b.AddService(good), ErrExists)
+	require.ErrorIs(t, h.b.RemoveService(ServiceKey{VIP: vip6, Protocol: TCP, Port: 1}), ErrNotFound)
+	require.ErrorIs(t, h.b.DrainBackend(good.Key(), netip.MustParseAddr("192.0.2.99")), ErrNotFound)
+
+	_, err := New(&Config{MaxFlows: -1})
+	var ce *ConfigError
+	require.ErrorAs(t, err, &ce)
+	assert.Equal(t, "MaxFlows", ce.Field)
+}
+
+func TestBackendWithoutMACTakesNoFlows(t *testing.T) {
+	svc := web4(2)
+	svc.Backends[0].MAC = nil
+	h := newHarness(t, nil, svc)
+	for sport := uint16(100); sport < 200; sport++ {
+		in := tcp4(sport, frame.FlagSYN)
+		assert.Equal(t, 1, expectForward(t, in, h.send(in)))
+	}
+	require.NoError(t, h.b.SetBackendMAC(svc.Backends[0].Addr, backendMAC(0)))
+	got := map[int]bool{}
+	for sport := uint16(1000); sport < 1100; sport++ {
+		in := tcp4(sport, frame.FlagSYN)
+		got[expectForward(t, in, h.send(in))] = true
+	}
+	assert.True(t, got[0], "backend takes flows once its MAC is known")
+}
+
+func TestProcessAllocatesNothing(t *testing.T) {
+	h := newHarness(t, nil, web4(3))
+	h.open(10000, 1)
+	frames := make([]Frame, 4)
+	inputs := [][]byte{tcp4(500, frame.FlagACK), tcp4(60000, frame.FlagSYN), tcp6(1, frame.FlagSYN), ft.Build(ft.Ethernet{Dst: lbMAC, Src: clientMAC}, ft.IPv4{Src: client4, Dst: router4}, ft.UDP{SrcPort: 1, DstPort: 2})}
+	for i := range frames {
+		frames[i].Buf = make([]byte, MaxFrameSize)
+	}
+	out := make([]Frame, 0, len(frames))
+	allocs := testing.AllocsPerRun(1000, func() {
+		for i := range frames {
+			frames[i].N = copy(frames[i].Buf, inputs[i])
+		}
+		out = h.w.processBatch(frames, out[:0])
+	})
+	assert.Zero(t, allocs)
+}
+
+// BenchmarkProcess measures the per-frame decision (parse, flow-table hit,
+// rewrite, counters) with 10k live flows.
+func BenchmarkProcess(b *testing.B) {
+	h := newHarness(b, nil, web4(3))
+	const flows = 10000
+	for i := range flows {
+		in := tcp4(uint16(i+1), frame.FlagSYN)
+		h.send(in)
+	}
+	frames := make([]Frame, 64)
+	inputs := make([][]byte, len(frames))
+	for i := range frames {
+		frames[i].Buf = make([]byte, 2048)
+		inputs[i] = tcp4(uint16(1+(i*157)%flows), frame.FlagACK)
+	}
+	out := make([]Frame, 0, len(frames))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for n := 0; n < b.N; n += len(frames) {
+		for i := range frames {
+			frames[i].N = copy(frames[i].Buf, inputs[i])
+		}
+		out = h.w.processBatch(frames, out[:0])
+	}
+	b.StopTimer()
+	if len(out) != len(frames) {
+		b.Fatalf("forwarded %d of %d", len(out), len(frames))
+	}
+}

@@ -1,0 +1,163 @@
+package dsr
+
+import (
+	"fmt"
+	"net/netip"
+	"sync/atomic"
+
+	"github.com/dsrlb/dsrlb/internal/frame"
+)
+
+// DropReason says why the Balancer did not forward a frame. Every frame that
+// is not forwarded is counted under exactly one reason.
+type DropReason uint8
+
+const (
+	// DropMalformed: the frame failed to parse; Stats.Malformed breaks it
+	// down by parser error.
+	DropMalformed DropReason = iota
+	// DropOwnSource: the frame carries our own source MAC (our own
+	// transmission seen again).
+	DropOwnSource
+	// DropForeignMAC: an IP frame whose destination MAC is not ours; some
+	// other host on the segment owns it.
+	DropForeignMAC
+	// DropNotIP: neither IPv4, IPv6 nor ARP.
+	DropNotIP
+	// DropARP: an ARP frame with no ARP handler attached.
+	DropARP
+	// DropNotVIP: the destination address is not a VIP.
+	DropNotVIP
+	// DropNoService: a VIP, but no service for the protocol and port (ICMP
+	// echo to a VIP lands here too).
+	DropNoService
+	// DropFragment: an IP fragment dropped by the fragment policy, or one
+	// that the hash policy could not assign to a single service.
+	DropFragment
+	// DropICMPNoFlow: an ICMP error about a flow the flow table does not
+	// hold (or whose backend is gone).
+	DropICMPNoFlow
+	// DropNoBackend: the service has no backend that can take the flow.
+	DropNoBackend
+	// DropTransmit: the forwarder failed to transmit the frame.
+	DropTransmit
+	numDropReasons
+)
+
+var dropNames = [numDropReasons]string{
+	DropMalformed:  "malformed",
+	DropOwnSource:  "own_source",
+	DropForeignMAC: "foreign_dst_mac",
+	DropNotIP:      "not_ip",
+	DropARP:        "arp_unhandled",
+	DropNotVIP:     "not_vip",
+	DropNoService:  "no_service",
+	DropFragment:   "fragment",
+	DropICMPNoFlow: "icmp_no_flow",
+	DropNoBackend:  "no_backend",
+	DropTransmit:   "transmit",
+}
+
+// String returns the reason's metric label, e.g. "no_backend".
+func (r DropReason) String() string {
+	if r < numDropReasons {
+		return dropNames[r]
+	}
+	return fmt.Sprintf("DropReason(%d)", uint8(r))
+}
+
+// DropReasons lists every reason, for exporters that pre-declare labels.
+func DropReasons() []DropReason {
+	rs := make([]DropReason, numDropReasons)
+	for i := range rs {
+		rs[i] = DropReason(i)
+	}
+	return rs
+}
+
+// Stats is a point-in-time copy of the Balancer's counters. Counters are
+// monotonic from the moment the service or backend was added.
+type Stats struct {
+	// Received counts frames handed to the Balancer by its forwarders;
+	// Forwarded those it sent on. Received = Forwarded + sum(Drops).
+	Received, Forwarded uint64
+	// Drops counts frames not forwarded, by reason.
+	Drops map[DropReason]uint64
+	// Malformed breaks DropMalformed down by parser error (its label).
+	Malformed map[string]uint64
+	// Flows is the number of flows in the flow table; FlowCapacity its
+	// bound.
+	Flows, FlowCapacity int
+	// Stateless counts new flows forwarded without affinity state because
+	// the flow table was full of established flows.
+	Stateless uint64
+	// Services holds one entry per configured service, in configuration
+	// order.
+	Services []ServiceStats
+}
+
+// ServiceStats are one service's counters.
+type ServiceStats struct {
+	Key              ServiceKey
+	Packets, Bytes   uint64
+	Flows            uint64 // flows created
+	Rescheduled      uint64 // flows moved because their backend went down or away
+	Backends         []BackendStats
+}
+
+// BackendStats are one backend's counters within a service.
+type BackendStats struct {
+	Addr           netip.Addr
+	State          BackendState
+	Packets, Bytes uint64
+	Flows          uint64 // flows created on (or moved to) this backend
+	ActiveFlows    int64  // flows currently held in the flow table
+}
+
+// trafficSlot is one worker's packet and byte counters, padded to a cache
+// line so that two workers never write the same line.
+type trafficSlot struct {
+	packets, bytes atomic.Uint64
+	_              [48]byte
+}
+
+type traffic struct{ slots []trafficSlot }
+
+func newTraffic(workers int) traffic { return traffic{slots: make([]trafficSlot, workers)} }
+
+func (t *traffic) add(worker int, n int) {
+	s := &t.slots[worker]
+	s.packets.Add(1)
+	s.bytes.Add(uint64(n))
+}
+
+func (t *traffic) sum() (packets, bytes uint64) {
+	for i := range t.slots {
+		packets += t.slots[i].packets.Load()
+		bytes += t.slots[i].bytes.Load()
+	}
+	return
+}
+
+type serviceStats struct {
+	traffic     traffic
+	flows       atomic.Uint64
+	rescheduled atomic.Uint64
+}
+
+type backendStats struct {
+	traffic traffic
+	flows   atomic.Uint64
+	active  atomic.Int64
+}
+
+// workerCounters are the per-worker frame counters (drops by reason, parser
+// errors, totals). Each worker slot is written by one worker at a time.
+type workerCounters struct {
+	received  atomic.Uint64
+	forwarded atomic.Uint64
+	stateless atomic.Uint64
+	drops     [numDropReasons]atomic.Uint64
+	malformed [frame.NumErrors]atomic.Uint64
+	_         [64]byte
+}
