@@ -150,23 +150,32 @@ func (p *Port) ReadBatch(frames []dsr.Frame) (int, error) {
 		}
 		notify, dlChange, dl := p.notify, p.dlChange, p.deadline
 		p.mu.Unlock()
-		var timer <-chan time.Time
-		if !dl.IsZero() {
-			d := time.Until(dl)
-			if d <= 0 {
-				return 0, os.ErrDeadlineExceeded
-			}
-			t := time.NewTimer(d)
-			defer t.Stop()
-			timer = t.C
-		}
-		select {
-		case <-notify:
-		case <-dlChange:
-		case <-timer:
-			return 0, os.ErrDeadlineExceeded
+		if err := waitFor(notify, dlChange, dl); err != nil {
+			return 0, err
 		}
 	}
+}
+
+// waitFor blocks until notify or dlChange is closed or the deadline dl (if
+// set) passes.
+func waitFor(notify, dlChange <-chan struct{}, dl time.Time) error {
+	var timer <-chan time.Time
+	if !dl.IsZero() {
+		d := time.Until(dl)
+		if d <= 0 {
+			return os.ErrDeadlineExceeded
+		}
+		t := time.NewTimer(d)
+		defer t.Stop()
+		timer = t.C
+	}
+	select {
+	case <-notify:
+	case <-dlChange:
+	case <-timer:
+		return os.ErrDeadlineExceeded
+	}
+	return nil
 }
 
 // WriteBatch implements dsr.Forwarder.
@@ -211,6 +220,15 @@ func (p *Port) Recv(ctx context.Context) (Packet, error) {
 			return Packet{}, ctx.Err()
 		}
 	}
+}
+
+// Requeue puts a received frame back at the head of the port's queue.
+func (p *Port) Requeue(pk Packet) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.queue = append([]Packet{pk}, p.queue...)
+	close(p.notify)
+	p.notify = make(chan struct{})
 }
 
 // Pending returns and clears the frames queued on the port without waiting.
