@@ -104,11 +104,14 @@ func TestServeOverFabric(t *testing.T) {
 		}
 		if !progress {
 			// Wait for the next delivery to any server.
+			wctx, wcancel := context.WithCancel(rctx)
 			select {
 			case <-rctx.Done():
+				wcancel()
 				t.Fatalf("only %d of %d frames arrived", got, flows)
-			case <-waitAny(rctx, seg.servers):
+			case <-waitAny(wctx, seg.servers):
 			}
+			wcancel()
 		}
 	}
 	for i, n := range perServer {
@@ -125,10 +128,10 @@ func TestServeOverFabric(t *testing.T) {
 	assert.Equal(t, flows, st.Flows)
 }
 
-// waitAny returns a channel closed when any port has a frame queued.
+// waitAny returns a channel closed when any port has a frame queued. Its
+// goroutines end when ctx is cancelled.
 func waitAny(ctx context.Context, ports []*dsrtest.Port) <-chan struct{} {
 	ch := make(chan struct{})
-	ctx, cancel := context.WithCancel(ctx)
 	var once sync.Once
 	for _, p := range ports {
 		go func() {
@@ -136,7 +139,7 @@ func waitAny(ctx context.Context, ports []*dsrtest.Port) <-chan struct{} {
 			if err == nil {
 				// Put it back for the caller to count.
 				p.Requeue(pk)
-				once.Do(func() { close(ch); cancel() })
+				once.Do(func() { close(ch) })
 			}
 		}()
 	}

@@ -1,0 +1,333 @@
+package dsr
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptrace"
+	"net/netip"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/dsrlb/dsrlb/internal/flowtable"
+	"github.com/dsrlb/dsrlb/internal/frame"
+	"github.com/dsrlb/dsrlb/internal/netlab"
+	"github.com/dsrlb/dsrlb/scheduler"
+)
+
+// liveBalancer is a Balancer forwarding with real AF_PACKET sockets inside a
+// lab's balancer namespace.
+type liveBalancer struct {
+	*Balancer
+	lab  *netlab.Lab
+	fwds []*PacketForwarder
+}
+
+// startBalancer runs a Balancer with `workers` packet forwarders (one
+// fanout group) in the lab's balancer namespace until the test ends.
+func startBalancer(t *testing.T, lab *netlab.Lab, workers int, services ...Service) *liveBalancer {
+	t.Helper()
+	b, err := New(&Config{Workers: workers})
+	require.NoError(t, err)
+	for _, s := range services {
+		require.NoError(t, b.AddService(s))
+	}
+	lb := &liveBalancer{Balancer: b, lab: lab}
+	var vips []netip.Addr
+	for _, s := range services {
+		vips = append(vips, s.VIP)
+	}
+	require.NoError(t, lab.Balancer.Do(func() error {
+		problems, err := CheckHost(lab.Balancer.Link, vips)
+		if err != nil {
+			return err
+		}
+		if len(problems) > 0 {
+			return fmt.Errorf("host check: %v", problems)
+		}
+		for range workers {
+			f, err := ListenPacket(lab.Balancer.Link, &PacketConfig{Fanout: 7})
+			if err != nil {
+				return err
+			}
+			lb.fwds = append(lb.fwds, f)
+		}
+		return nil
+	}))
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	for _, f := range lb.fwds {
+		wg.Go(func() {
+			if err := b.Serve(ctx, f); err != nil {
+				t.Errorf("serve: %v", err)
+			}
+		})
+	}
+	wg.Go(func() { _ = b.Run(ctx) })
+	t.Cleanup(func() {
+		cancel()
+		wg.Wait()
+		for _, f := range lb.fwds {
+			_ = f.Close()
+		}
+		if t.Failed() {
+			t.Logf("balancer stats: %+v", b.Stats())
+		}
+	})
+	// The client reaches the VIP through the balancer: until the balancer
+	// answers ARP itself, a static neighbour entry stands in for it.
+	for _, c := range lab.Clients {
+		for _, v := range vips {
+			require.NoError(t, c.SetNeighbor(v, lab.Balancer.MAC))
+		}
+	}
+	return lb
+}
+
+func labService(lab *netlab.Lab, vip netip.Addr, port uint16, servers ...int) Service {
+	s := Service{VIP: vip, Protocol: TCP, Port: port}
+	for _, i := range servers {
+		s.Backends = append(s.Backends, labBackend(lab, i, vip.Is6()))
+	}
+	return s
+}
+
+func labBackend(lab *netlab.Lab, i int, v6 bool) Backend {
+	h := lab.Servers[i]
+	addr := h.IP
+	if v6 {
+		addr = h.IP6
+	}
+	return Backend{Addr: addr, MAC: h.MAC}
+}
+
+func serverIndex(lab *netlab.Lab, name string) int {
+	for i, h := range lab.Servers {
+		if h.Name == name {
+			return i
+		}
+	}
+	return -1
+}
+
+// expectedBackend asks the running configuration which backend the flow's
+// scheduler picks, independently of the forwarding path.
+func (lb *liveBalancer) expectedBackend(t *testing.T, src, dst netip.AddrPort) netip.Addr {
+	s := lb.snap.Load()
+	svc := s.service(dst.Addr(), frame.ProtoTCP, dst.Port())
+	require.NotNil(t, svc)
+	k := flowtable.MakeKey(src.Addr(), dst.Addr(), src.Port(), dst.Port(), frame.ProtoTCP)
+	idx, ok := svc.sched.Pick(&scheduler.Flow{Src: src.Addr(), Dst: dst.Addr(), SrcPort: src.Port(), DstPort: dst.Port(), Proto: frame.ProtoTCP, Hash: k.Hash(lb.cfg.Seed)})
+	require.True(t, ok)
+	for _, sv := range lb.Services() {
+		if sv.Key() == svc.key {
+			return sv.Backends[idx].Addr
+		}
+	}
+	t.Fatalf("service %s not configured", svc.key)
+	return netip.Addr{}
+}
+
+func TestIntegrationForwardHTTP(t *testing.T) {
+	lab := netlab.NewT(t, &netlab.Config{Servers: 3, IPv6: true})
+	v4 := labService(lab, lab.VIPs[0], 80, 0, 1, 2)
+	v6 := labService(lab, lab.VIPs[1], 80, 0, 1, 2)
+	lb := startBalancer(t, lab, 2, v4, v6)
+	client := lab.Clients[0]
+
+	for _, vip := range lab.VIPs {
+		t.Run(vip.String(), func(t *testing.T) {
+			tr := &http.Transport{DialContext: client.DialContext, DisableKeepAlives: true}
+			defer tr.CloseIdleConnections()
+			hc := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+			url := "http://" + netip.AddrPortFrom(vip, 80).String() + "/"
+			per := map[string]int{}
+			const requests = 150
+			for range requests {
+				var local netip.AddrPort
+				ctx := httptrace.WithClientTrace(context.Background(), &httptrace.ClientTrace{
+					GotConn: func(ci httptrace.GotConnInfo) {
+						local = ci.Conn.LocalAddr().(*net.TCPAddr).AddrPort()
+					},
+				})
+				req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+				require.NoError(t, err)
+				resp, err := hc.Do(req)
+				require.NoError(t, err)
+				body, err := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				require.NoError(t, err)
+				require.Equal(t, http.StatusOK, resp.StatusCode)
+				name := string(body)
+				require.Equal(t, name, resp.Header.Get("X-Backend"))
+				per[name]++
+				// The server that answered is the one the scheduler picks.
+				want := lb.expectedBackend(t, netip.AddrPortFrom(local.Addr().Unmap(), local.Port()), netip.AddrPortFrom(vip, 80))
+				i := serverIndex(lab, name)
+				require.GreaterOrEqual(t, i, 0)
+				got := lab.Servers[i].IP
+				if vip.Is6() {
+					got = lab.Servers[i].IP6
+				}
+				require.Equal(t, want, got, "request from %s", local)
+			}
+			require.Len(t, per, 3, "all three servers served: %v", per)
+			for name, n := range per {
+				assert.Greater(t, n, requests/10, "server %s got %d of %d", name, n, requests)
+			}
+		})
+	}
+	st := lb.Stats()
+	assert.Zero(t, st.Drops[DropMalformed])
+	assert.Zero(t, st.Drops[DropOwnSource], "own transmissions must not come back")
+}
+
+func TestIntegrationBulkTransfersBypassBalancer(t *testing.T) {
+	lab := netlab.NewT(t, &netlab.Config{Servers: 3})
+	lb := startBalancer(t, lab, 1, labService(lab, lab.VIPs[0], 80, 0, 1, 2))
+	client := lab.Clients[0]
+	hc := client.HTTPClient()
+	defer hc.CloseIdleConnections()
+	base := "http://" + lab.VIPs[0].String()
+	const size = 20 << 20
+
+	before, err := lab.Balancer.LinkStats()
+	require.NoError(t, err)
+	resp, err := hc.Get(fmt.Sprintf("%s/bytes?n=%d", base, size))
+	require.NoError(t, err)
+	n, bad := readPattern(t, resp.Body, 0)
+	resp.Body.Close()
+	require.Equal(t, int64(size), n)
+	require.Equal(t, -1, bad, "downloaded bytes differ from the pattern at %d", bad)
+	after, err := lab.Balancer.LinkStats()
+	require.NoError(t, err)
+	seen := after.Sub(before)
+	carried := seen.RxBytes + seen.TxBytes
+	t.Logf("download of %d bytes: the balancer's interface carried %d bytes (%.3f%%)", size, carried, 100*float64(carried)/size)
+	assert.Less(t, float64(carried), 0.02*size, "response bytes must bypass the balancer")
+
+	// Upload: every byte passes the balancer, and arrives intact.
+	payload := make([]byte, size)
+	netlab.FillPattern(payload, 0)
+	sum := sha256.Sum256(payload)
+	resp, err = hc.Post(base+"/upload", "application/octet-stream", bytes.NewReader(payload))
+	require.NoError(t, err)
+	var up netlab.UploadResult
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&up))
+	resp.Body.Close()
+	assert.Equal(t, int64(size), up.N)
+	assert.Equal(t, hex.EncodeToString(sum[:]), up.SHA256)
+
+	st := lb.Stats()
+	assert.Zero(t, st.Drops[DropMalformed])
+	assert.Zero(t, st.Drops[DropTransmit])
+	t.Logf("forwarded %d frames; packet stats %+v", st.Forwarded, lb.fwds[0].Stats())
+}
+
+// readPattern drains r, which continues the servers' pattern at offset off,
+// and returns the offset it ended at and the offset of the first byte that
+// differs from the pattern (-1 if none).
+func readPattern(t *testing.T, r io.Reader, off int64) (int64, int) {
+	buf := make([]byte, 256<<10)
+	bad := -1
+	for {
+		n, err := r.Read(buf)
+		if n > 0 && bad < 0 {
+			if i := netlab.CheckPattern(buf[:n], off); i >= 0 {
+				bad = int(off) + i
+			}
+		}
+		off += int64(n)
+		if err == io.EOF {
+			return off, bad
+		}
+		require.NoError(t, err)
+	}
+}
+
+// TestIntegrationBackendChangesDuringDownload changes the backend set while
+// a download is half read: the client holds the rest in the server's socket
+// buffers and its own receive window, so the flow is live across the change.
+func TestIntegrationBackendChangesDuringDownload(t *testing.T) {
+	lab := netlab.NewT(t, &netlab.Config{Servers: 4})
+	svc := labService(lab, lab.VIPs[0], 80, 0, 1, 2)
+	lb := startBalancer(t, lab, 1, svc)
+	client := lab.Clients[0]
+	hc := client.HTTPClient()
+	defer hc.CloseIdleConnections()
+	const size = 20 << 20
+
+	resp, err := hc.Get(fmt.Sprintf("http://%s/bytes?n=%d", lab.VIPs[0], size))
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	serving := serverIndex(lab, resp.Header.Get("X-Backend"))
+	require.GreaterOrEqual(t, serving, 0)
+
+	// Read the first megabyte, then change the backend set under the
+	// running download: add server 3 and remove a server that is not
+	// serving it.
+	buf := make([]byte, 1<<20)
+	_, err = io.ReadFull(resp.Body, buf)
+	require.NoError(t, err)
+	require.Equal(t, -1, netlab.CheckPattern(buf, 0))
+	require.NoError(t, lb.AddBackend(svc.Key(), labBackend(lab, 3, false)))
+	other := (serving + 1) % 3
+	require.NoError(t, lb.RemoveBackend(svc.Key(), lab.Servers[other].IP))
+
+	rest, bad := readPattern(t, resp.Body, 1<<20)
+	assert.Equal(t, int64(size), rest)
+	assert.Equal(t, -1, bad)
+	assert.Zero(t, lb.Stats().Services[0].Rescheduled, "the download's flow never moved")
+
+	// New requests are spread over the new set, and never reach the
+	// removed server.
+	tr := &http.Transport{DialContext: client.DialContext, DisableKeepAlives: true}
+	defer tr.CloseIdleConnections()
+	hc2 := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	seen := map[string]bool{}
+	for range 60 {
+		r, err := hc2.Get(fmt.Sprintf("http://%s/", lab.VIPs[0]))
+		require.NoError(t, err)
+		body, _ := io.ReadAll(r.Body)
+		r.Body.Close()
+		seen[strings.TrimSpace(string(body))] = true
+	}
+	assert.False(t, seen[lab.Servers[other].Name], "removed backend got new flows")
+	assert.True(t, seen[lab.Servers[3].Name], "added backend got no flows: %v", seen)
+}
+
+func TestIntegrationUDP(t *testing.T) {
+	lab := netlab.NewT(t, &netlab.Config{Servers: 3})
+	svc := labService(lab, lab.VIPs[0], lab.Cfg.UDPPort, 0, 1, 2)
+	svc.Protocol = UDP
+	startBalancer(t, lab, 1, svc)
+	seen := map[string]bool{}
+	for i := range 60 {
+		c, err := lab.Clients[0].DialContext(context.Background(), "udp", netip.AddrPortFrom(lab.VIPs[0], lab.Cfg.UDPPort).String())
+		require.NoError(t, err)
+		require.NoError(t, c.SetDeadline(time.Now().Add(5*time.Second)))
+		msg := fmt.Sprintf("ping-%d", i)
+		_, err = c.Write([]byte(msg))
+		require.NoError(t, err)
+		buf := make([]byte, 512)
+		n, err := c.Read(buf)
+		require.NoError(t, err)
+		name, payload, ok := strings.Cut(string(buf[:n]), ":")
+		require.True(t, ok)
+		require.Equal(t, msg, payload)
+		seen[name] = true
+		c.Close()
+	}
+	assert.Len(t, seen, 3, "datagrams of different flows spread over all servers: %v", seen)
+}
