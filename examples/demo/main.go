@@ -1,0 +1,307 @@
+// Command demo shows L2 Direct Server Return at work on this machine, in
+// throw-away network namespaces: a client, a balancer running dsrlb and three
+// web servers on one virtual Ethernet segment.
+//
+// It drives real HTTP traffic through the VIP and shows, live, how requests
+// and bytes spread over the servers and how few of those bytes the balancer
+// carried (the responses go from the servers straight to the client). Then it
+// stops one server, shows the balancer fail over to the others, and brings
+// the server back. Everything it built is removed on exit, also on Ctrl-C.
+//
+// It needs Linux and root (CAP_NET_ADMIN and CAP_NET_RAW):
+//
+//	sudo go run ./examples/demo
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"os/signal"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/dsrlb/dsrlb/dsr"
+	"github.com/dsrlb/dsrlb/internal/netlab"
+)
+
+func main() {
+	netlab.RunChildIfRequested()
+
+	phase := flag.Duration("phase", 3*time.Second, "how long each phase of the demo runs")
+	clients := flag.Int("clients", 8, "concurrent HTTP clients")
+	size := flag.Int("size", 256<<10, "bytes per response")
+	flag.Parse()
+
+	if ok, why := netlab.Privileged(); !ok {
+		fmt.Fprintf(os.Stderr, "demo: %s\n", why)
+		fmt.Fprintln(os.Stderr, "demo: it builds network namespaces and opens a packet socket, so it needs Linux and root")
+		fmt.Fprintln(os.Stderr, "demo: (CAP_NET_ADMIN and CAP_NET_RAW); run it as: sudo go run ./examples/demo")
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, *phase, *clients, *size); err != nil {
+		if errors.Is(err, context.Canceled) {
+			fmt.Println("\ninterrupted; everything the demo built has been removed")
+			os.Exit(130)
+		}
+		fmt.Fprintln(os.Stderr, "demo:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, phase time.Duration, clients, size int) error {
+	say("building the lab: a client, a balancer and 3 servers on one bridge, each in its own network namespace")
+	lab, err := netlab.New(ctx, &netlab.Config{Servers: 3})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := lab.Close(); err != nil {
+			fmt.Fprintln(os.Stderr, "demo: cleanup:", err)
+		}
+	}()
+	vip := lab.VIPs[0]
+	say("VIP %s; servers hold it on lo with arp_ignore=1, arp_announce=2", vip)
+
+	b, err := dsr.New(&dsr.Config{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		return err
+	}
+	svc := dsr.Service{VIP: vip, Protocol: dsr.TCP, Port: 80, Scheduler: "mh"}
+	for _, s := range lab.Servers {
+		svc.Backends = append(svc.Backends, dsr.Backend{Addr: s.IP, MAC: s.MAC})
+	}
+	if err := b.AddService(svc); err != nil {
+		return err
+	}
+	var fwd *dsr.PacketForwarder
+	err = lab.Balancer.Do(func() error {
+		problems, err := dsr.CheckHost(lab.Balancer.Link, []netip.Addr{vip})
+		if err != nil {
+			return err
+		}
+		for _, p := range problems {
+			say("host check: %s", p)
+		}
+		fwd, err = dsr.ListenPacket(lab.Balancer.Link, nil)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	defer fwd.Close()
+
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	wg.Go(func() { _ = b.Serve(runCtx, fwd) })
+	wg.Go(func() { _ = b.Run(runCtx) })
+	wg.Go(func() { healthLoop(runCtx, lab, b, svc.Key()) })
+	for _, c := range lab.Clients {
+		if err := c.SetNeighbor(vip, lab.Balancer.MAC); err != nil {
+			return err
+		}
+	}
+	say("balancer %s forwarding %s/tcp:80 to %d servers (scheduler mh)", lab.Balancer.MAC, vip, len(lab.Servers))
+
+	tr := &traffic{per: map[string]*counter{}}
+	trafficCtx, stopTraffic := context.WithCancel(runCtx)
+	defer stopTraffic()
+	var twg sync.WaitGroup
+	for range clients {
+		twg.Go(func() { tr.client(trafficCtx, lab.Clients[0], fmt.Sprintf("http://%s/bytes?n=%d", vip, size)) })
+	}
+
+	base, err := lab.Balancer.LinkStats()
+	if err != nil {
+		return err
+	}
+	show := func(title string, d time.Duration) error {
+		say("%s", title)
+		deadline := time.Now().Add(d)
+		tick := time.NewTicker(500 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-tick.C:
+			}
+			st, err := lab.Balancer.LinkStats()
+			if err != nil {
+				return err
+			}
+			tr.print(lab, st.Sub(base))
+			if time.Now().After(deadline) {
+				return nil
+			}
+		}
+	}
+	if err := show("phase 1: balancing", phase); err != nil {
+		return err
+	}
+	say("phase 2: stopping server %s (its web server process is killed)", lab.Servers[1].Name)
+	if err := lab.StopServer(1); err != nil {
+		return err
+	}
+	tr.reset()
+	if err := show("  the health check marks it down; new connections go to the others", phase); err != nil {
+		return err
+	}
+	say("phase 3: starting server %s again", lab.Servers[1].Name)
+	if err := lab.StartServer(1); err != nil {
+		return err
+	}
+	tr.reset()
+	if err := show("  the health check brings it back", phase); err != nil {
+		return err
+	}
+	stopTraffic()
+	twg.Wait()
+	st := b.Stats()
+	fmt.Println()
+	say("done: the balancer forwarded %d frames, %d flows; drops: %s", st.Forwarded, st.Services[0].Flows, drops(st))
+	return nil
+}
+
+func say(format string, args ...any) {
+	fmt.Printf("[%s] %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
+}
+
+func drops(st dsr.Stats) string {
+	var parts []string
+	for _, r := range dsr.DropReasons() {
+		if n := st.Drops[r]; n > 0 {
+			parts = append(parts, fmt.Sprintf("%s=%d", r, n))
+		}
+	}
+	if len(parts) == 0 {
+		return "none"
+	}
+	return strings.Join(parts, " ")
+}
+
+type counter struct{ requests, bytes atomic.Int64 }
+
+type traffic struct {
+	mu        sync.Mutex
+	per       map[string]*counter
+	failed    atomic.Int64
+	delivered atomic.Int64 // never reset
+}
+
+func (t *traffic) get(name string) *counter {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	c := t.per[name]
+	if c == nil {
+		c = &counter{}
+		t.per[name] = c
+	}
+	return c
+}
+
+func (t *traffic) reset() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.per = map[string]*counter{}
+	t.failed.Store(0)
+}
+
+// client fetches url over a new connection each time (a new flow, so a new
+// scheduling decision) until ctx is done.
+func (t *traffic) client(ctx context.Context, h *netlab.Host, url string) {
+	tr := &http.Transport{DialContext: h.DialContext, DisableKeepAlives: true}
+	defer tr.CloseIdleConnections()
+	hc := &http.Client{Transport: tr, Timeout: 5 * time.Second}
+	for ctx.Err() == nil {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		resp, err := hc.Do(req)
+		if err != nil {
+			if ctx.Err() == nil {
+				t.failed.Add(1)
+				time.Sleep(50 * time.Millisecond) // back off like a real client
+			}
+			continue
+		}
+		n, err := io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			t.failed.Add(1)
+			continue
+		}
+		c := t.get(resp.Header.Get("X-Backend"))
+		c.requests.Add(1)
+		c.bytes.Add(n)
+		t.delivered.Add(n)
+	}
+}
+
+func (t *traffic) print(lab *netlab.Lab, lb netlab.LinkStats) {
+	var line strings.Builder
+	for _, s := range lab.Servers {
+		c := t.get(s.Name)
+		fmt.Fprintf(&line, " %s %4d req %6.1f MB |", s.Name, c.requests.Load(), float64(c.bytes.Load())/1e6)
+	}
+	delivered := t.delivered.Load()
+	carried := lb.RxBytes + lb.TxBytes
+	pct := 0.0
+	if delivered > 0 {
+		pct = 100 * float64(carried) / float64(delivered)
+	}
+	fmt.Printf("%s failed %3d | delivered %7.1f MB, balancer carried %5.2f MB (%.2f%%)\n",
+		line.String(), t.failed.Load(), float64(delivered)/1e6, float64(carried)/1e6, pct)
+}
+
+// healthLoop marks a backend down after two failed TCP connects to its own
+// address and up again after two good ones.
+func healthLoop(ctx context.Context, lab *netlab.Lab, b *dsr.Balancer, key dsr.ServiceKey) {
+	const rise, fall = 2, 2
+	ok := make([]int, len(lab.Servers))
+	bad := make([]int, len(lab.Servers))
+	down := make([]bool, len(lab.Servers))
+	tick := time.NewTicker(200 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		for i, s := range lab.Servers {
+			cctx, cancel := context.WithTimeout(ctx, 150*time.Millisecond)
+			c, err := lab.Balancer.DialContext(cctx, "tcp", net.JoinHostPort(s.IP.String(), "80"))
+			cancel()
+			if err == nil {
+				c.Close()
+				ok[i], bad[i] = ok[i]+1, 0
+			} else {
+				ok[i], bad[i] = 0, bad[i]+1
+			}
+			switch {
+			case !down[i] && bad[i] >= fall:
+				down[i] = true
+				_ = b.SetBackendState(key, s.IP, dsr.BackendDown)
+				say("health: %s is down (%v)", s.Name, err)
+			case down[i] && ok[i] >= rise:
+				down[i] = false
+				_ = b.SetBackendState(key, s.IP, dsr.BackendActive)
+				say("health: %s is up", s.Name)
+			}
+		}
+	}
+}
