@@ -12,4 +12,6 @@ import (
 	_ "golang.org/x/net/bpf"
 	_ "golang.org/x/sys/unix"
 	_ "github.com/cilium/ebpf"
+	_ "github.com/prometheus/client_golang/prometheus"
+	_ "go.yaml.in/yaml/v3"
 )

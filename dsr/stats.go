@@ -98,11 +98,11 @@ type Stats struct {
 
 // ServiceStats are one service's counters.
 type ServiceStats struct {
-	Key              ServiceKey
-	Packets, Bytes   uint64
-	Flows            uint64 // flows created
-	Rescheduled      uint64 // flows moved because their backend went down or away
-	Backends         []BackendStats
+	Key            ServiceKey
+	Packets, Bytes uint64
+	Flows          uint64 // flows created
+	Rescheduled    uint64 // flows moved because their backend went down or away
+	Backends       []BackendStats
 }
 
 // BackendStats are one backend's counters within a service.
