@@ -31,14 +31,14 @@ type beState struct {
 // AddService adds a service. It fails with ErrExists if a service with the
 // same key, or one claiming the same packets, exists.
 func (b *Balancer) AddService(s Service) error {
-	return b.change(func(list []Service) ([]Service, string, error) {
+	return b.change(func(list []Service) ([]Service, error) {
 		k := s.Key()
 		for _, o := range list {
 			if overlaps(o.Key(), k) {
-				return nil, "", fmt.Errorf("%w: service %s overlaps %s", ErrExists, k, o.Key())
+				return nil, fmt.Errorf("%w: service %s overlaps %s", ErrExists, k, o.Key())
 			}
 		}
-		return append(list, s), "service", nil
+		return append(list, s), nil
 	})
 }
 
@@ -46,33 +46,33 @@ func (b *Balancer) AddService(s Service) error {
 // backends. Established flows stay on their backends unless a backend was
 // removed or is down.
 func (b *Balancer) UpdateService(s Service) error {
-	return b.change(func(list []Service) ([]Service, string, error) {
+	return b.change(func(list []Service) ([]Service, error) {
 		i := indexOf(list, s.Key())
 		if i < 0 {
-			return nil, "", fmt.Errorf("%w: service %s", ErrNotFound, s.Key())
+			return nil, fmt.Errorf("%w: service %s", ErrNotFound, s.Key())
 		}
 		list[i] = s
-		return list, "service", nil
+		return list, nil
 	})
 }
 
 // RemoveService removes a service. Its flows are dropped from then on (and
 // expire from the flow table).
 func (b *Balancer) RemoveService(key ServiceKey) error {
-	return b.change(func(list []Service) ([]Service, string, error) {
+	return b.change(func(list []Service) ([]Service, error) {
 		i := indexOf(list, key)
 		if i < 0 {
-			return nil, "", fmt.Errorf("%w: service %s", ErrNotFound, key)
+			return nil, fmt.Errorf("%w: service %s", ErrNotFound, key)
 		}
-		return slices.Delete(list, i, i+1), "", nil
+		return slices.Delete(list, i, i+1), nil
 	})
 }
 
 // SetServices replaces the whole configuration. Services whose key is
 // unchanged keep their flows, statistics and backend identities.
 func (b *Balancer) SetServices(services []Service) error {
-	return b.change(func([]Service) ([]Service, string, error) {
-		return slices.Clone(services), "services", nil
+	return b.change(func([]Service) ([]Service, error) {
+		return slices.Clone(services), nil
 	})
 }
 
@@ -126,7 +126,7 @@ func (b *Balancer) SetBackendState(key ServiceKey, addr netip.Addr, st BackendSt
 // feeds the Balancer; a backend without a MAC takes no flows.
 func (b *Balancer) SetBackendMAC(addr netip.Addr, mac net.HardwareAddr) error {
 	addr = addr.Unmap()
-	return b.change(func(list []Service) ([]Service, string, error) {
+	return b.change(func(list []Service) ([]Service, error) {
 		found := false
 		for i := range list {
 			for j := range list[i].Backends {
@@ -137,22 +137,22 @@ func (b *Balancer) SetBackendMAC(addr netip.Addr, mac net.HardwareAddr) error {
 			}
 		}
 		if !found {
-			return nil, "", fmt.Errorf("%w: backend %s", ErrNotFound, addr)
+			return nil, fmt.Errorf("%w: backend %s", ErrNotFound, addr)
 		}
-		return list, "services", nil
+		return list, nil
 	})
 }
 
 func (b *Balancer) editService(key ServiceKey, edit func(*Service) error) error {
-	return b.change(func(list []Service) ([]Service, string, error) {
+	return b.change(func(list []Service) ([]Service, error) {
 		i := indexOf(list, key)
 		if i < 0 {
-			return nil, "", fmt.Errorf("%w: service %s", ErrNotFound, key)
+			return nil, fmt.Errorf("%w: service %s", ErrNotFound, key)
 		}
 		if err := edit(&list[i]); err != nil {
-			return nil, "", err
+			return nil, err
 		}
-		return list, "service", nil
+		return list, nil
 	})
 }
 
@@ -178,23 +178,14 @@ func indexOf(list []Service, key ServiceKey) int {
 	return -1
 }
 
-// change applies one configuration edit: the edit receives a deep copy of the
-// current services and returns the new list (and the field prefix used in
-// errors). The result is validated whole; only then is the new snapshot
-// built and swapped in. On any error nothing changes.
-func (b *Balancer) change(edit func([]Service) ([]Service, string, error)) error {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	cur := make([]Service, 0, len(b.order))
-	for _, k := range b.order {
-		cur = append(cur, cloneService(b.services[k].svc))
-	}
-	next, _, err := edit(cur)
-	if err != nil {
-		return err
-	}
-	for i := range next {
-		next[i] = cloneService(next[i])
+// ValidateServices checks a whole configuration the way SetServices would,
+// without applying it: daemons use it to check a configuration file before
+// (or instead of) loading it. Errors are *ConfigError values naming the field
+// as "services[i]...".
+func ValidateServices(services []Service) error {
+	next := make([]Service, len(services))
+	for i := range services {
+		next[i] = cloneService(services[i])
 		if err := validateService(fmt.Sprintf("services[%d]", i), &next[i]); err != nil {
 			return err
 		}
@@ -205,6 +196,29 @@ func (b *Balancer) change(edit func([]Service) ([]Service, string, error)) error
 				return fieldErr(fmt.Sprintf("services[%d]", i), "%w: %s overlaps services[%d] %s", ErrExists, next[i].Key(), j, next[j].Key())
 			}
 		}
+	}
+	return nil
+}
+
+// change applies one configuration edit: the edit receives a deep copy of the
+// current services and returns the new list. The result is validated whole; only then is the new snapshot
+// built and swapped in. On any error nothing changes.
+func (b *Balancer) change(edit func([]Service) ([]Service, error)) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	cur := make([]Service, 0, len(b.order))
+	for _, k := range b.order {
+		cur = append(cur, cloneService(b.services[k].svc))
+	}
+	next, err := edit(cur)
+	if err != nil {
+		return err
+	}
+	if err := ValidateServices(next); err != nil {
+		return err
+	}
+	for i := range next {
+		next[i] = cloneService(next[i])
 	}
 	return b.commit(next)
 }
