@@ -21,7 +21,10 @@ type PacketConfig struct {
 	Fanout uint16
 	// ReceiveBuffer is the socket receive buffer in bytes. A larger buffer
 	// absorbs longer bursts before the kernel drops (see
-	// PacketStats.KernelDrops). Zero keeps the system default.
+	// PacketStats.KernelDrops). Zero means DefaultReceiveBuffer: the
+	// system default (about 200 KiB) holds only three GSO super-frames,
+	// so a single fast upload overflows it. Negative keeps the system
+	// default.
 	ReceiveBuffer int
 	// VIPs selects the traffic the kernel passes to the forwarder: ARP,
 	// IPv6 neighbour solicitations and packets to these addresses. Empty
@@ -30,6 +33,21 @@ type PacketConfig struct {
 	VIPs []netip.Addr
 	// BatchSize is the most frames moved per system call. Zero means 64.
 	BatchSize int
+}
+
+// DefaultReceiveBuffer is the receive buffer a PacketForwarder asks for when
+// PacketConfig.ReceiveBuffer is zero. With CAP_NET_ADMIN it is granted past
+// net.core.rmem_max; without, the kernel caps it there.
+const DefaultReceiveBuffer = 8 << 20
+
+func receiveBuffer(n int) int {
+	switch {
+	case n == 0:
+		return DefaultReceiveBuffer
+	case n < 0:
+		return 0
+	}
+	return n
 }
 
 // PacketStats are a PacketForwarder's counters since it was opened.
@@ -92,7 +110,7 @@ func ListenPacket(ifname string, cfg *PacketConfig) (*PacketForwarder, error) {
 	conn, err := afpacket.Listen(ifi, &afpacket.Config{
 		Filter:        filter,
 		FanoutGroup:   cfg.Fanout,
-		ReceiveBuffer: cfg.ReceiveBuffer,
+		ReceiveBuffer: receiveBuffer(cfg.ReceiveBuffer),
 		BatchSize:     batch,
 	})
 	if err != nil {
