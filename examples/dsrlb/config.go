@@ -1,0 +1,271 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/dsrlb/dsrlb/dsr"
+)
+
+// Config is the daemon's configuration file.
+type Config struct {
+	// Interface is the balancer's interface on the segment. Required.
+	Interface string `yaml:"interface"`
+	// Listen is the address of the metrics endpoint and status page.
+	// Empty means 127.0.0.1:9180; "off" disables it.
+	Listen string `yaml:"listen"`
+	// Workers is the number of forwarding queues (one packet socket each,
+	// one fanout group). Zero means the number of CPUs.
+	Workers int `yaml:"workers"`
+	// Fragments is "drop" (default) or "hash".
+	Fragments string `yaml:"fragments"`
+	// Seed perturbs flow hashing; balancers that must agree use the same.
+	Seed uint64 `yaml:"seed"`
+	// DrainTimeout bounds the drain on SIGTERM. Zero means 30s.
+	DrainTimeout Duration `yaml:"drain_timeout"`
+	// FlowTable sizes the flow table and its idle timeouts.
+	FlowTable FlowTableConfig `yaml:"flow_table"`
+	// Services are the balanced services.
+	Services []ServiceConfig `yaml:"services"`
+}
+
+// FlowTableConfig mirrors the flow-table fields of dsr.Config; zero values
+// take dsr's defaults.
+type FlowTableConfig struct {
+	MaxFlows          int      `yaml:"max_flows"`
+	TCPTimeout        Duration `yaml:"tcp_timeout"`
+	TCPClosingTimeout Duration `yaml:"tcp_closing_timeout"`
+	EmbryonicTimeout  Duration `yaml:"embryonic_timeout"`
+	UDPTimeout        Duration `yaml:"udp_timeout"`
+}
+
+// ServiceConfig is one service.
+type ServiceConfig struct {
+	// Name labels the service in logs, metrics and the status page.
+	// Empty means the service key (vip:port/protocol).
+	Name      string          `yaml:"name"`
+	VIP       string          `yaml:"vip"`
+	Protocol  string          `yaml:"protocol"` // tcp, udp, tcp+udp
+	Port      uint16          `yaml:"port"`     // 0: all ports
+	Scheduler string          `yaml:"scheduler"`
+	Backends  []BackendConfig `yaml:"backends"`
+}
+
+// BackendConfig is one real server.
+type BackendConfig struct {
+	Addr   string `yaml:"addr"`
+	MAC    string `yaml:"mac"`
+	Weight uint32 `yaml:"weight"`
+	State  string `yaml:"state"` // active (default), draining, down
+}
+
+// Duration is a time.Duration written as "1m30s" in YAML.
+type Duration time.Duration
+
+// UnmarshalYAML parses a Go duration string.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	v, err := time.ParseDuration(n.Value)
+	if err != nil {
+		return fmt.Errorf("line %d: %q is not a duration (like 10s or 1m30s)", n.Line, n.Value)
+	}
+	if v < 0 {
+		return fmt.Errorf("line %d: negative duration %s", n.Line, n.Value)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// Loaded is a parsed and validated configuration, ready for the Balancer.
+type Loaded struct {
+	File     *Config
+	Balancer dsr.Config
+	Services []dsr.Service
+	Names    map[dsr.ServiceKey]string
+}
+
+// LoadConfig reads, parses and validates the file at path. Every error
+// names the file, the line and the field.
+func LoadConfig(path string) (*Loaded, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return ParseConfig(path, data)
+}
+
+// ParseConfig parses and validates a configuration; name is used in errors.
+func ParseConfig(name string, data []byte) (*Loaded, error) {
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	var cfg Config
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&cfg); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, fmt.Errorf("%s: empty configuration", name)
+		}
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	fail := func(field string, format string, args ...any) error {
+		return fmt.Errorf("%s:%d: %s: %s", name, lineOf(&root, field), field, fmt.Sprintf(format, args...))
+	}
+	out := &Loaded{File: &cfg, Names: map[dsr.ServiceKey]string{}}
+	if cfg.Interface == "" {
+		return nil, fail("interface", "required")
+	}
+	if cfg.Workers < 0 || cfg.Workers > 256 {
+		return nil, fail("workers", "%d out of range 0..256", cfg.Workers)
+	}
+	switch cfg.Listen {
+	case "", "off":
+	default:
+		if _, _, err := net.SplitHostPort(cfg.Listen); err != nil {
+			return nil, fail("listen", "%v", err)
+		}
+	}
+	bc := dsr.Config{
+		MaxFlows:          cfg.FlowTable.MaxFlows,
+		TCPTimeout:        time.Duration(cfg.FlowTable.TCPTimeout),
+		TCPClosingTimeout: time.Duration(cfg.FlowTable.TCPClosingTimeout),
+		EmbryonicTimeout:  time.Duration(cfg.FlowTable.EmbryonicTimeout),
+		UDPTimeout:        time.Duration(cfg.FlowTable.UDPTimeout),
+		Seed:              cfg.Seed,
+		Workers:           cfg.Workers,
+	}
+	switch cfg.Fragments {
+	case "", "drop":
+		bc.Fragments = dsr.FragmentsDrop
+	case "hash":
+		bc.Fragments = dsr.FragmentsHash
+	default:
+		return nil, fail("fragments", "%q: want drop or hash", cfg.Fragments)
+	}
+	if cfg.FlowTable.MaxFlows < 0 || cfg.FlowTable.MaxFlows > 1<<26 {
+		return nil, fail("flow_table.max_flows", "%d out of range 0..%d", cfg.FlowTable.MaxFlows, 1<<26)
+	}
+	out.Balancer = bc
+
+	for i, sc := range cfg.Services {
+		f := fmt.Sprintf("services[%d]", i)
+		svc := dsr.Service{Port: sc.Port, Scheduler: sc.Scheduler}
+		vip, err := netip.ParseAddr(sc.VIP)
+		if err != nil {
+			return nil, fail(f+".vip", "%q is not an IP address", sc.VIP)
+		}
+		svc.VIP = vip.Unmap()
+		switch strings.ToLower(sc.Protocol) {
+		case "tcp":
+			svc.Protocol = dsr.TCP
+		case "udp":
+			svc.Protocol = dsr.UDP
+		case "tcp+udp", "both":
+			svc.Protocol = dsr.TCPAndUDP
+		default:
+			return nil, fail(f+".protocol", "%q: want tcp, udp or tcp+udp", sc.Protocol)
+		}
+		for j, bcfg := range sc.Backends {
+			bf := fmt.Sprintf("%s.backends[%d]", f, j)
+			addr, err := netip.ParseAddr(bcfg.Addr)
+			if err != nil {
+				return nil, fail(bf+".addr", "%q is not an IP address", bcfg.Addr)
+			}
+			be := dsr.Backend{Addr: addr.Unmap(), Weight: bcfg.Weight}
+			if bcfg.MAC != "" {
+				mac, err := net.ParseMAC(bcfg.MAC)
+				if err != nil {
+					return nil, fail(bf+".mac", "%q is not a MAC address", bcfg.MAC)
+				}
+				be.MAC = mac
+			}
+			switch bcfg.State {
+			case "", "active":
+			case "draining":
+				be.State = dsr.BackendDraining
+			case "down":
+				be.State = dsr.BackendDown
+			default:
+				return nil, fail(bf+".state", "%q: want active, draining or down", bcfg.State)
+			}
+			svc.Backends = append(svc.Backends, be)
+		}
+		name := sc.Name
+		if name == "" {
+			name = svc.Key().String()
+		}
+		out.Names[svc.Key()] = name
+		out.Services = append(out.Services, svc)
+	}
+	if err := dsr.ValidateServices(out.Services); err != nil {
+		var ce *dsr.ConfigError
+		if errors.As(err, &ce) {
+			return nil, fail(ce.Field, "%v", ce.Err)
+		}
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	return out, nil
+}
+
+// lineOf finds the line of a field path such as "services[1].backends[0].mac"
+// in a YAML document, falling back to the nearest existing parent (or 1).
+func lineOf(root *yaml.Node, path string) int {
+	n := root
+	if n.Kind == yaml.DocumentNode && len(n.Content) > 0 {
+		n = n.Content[0]
+	}
+	line := n.Line
+	for _, part := range strings.Split(path, ".") {
+		key, idx := part, -1
+		if k, rest, ok := strings.Cut(part, "["); ok {
+			key = k
+			if i, err := strconv.Atoi(strings.TrimSuffix(rest, "]")); err == nil {
+				idx = i
+			}
+		}
+		next := mapValue(n, key)
+		if next == nil {
+			return line
+		}
+		n, line = next, keyLine(n, key)
+		if idx >= 0 {
+			if n.Kind != yaml.SequenceNode || idx >= len(n.Content) {
+				return line
+			}
+			n = n.Content[idx]
+			line = n.Line
+		}
+	}
+	return line
+}
+
+func mapValue(n *yaml.Node, key string) *yaml.Node {
+	if n == nil || n.Kind != yaml.MappingNode {
+		return nil
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == key {
+			return n.Content[i+1]
+		}
+	}
+	return nil
+}
+
+func keyLine(n *yaml.Node, key string) int {
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == key {
+			return n.Content[i].Line
+		}
+	}
+	return n.Line
+}

@@ -1,0 +1,67 @@
+// Command dsrlb is an L2 Direct Server Return load balancer daemon built on
+// the dsrlb library.
+//
+//	dsrlb -config /etc/dsrlb.yaml [-log-level info] [-check]
+//
+// It forwards the services of its YAML configuration on one interface,
+// answers ARP for their VIPs, health-checks the backends, exports Prometheus
+// metrics and a status page, reloads its configuration on SIGHUP (a bad file
+// keeps the running configuration) and drains on SIGTERM.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	os.Exit(realMain(os.Args[1:]))
+}
+
+func realMain(args []string) int {
+	fs := flag.NewFlagSet("dsrlb", flag.ContinueOnError)
+	configPath := fs.String("config", "/etc/dsrlb.yaml", "configuration file")
+	level := fs.String("log-level", "info", "log level: debug, info, warn or error")
+	check := fs.Bool("check", false, "validate the configuration and exit")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(*level)); err != nil {
+		fmt.Fprintf(os.Stderr, "dsrlb: -log-level: %v\n", err)
+		return 2
+	}
+	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
+
+	cfg, err := LoadConfig(*configPath)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "dsrlb: %v\n", err)
+		return 1
+	}
+	if *check {
+		fmt.Printf("%s: ok (%d services)\n", *configPath, len(cfg.Services))
+		return 0
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	d, err := newDaemon(*configPath, cfg, log)
+	if err != nil {
+		log.Error("start failed", "err", err)
+		return 1
+	}
+	hup := make(chan os.Signal, 1)
+	term := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	signal.Notify(term, syscall.SIGTERM)
+	if err := d.run(ctx, hup, term); err != nil && !errors.Is(err, context.Canceled) {
+		log.Error("stopped", "err", err)
+		return 1
+	}
+	return 0
+}
