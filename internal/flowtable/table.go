@@ -1,0 +1,570 @@
+package flowtable
+
+import (
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"math"
+	"runtime"
+	"sync"
+	"sync/atomic"
+)
+
+// ErrFull is returned by Insert when the flow cannot be stored without
+// evicting an established flow: the table (or the new flow's probe window)
+// is full of live, non-embryonic flows. The caller forwards the packet
+// without state and counts it; such flows lose affinity only if the backend
+// set changes while they run.
+var ErrFull = errors.New("flowtable: full")
+
+// Tuning of the slot arrays.
+const (
+	// maxProbe bounds how far (in slots) an entry may sit from its home
+	// slot, and so the work of every lookup. With Robin Hood placement at
+	// load 0.75 displacements above 20 are practically never seen.
+	maxProbe = 32
+	// loadNum/loadDen is the highest load factor a shard reaches (when it
+	// holds its cap). Robin Hood linear probing then averages 2.5 probes
+	// per hit.
+	loadNum, loadDen = 3, 4
+	// minShardFlows keeps shards large enough that random placement spreads
+	// flows evenly.
+	minShardFlows = 64
+)
+
+// Slot layout. An entry is six 64-bit words, all read and written through
+// sync/atomic so that lock-free readers race with writers only in the
+// memory model's permitted way (and the race detector agrees):
+//
+//	w[0], w[1]  Src address (little-endian words)
+//	w[2], w[3]  Dst address
+//	w[4]        meta: SrcPort (bits 0-15), DstPort (16-31), Proto (32-39),
+//	            State (40-41), live bit (47), probe distance (48-55)
+//	w[5]        value: last-seen Tick (bits 0-31), backend (32-63)
+//
+// The value word holds everything a hit updates together with the backend,
+// so refresh, reassignment and expiry decide on one consistent word by
+// compare-and-swap. A state change is a compare-and-swap on meta.
+const (
+	metaStateShift = 40
+	metaStateMask  = 3 << metaStateShift
+	metaLive       = 1 << 47
+	metaPSLShift   = 48
+	metaPSLOne     = 1 << metaPSLShift
+	pslMinusOne    = ^uint64(metaPSLOne) + 1 // adds -1 to the probe distance
+	metaKeyMask    = 1<<40 - 1 | metaLive
+)
+
+type slot struct {
+	w [6]atomic.Uint64
+}
+
+func pslOf(meta uint64) int         { return int(meta>>metaPSLShift) & 0xff }
+func stateOf(meta uint64) State     { return State(meta>>metaStateShift) & 3 }
+func protoOf(meta uint64) uint8     { return uint8(meta >> 32) }
+func lastSeenOf(v uint64) Tick      { return Tick(uint32(v)) }
+func backendOf(v uint64) uint32     { return uint32(v >> 32) }
+func value(b uint32, t Tick) uint64 { return uint64(b)<<32 | uint64(t) }
+
+// shard is one independently locked part of the table.
+//
+// seq is a sequence counter: a writer makes it odd before it moves or
+// removes entries and even again afterwards; a reader that saw it odd, or
+// changed, retries. Writers serialise on mu.
+type shard struct {
+	// Read by every lookup: kept together in the shard's first cache line.
+	seq   atomic.Uint64
+	slots []slot // n + maxProbe - 1 slots: no probe ever wraps
+	n     uint64 // number of home slots (any value, not a power of two)
+
+	// Used by writers only.
+	mu                       sync.Mutex
+	count                    atomic.Int64 // entries held; written under mu
+	cap                      int64        // most entries this shard holds
+	evicted, reused, refused atomic.Uint64
+	_                        [128 - 88]byte // 128 bytes: shards never share a cache line
+}
+
+// home maps a hash to a home slot with Lemire's multiply-shift reduction:
+// uniform over [0, n) for any n, so n need not be rounded up to a power of
+// two (which would waste up to half the memory).
+func (s *shard) home(hash uint64) uint64 {
+	return (uint64(uint32(hash)) * s.n) >> 32
+}
+
+// Table is the flow table. It is safe for concurrent use by many
+// goroutines; see the package documentation for which operations lock.
+type Table struct {
+	shards    []shard
+	shardBits uint // shard index = top shardBits bits of the hash
+	maxFlows  int64
+	timeouts  [3][4]int32
+	seed      uint64
+	onEvict   func(k Key, backend uint32)
+
+	_     [64]byte
+	count atomic.Int64 // entries held in all shards; bounded by maxFlows
+	_     [56]byte
+
+	sweepMu    sync.Mutex // serialises Sweep calls; guards the fields below
+	sweepShard int        // Sweep's cursor: next shard
+	sweepSlot  int        // and next slot in it
+	sweepBuf   [64]record // removed entries waiting for Sweep's callback
+}
+
+// record is a copy of one entry handed to callbacks outside the locks.
+type record struct {
+	k       Key
+	backend uint32
+	st      State
+}
+
+// New allocates a table for cfg.MaxFlows flows. A nil cfg means all
+// defaults. An invalid field gives an error naming it.
+func New(cfg *Config) (*Table, error) {
+	r, err := cfg.resolve()
+	if err != nil {
+		return nil, err
+	}
+	if r.seed == 0 {
+		var b [8]byte
+		if _, err := rand.Read(b[:]); err != nil {
+			return nil, err
+		}
+		r.seed = binary.LittleEndian.Uint64(b[:]) | 1
+	}
+	t := &Table{
+		shards:   make([]shard, r.shards),
+		maxFlows: int64(r.maxFlows),
+		timeouts: r.timeouts,
+		seed:     r.seed,
+		onEvict:  r.onEvict,
+	}
+	for 1<<t.shardBits < r.shards {
+		t.shardBits++
+	}
+	base, rem := r.maxFlows/r.shards, r.maxFlows%r.shards
+	for i := range t.shards {
+		mean := base
+		if i < rem {
+			mean++
+		}
+		// Random flows spread binomially over shards: leave each shard
+		// room for eight standard deviations above its mean so that the
+		// table as a whole can be filled to MaxFlows.
+		c := mean + 8*int(math.Sqrt(float64(mean))) + 8
+		if c > r.maxFlows {
+			c = r.maxFlows
+		}
+		n := (c*loadDen + loadNum - 1) / loadNum
+		s := &t.shards[i]
+		s.cap = int64(c)
+		s.n = uint64(n)
+		s.slots = make([]slot, n+maxProbe-1)
+	}
+	return t, nil
+}
+
+// Hash returns k's hash under the table's seed: the value to pass as hash
+// to the table's methods. Passing anything else makes them miss.
+func (t *Table) Hash(k *Key) uint64 { return k.Hash(t.seed) }
+
+// Seed returns the table's hash seed (see Config.Seed).
+func (t *Table) Seed() uint64 { return t.seed }
+
+func (t *Table) shard(hash uint64) *shard {
+	return &t.shards[hash>>(64-t.shardBits)&(1<<t.shardBits-1)]
+}
+
+// expired reports whether an entry with meta m and value v has been idle
+// longer than its timeout at now. Ticks compare by wrapped difference; an
+// entry refreshed by a worker whose clock ran ahead is not expired.
+func (t *Table) expired(m, v uint64, now Tick) bool {
+	idle := int32(uint32(now) - uint32(lastSeenOf(v)))
+	return idle > t.timeouts[protoClass(protoOf(m))][stateOf(m)]
+}
+
+// nextState applies a packet's TCP flags to a hit entry's state.
+func nextState(st State, proto uint8, flags uint8) State {
+	if proto != protoTCP {
+		if st == Embryonic {
+			return Established
+		}
+		return st
+	}
+	switch {
+	case flags&(TCPFlagFIN|TCPFlagRST) != 0:
+		return Closing
+	case flags&(TCPFlagSYN|TCPFlagACK) == TCPFlagSYN:
+		// A bare SYN: a retransmitted first packet keeps an embryonic
+		// flow embryonic, and after a close it opens a new connection on
+		// the same tuple (kept on the same backend).
+		if st == Closing {
+			return Embryonic
+		}
+		return st
+	case st == Embryonic && flags&TCPFlagACK != 0:
+		return Established
+	}
+	return st
+}
+
+// Lookup finds k. On a hit it refreshes the flow's last-seen tick to now
+// and applies tcpFlags (0 for non-TCP): a second packet promotes Embryonic
+// to Established (for TCP a packet with ACK and without SYN); FIN or RST
+// moves the flow to Closing; a bare SYN reopens a Closing flow as Embryonic.
+// An expired entry is a miss: the caller schedules the flow anew and Insert
+// replaces the entry.
+//
+// Lookup takes no lock and does not allocate. hash must be t.Hash(k).
+func (t *Table) Lookup(k *Key, hash uint64, now Tick, tcpFlags uint8) (backend uint32, ok bool) {
+	s := t.shard(hash)
+	home := s.home(hash)
+	s0 := binary.LittleEndian.Uint64(k.Src[0:8])
+	s1 := binary.LittleEndian.Uint64(k.Src[8:16])
+	d0 := binary.LittleEndian.Uint64(k.Dst[0:8])
+	d1 := binary.LittleEndian.Uint64(k.Dst[8:16])
+	km := uint64(k.SrcPort) | uint64(k.DstPort)<<16 | uint64(k.Proto)<<32 | metaLive
+	slots := s.slots[home : home+maxProbe]
+	for spins := 0; ; spins++ {
+		seq := s.seq.Load()
+		if seq&1 != 0 {
+			if spins > 16 {
+				runtime.Gosched()
+			}
+			continue
+		}
+		for i := range slots {
+			sl := &slots[i]
+			m := sl.w[4].Load()
+			if m&metaLive == 0 || pslOf(m) < i {
+				break // Robin Hood order: k would sit here or earlier
+			}
+			if m&metaKeyMask != km || sl.w[0].Load() != s0 || sl.w[1].Load() != s1 ||
+				sl.w[2].Load() != d0 || sl.w[3].Load() != d1 {
+				continue
+			}
+			v := sl.w[5].Load()
+			if s.seq.Load() != seq {
+				goto retry // the words read may mix two entries
+			}
+			if t.expired(m, v, now) {
+				return 0, false
+			}
+			if st := stateOf(m); st != nextState(st, k.Proto, tcpFlags) {
+				nm := m&^metaStateMask | uint64(nextState(st, k.Proto, tcpFlags))<<metaStateShift
+				if !sl.w[4].CompareAndSwap(m, nm) {
+					goto retry
+				}
+			}
+			if int32(uint32(now)-uint32(lastSeenOf(v))) > 0 {
+				if !sl.w[5].CompareAndSwap(v, value(backendOf(v), now)) {
+					goto retry
+				}
+			}
+			if s.seq.Load() != seq {
+				// A writer moved or removed the entry while the updates
+				// landed: redo them where the entry is now.
+				goto retry
+			}
+			return backendOf(v), true
+		}
+		if s.seq.Load() == seq {
+			return 0, false
+		}
+	retry:
+	}
+}
+
+// find returns the index of k's live entry, or -1. Caller holds s.mu.
+func (s *shard) find(home uint64, kw *keyWords) int {
+	for i := 0; i < maxProbe; i++ {
+		sl := &s.slots[int(home)+i]
+		m := sl.w[4].Load()
+		if m&metaLive == 0 || pslOf(m) < i {
+			return -1
+		}
+		if m&metaKeyMask == kw.meta && sl.w[0].Load() == kw.s0 && sl.w[1].Load() == kw.s1 &&
+			sl.w[2].Load() == kw.d0 && sl.w[3].Load() == kw.d1 {
+			return int(home) + i
+		}
+	}
+	return -1
+}
+
+func (s *shard) copySlot(dst, src int, pslDelta uint64) {
+	d, o := &s.slots[dst], &s.slots[src]
+	for w := 0; w < 4; w++ {
+		d.w[w].Store(o.w[w].Load())
+	}
+	d.w[5].Store(o.w[5].Load())
+	d.w[4].Store(o.w[4].Load() + pslDelta)
+}
+
+// place stores a new entry at its Robin Hood position, shifting the richer
+// run after it one slot on. It fails (returns -1, changing nothing) when
+// that would put any entry maxProbe or more slots from home. Caller holds
+// s.mu.
+func (s *shard) place(home uint64, kw *keyWords, st State, v uint64) int {
+	p := -1
+	for i := 0; i < maxProbe; i++ {
+		m := s.slots[int(home)+i].w[4].Load()
+		if m&metaLive == 0 || pslOf(m) < i {
+			p = int(home) + i
+			break
+		}
+	}
+	if p < 0 {
+		return -1
+	}
+	e := p
+	for ; ; e++ {
+		if e >= len(s.slots) {
+			return -1
+		}
+		m := s.slots[e].w[4].Load()
+		if m&metaLive == 0 {
+			break
+		}
+		if pslOf(m)+1 >= maxProbe {
+			return -1
+		}
+	}
+	s.seq.Add(1)
+	for j := e; j > p; j-- {
+		s.copySlot(j, j-1, metaPSLOne)
+	}
+	sl := &s.slots[p]
+	sl.w[0].Store(kw.s0)
+	sl.w[1].Store(kw.s1)
+	sl.w[2].Store(kw.d0)
+	sl.w[3].Store(kw.d1)
+	sl.w[5].Store(v)
+	sl.w[4].Store(kw.meta | uint64(st)<<metaStateShift | uint64(p-int(home))<<metaPSLShift)
+	s.seq.Add(1)
+	return p
+}
+
+// remove deletes the entry at i by backward shift: the following entries
+// that are away from home move one slot back, so no tombstones are needed
+// and probes stay short. Caller holds s.mu and adjusts the counts.
+func (s *shard) remove(i int) {
+	s.seq.Add(1)
+	for {
+		j := i + 1
+		if j >= len(s.slots) {
+			break
+		}
+		m := s.slots[j].w[4].Load()
+		if m&metaLive == 0 || pslOf(m) == 0 {
+			break
+		}
+		s.copySlot(i, j, pslMinusOne)
+		i = j
+	}
+	sl := &s.slots[i]
+	sl.w[4].Store(0)
+	for w := 0; w < 4; w++ {
+		sl.w[w].Store(0)
+	}
+	sl.w[5].Store(0)
+	s.seq.Add(1)
+}
+
+// load copies the entry at i. Caller holds s.mu.
+func (s *shard) load(i int, r *record) {
+	sl := &s.slots[i]
+	binary.LittleEndian.PutUint64(r.k.Src[0:8], sl.w[0].Load())
+	binary.LittleEndian.PutUint64(r.k.Src[8:16], sl.w[1].Load())
+	binary.LittleEndian.PutUint64(r.k.Dst[0:8], sl.w[2].Load())
+	binary.LittleEndian.PutUint64(r.k.Dst[8:16], sl.w[3].Load())
+	m := sl.w[4].Load()
+	r.k.SrcPort = uint16(m)
+	r.k.DstPort = uint16(m >> 16)
+	r.k.Proto = protoOf(m)
+	r.st = stateOf(m)
+	r.backend = backendOf(sl.w[5].Load())
+}
+
+// victim picks the entry to give up for a new flow whose probe window
+// starts at home: the first expired entry, else the least recently seen
+// embryonic one. -1 means every entry in the window is a live flow past its
+// first packet. Caller holds s.mu.
+func (t *Table) victim(s *shard, home uint64, now Tick) (idx int, expired bool) {
+	idx = -1
+	var oldest int32 = math.MinInt32
+	for i := int(home); i < int(home)+maxProbe; i++ {
+		sl := &s.slots[i]
+		m := sl.w[4].Load()
+		if m&metaLive == 0 {
+			continue
+		}
+		v := sl.w[5].Load()
+		if t.expired(m, v, now) {
+			return i, true
+		}
+		if stateOf(m) == Embryonic {
+			if age := int32(uint32(now) - uint32(lastSeenOf(v))); age > oldest {
+				oldest, idx = age, i
+			}
+		}
+	}
+	return idx, false
+}
+
+// Insert adds a new flow, Embryonic, on backend. If k is already present
+// (two workers raced on the same new flow) it returns that flow's backend
+// and inserted=false, so both forward to the same backend. An expired entry
+// for k is replaced as if absent.
+//
+// When the table or the flow's probe window is full, Insert reuses an
+// expired entry, else evicts the least recently seen embryonic entry of the
+// window (reporting either to Config.OnEvict), else returns ErrFull. It
+// never evicts an established or closing flow and does not allocate. hash
+// must be t.Hash(k).
+func (t *Table) Insert(k *Key, hash uint64, now Tick, backend uint32) (got uint32, inserted bool, err error) {
+	s := t.shard(hash)
+	home := s.home(hash)
+	kw := k.words()
+	v := value(backend, now)
+	var gone record
+
+	s.mu.Lock()
+	if i := s.find(home, &kw); i >= 0 {
+		sl := &s.slots[i]
+		m, old := sl.w[4].Load(), sl.w[5].Load()
+		if !t.expired(m, old, now) {
+			s.mu.Unlock()
+			return backendOf(old), false, nil
+		}
+		// Expired but not yet swept: start the flow afresh in place.
+		s.load(i, &gone)
+		s.seq.Add(1)
+		sl.w[5].Store(v)
+		sl.w[4].Store(m &^ metaStateMask)
+		s.seq.Add(1)
+		s.reused.Add(1)
+		s.mu.Unlock()
+		t.reportEvict(&gone)
+		return backend, true, nil
+	}
+
+	if s.count.Load() < s.cap {
+		if t.count.Add(1) <= t.maxFlows {
+			if s.place(home, &kw, Embryonic, v) >= 0 {
+				s.count.Add(1)
+				s.mu.Unlock()
+				return backend, true, nil
+			}
+		}
+		t.count.Add(-1)
+	}
+
+	// No room: give up an expired or embryonic entry of the window. The
+	// table-wide count is unchanged when the new entry takes its place.
+	i, exp := t.victim(s, home, now)
+	if i < 0 {
+		s.refused.Add(1)
+		s.mu.Unlock()
+		return 0, false, ErrFull
+	}
+	s.load(i, &gone)
+	s.remove(i)
+	if exp {
+		s.reused.Add(1)
+	} else {
+		s.evicted.Add(1)
+	}
+	if s.place(home, &kw, Embryonic, v) < 0 {
+		// Vanishingly rare: the window's layout still exceeds the probe
+		// bound. The victim is gone all the same.
+		s.count.Add(-1)
+		t.count.Add(-1)
+		s.refused.Add(1)
+		s.mu.Unlock()
+		t.reportEvict(&gone)
+		return 0, false, ErrFull
+	}
+	s.mu.Unlock()
+	t.reportEvict(&gone)
+	return backend, true, nil
+}
+
+func (t *Table) reportEvict(r *record) {
+	if t.onEvict != nil {
+		t.onEvict(r.k, r.backend)
+	}
+}
+
+// Reassign moves the existing flow k to backend, keeping its state and
+// last-seen time; the balancer uses it when the flow's backend is down or
+// gone. It reports whether k was present. An expired entry not yet removed
+// is reassigned too (Sweep then reports it with the new backend). hash must
+// be t.Hash(k).
+func (t *Table) Reassign(k *Key, hash uint64, backend uint32) bool {
+	s := t.shard(hash)
+	kw := k.words()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	i := s.find(s.home(hash), &kw)
+	if i < 0 {
+		return false
+	}
+	// Lock-free hits may refresh the value word concurrently: swap the
+	// backend in without losing their last-seen update.
+	w := &s.slots[i].w[5]
+	for {
+		v := w.Load()
+		if w.CompareAndSwap(v, value(backend, lastSeenOf(v))) {
+			return true
+		}
+	}
+}
+
+// Delete removes flow k and reports whether it was present. hash must be
+// t.Hash(k).
+func (t *Table) Delete(k *Key, hash uint64) bool {
+	s := t.shard(hash)
+	kw := k.words()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	i := s.find(s.home(hash), &kw)
+	if i < 0 {
+		return false
+	}
+	s.remove(i)
+	s.count.Add(-1)
+	t.count.Add(-1)
+	return true
+}
+
+// Len returns the number of entries held, including expired ones that
+// neither Sweep nor Insert has removed yet. Under concurrent writers it is
+// approximate: a snapshot of a moving count.
+func (t *Table) Len() int { return int(t.count.Load()) }
+
+// Cap returns the most flows the table holds (Config.MaxFlows).
+func (t *Table) Cap() int { return int(t.maxFlows) }
+
+// Stats counts the table's decisions under pressure, for the balancer's
+// metrics.
+type Stats struct {
+	// Evicted is the number of embryonic flows Insert evicted to make room.
+	Evicted uint64
+	// Reused is the number of expired entries Insert replaced.
+	Reused uint64
+	// Refused is the number of Insert calls that returned ErrFull.
+	Refused uint64
+}
+
+// Stats returns the counters summed over all shards.
+func (t *Table) Stats() Stats {
+	var st Stats
+	for i := range t.shards {
+		s := &t.shards[i]
+		st.Evicted += s.evicted.Load()
+		st.Reused += s.reused.Load()
+		st.Refused += s.refused.Load()
+	}
+	return st
+}
