@@ -243,7 +243,10 @@ func (w *worker) flow(p *frame.Packet, s *snapshot, now flowtable.Tick) *beEntry
 		return w.missReason(s, p.Dst)
 	}
 	k := flowtable.MakeKey(p.Src, p.Dst, p.SrcPort, p.DstPort, p.Proto)
-	h := k.Hash(w.b.cfg.Seed)
+	// The table hashes with its own seed (it rehashes keys when it moves
+	// them); schedulers get a hash with the configured seed, so balancers
+	// sharing a seed pick alike.
+	h := w.b.flows.Hash(&k)
 	if id, ok := w.b.flows.Lookup(&k, h, now, flags); ok {
 		if be := s.backend(id); be != nil && be.usable {
 			return be
@@ -254,7 +257,7 @@ func (w *worker) flow(p *frame.Packet, s *snapshot, now flowtable.Tick) *beEntry
 	if svc == nil {
 		return w.missReason(s, p.Dst)
 	}
-	fl := scheduler.Flow{Src: p.Src, Dst: p.Dst, SrcPort: p.SrcPort, DstPort: p.DstPort, Proto: p.Proto, Hash: h}
+	fl := scheduler.Flow{Src: p.Src, Dst: p.Dst, SrcPort: p.SrcPort, DstPort: p.DstPort, Proto: p.Proto, Hash: k.Hash(w.b.cfg.Seed)}
 	idx, ok := svc.sched.Pick(&fl)
 	if !ok || idx < 0 || idx >= len(svc.ids) {
 		w.drop(DropNoBackend)
@@ -301,7 +304,7 @@ func (w *worker) reschedule(p *frame.Packet, s *snapshot, k *flowtable.Key, h ui
 	if svc == nil {
 		return w.missReason(s, p.Dst)
 	}
-	fl := scheduler.Flow{Src: p.Src, Dst: p.Dst, SrcPort: p.SrcPort, DstPort: p.DstPort, Proto: p.Proto, Hash: h}
+	fl := scheduler.Flow{Src: p.Src, Dst: p.Dst, SrcPort: p.SrcPort, DstPort: p.DstPort, Proto: p.Proto, Hash: k.Hash(w.b.cfg.Seed)}
 	idx, ok := svc.sched.Pick(&fl)
 	if !ok || idx < 0 || idx >= len(svc.ids) {
 		w.drop(DropNoBackend)
@@ -346,8 +349,7 @@ func (w *worker) icmpError(p *frame.Packet, s *snapshot, now flowtable.Tick) *be
 		return nil
 	}
 	k := flowtable.MakeKey(in.Dst, in.Src, in.DstPort, in.SrcPort, in.Proto)
-	h := k.Hash(w.b.cfg.Seed)
-	id, ok := w.b.flows.Lookup(&k, h, now, 0)
+	id, ok := w.b.flows.Lookup(&k, w.b.flows.Hash(&k), now, 0)
 	if !ok {
 		w.drop(DropICMPNoFlow)
 		return nil

@@ -453,7 +453,7 @@ func TestFullTableKeepsEstablishedFlows(t *testing.T) {
 	}
 	inTable := func(sport uint16) bool {
 		k := flowtable.MakeKey(client4, vip4, sport, 80, frame.ProtoTCP)
-		_, ok := h.b.flows.Lookup(&k, k.Hash(h.b.cfg.Seed), h.b.now(), 0)
+		_, ok := h.b.flows.Lookup(&k, h.b.flows.Hash(&k), h.b.now(), 0)
 		return ok
 	}
 	for sport := range established {

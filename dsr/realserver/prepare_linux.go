@@ -1,0 +1,256 @@
+package realserver
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"strconv"
+
+	"github.com/vishvananda/netlink"
+)
+
+func logger(l *slog.Logger) *slog.Logger {
+	if l == nil {
+		return slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	return l
+}
+
+// Prepare configures the calling thread's network namespace for DSR and
+// adds what it changed to st, which must not be nil:
+//
+//   - creates the dummy VIP interface if Config.Interface names one that
+//     does not exist, and brings the VIP interface up;
+//   - adds each VIP as /32 or /128 to the VIP interface unless it is
+//     already there (with any prefix length);
+//   - removes the VIPs from interfaces that do ARP, where they would make
+//     the server answer ARP for them;
+//   - raises arp_ignore to 1 and arp_announce to 2 and relaxes strict
+//     rp_filter to loose (2) on "all" or the segment interface, whichever
+//     makes the kernel's effective value (the maximum of both) right with
+//     the fewest writes.
+//
+// Prepare is idempotent: a second call finds nothing to change and leaves
+// st as it was. On error st still records everything changed so far, so
+// Undo can revert a partial Prepare.
+func Prepare(cfg *Config, st *State) error {
+	if st == nil {
+		return fmt.Errorf("%w: nil State", ErrInvalidConfig)
+	}
+	c, err := cfg.resolve(true)
+	if err != nil {
+		return err
+	}
+	log := logger(c.Log)
+	links, err := listLinks()
+	if err != nil {
+		return err
+	}
+
+	holder := findLink(links, c.holder)
+	if holder == nil {
+		if c.holder == "lo" {
+			return fmt.Errorf("realserver: lo: %w", errNoSuchLink)
+		}
+		d := &netlink.Dummy{LinkAttrs: netlink.LinkAttrs{Name: c.holder}}
+		if err := netlink.LinkAdd(d); err != nil {
+			return fmt.Errorf("realserver: create dummy %s: %w", c.holder, err)
+		}
+		st.Created = appendUnique(st.Created, c.holder)
+		log.Info("realserver: created dummy interface", "interface", c.holder)
+		if links, err = listLinks(); err != nil {
+			return err
+		}
+		holder = findLink(links, c.holder)
+		if holder == nil {
+			return fmt.Errorf("realserver: dummy %s vanished", c.holder)
+		}
+	}
+	if !holder.up {
+		if err := setLink(holder.name, true); err != nil {
+			return err
+		}
+		if !slices.Contains(st.Created, holder.name) {
+			st.SetUp = appendUnique(st.SetUp, holder.name)
+		}
+		log.Info("realserver: interface up", "interface", holder.name)
+	}
+
+	for _, vip := range c.VIPs {
+		if _, ok := holder.has(vip); !ok {
+			p := hostPrefix(vip)
+			if err := addAddr(holder.name, p); err != nil {
+				return err
+			}
+			st.recordAdded(Address{Interface: holder.name, Prefix: p})
+			log.Info("realserver: added VIP", "prefix", p, "interface", holder.name)
+		}
+		// Remove the VIP from ARP interfaces only after it is on the
+		// holder, so the service never loses it in between.
+		for _, l := range links {
+			p, ok := l.has(vip)
+			if !ok || l == holder || !l.arp {
+				continue
+			}
+			if err := delAddr(l.name, p); err != nil {
+				return err
+			}
+			st.recordRemoved(Address{Interface: l.name, Prefix: p})
+			log.Info("realserver: removed VIP from ARP interface", "prefix", p, "interface", l.name)
+		}
+	}
+
+	segs, err := segmentLinks(&c, links)
+	if err != nil {
+		return err
+	}
+	for _, s := range segs {
+		for _, p := range []param{paramARPIgnore, paramARPAnnounce, paramRPFilter} {
+			if err := applyParam(p, s.name, st, log); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// applyParam makes the effective value of p on dev acceptable.
+func applyParam(p param, dev string, st *State, log *slog.Logger) error {
+	allKey, devKey := confKey("all", p.name), confKey(dev, p.name)
+	all, err := readSysctlInt(allKey)
+	if err != nil {
+		return err
+	}
+	d, err := readSysctlInt(devKey)
+	if err != nil {
+		return err
+	}
+	setAll, setDev := p.plan(all, d)
+	for _, w := range []struct {
+		set bool
+		key string
+		old int
+	}{{setAll, allKey, all}, {setDev, devKey, d}} {
+		if !w.set {
+			continue
+		}
+		v := strconv.Itoa(p.target)
+		if err := writeSysctl(w.key, v); err != nil {
+			return err
+		}
+		st.recordSysctl(w.key, strconv.Itoa(w.old), v)
+		log.Info("realserver: sysctl", "key", w.key, "old", w.old, "new", v)
+	}
+	return nil
+}
+
+func setLink(name string, up bool) error {
+	nl, err := netlink.LinkByName(name)
+	if err != nil {
+		return fmt.Errorf("realserver: %s: %w", name, err)
+	}
+	if up {
+		err = netlink.LinkSetUp(nl)
+	} else {
+		err = netlink.LinkSetDown(nl)
+	}
+	if err != nil {
+		return fmt.Errorf("realserver: set %s up=%v: %w", name, up, err)
+	}
+	return nil
+}
+
+// Undo reverts what st records, in the reverse order of Prepare, in the
+// calling thread's network namespace, and removes each reverted entry from
+// st. Things already reverted (an address already gone, a dummy already
+// deleted) are skipped. A sysctl whose value is no longer what Prepare
+// wrote, or an interface that is no longer a dummy, was changed by someone
+// else: Undo leaves it alone, drops it from st, and reports it with an
+// error wrapping ErrModified. On other errors the entries not yet reverted
+// stay in st, so Undo can be retried.
+func Undo(st *State) error {
+	if st == nil {
+		return nil
+	}
+	var errs []error
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+
+	for len(st.Sysctls) > 0 {
+		s := st.Sysctls[len(st.Sysctls)-1]
+		cur, err := readSysctl(s.Key)
+		if err != nil {
+			return errors.Join(append(errs, err)...)
+		}
+		if cur != s.New {
+			errs = append(errs, fmt.Errorf("%w: sysctl %s is %s, Prepare set %s", ErrModified, s.Key, cur, s.New))
+		} else if err := writeSysctl(s.Key, s.Old); err != nil {
+			return errors.Join(append(errs, err)...)
+		}
+		st.Sysctls = st.Sysctls[:len(st.Sysctls)-1]
+	}
+
+	links, err := listLinks()
+	if err != nil {
+		return errors.Join(append(errs, err)...)
+	}
+	for len(st.Removed) > 0 {
+		a := st.Removed[len(st.Removed)-1]
+		l := findLink(links, a.Interface)
+		if l != nil {
+			if _, ok := l.has(a.Prefix.Addr()); !ok {
+				if err := addAddr(a.Interface, a.Prefix); err != nil {
+					return errors.Join(append(errs, err)...)
+				}
+			}
+		} else {
+			errs = append(errs, fmt.Errorf("%w: cannot restore %v: interface %s is gone", ErrModified, a.Prefix, a.Interface))
+		}
+		st.Removed = st.Removed[:len(st.Removed)-1]
+	}
+	for len(st.Added) > 0 {
+		a := st.Added[len(st.Added)-1]
+		if l := findLink(links, a.Interface); l != nil {
+			if p, ok := l.has(a.Prefix.Addr()); ok && p == a.Prefix {
+				if err := delAddr(a.Interface, a.Prefix); err != nil {
+					return errors.Join(append(errs, err)...)
+				}
+			}
+		}
+		st.Added = st.Added[:len(st.Added)-1]
+	}
+	for len(st.SetUp) > 0 {
+		name := st.SetUp[len(st.SetUp)-1]
+		if findLink(links, name) != nil {
+			if err := setLink(name, false); err != nil {
+				return errors.Join(append(errs, err)...)
+			}
+		}
+		st.SetUp = st.SetUp[:len(st.SetUp)-1]
+	}
+	for len(st.Created) > 0 {
+		name := st.Created[len(st.Created)-1]
+		if l := findLink(links, name); l != nil {
+			if !l.dummy {
+				errs = append(errs, fmt.Errorf("%w: %s is no longer a dummy interface", ErrModified, name))
+			} else if err := deleteLink(name); err != nil {
+				return errors.Join(append(errs, err)...)
+			}
+		}
+		st.Created = st.Created[:len(st.Created)-1]
+	}
+	_ = log
+	return errors.Join(errs...)
+}
+
+func deleteLink(name string) error {
+	nl, err := netlink.LinkByName(name)
+	if err != nil {
+		return fmt.Errorf("realserver: %s: %w", name, err)
+	}
+	if err := netlink.LinkDel(nl); err != nil {
+		return fmt.Errorf("realserver: delete %s: %w", name, err)
+	}
+	return nil
+}

@@ -1,0 +1,75 @@
+package realserver
+
+import "net/netip"
+
+// State records what Prepare changed, so that Undo reverts exactly that and
+// nothing else. It is plain data and JSON-serialisable: a command-line tool
+// keeps it in a file between "prepare" and "undo". Pass the same State to
+// repeated Prepare calls: they add only what they change, so the record
+// stays correct. The zero value is an empty record.
+type State struct {
+	// Created lists dummy interfaces Prepare created; Undo deletes them.
+	Created []string `json:"created,omitempty"`
+	// SetUp lists existing interfaces Prepare brought up; Undo sets them
+	// down again.
+	SetUp []string `json:"set_up,omitempty"`
+	// Added lists addresses Prepare added; Undo deletes them.
+	Added []Address `json:"added,omitempty"`
+	// Removed lists VIP addresses Prepare removed from interfaces that do
+	// ARP; Undo adds them back.
+	Removed []Address `json:"removed,omitempty"`
+	// Sysctls lists the kernel parameters Prepare wrote, in order, with
+	// their values before the first write.
+	Sysctls []SysctlChange `json:"sysctls,omitempty"`
+}
+
+// Address is an address on an interface.
+type Address struct {
+	Interface string       `json:"interface"`
+	Prefix    netip.Prefix `json:"prefix"`
+}
+
+// SysctlChange is one kernel parameter written by Prepare.
+type SysctlChange struct {
+	// Key is in sysctl(8) form: dots separate levels, and dots inside an
+	// interface name are written as slashes (net.ipv4.conf.eth0/100.rp_filter).
+	Key string `json:"key"`
+	// Old is the value before Prepare first wrote Key; Undo restores it.
+	Old string `json:"old"`
+	// New is the value Prepare wrote; Undo restores Old only while the
+	// parameter still has this value.
+	New string `json:"new"`
+}
+
+// Empty reports whether the record holds nothing to undo.
+func (s *State) Empty() bool {
+	return len(s.Created)+len(s.SetUp)+len(s.Added)+len(s.Removed)+len(s.Sysctls) == 0
+}
+
+// recordSysctl notes a write. A key written before keeps its first Old
+// value, because that is what the system had before any Prepare.
+func (s *State) recordSysctl(key, old, new string) {
+	for i := range s.Sysctls {
+		if s.Sysctls[i].Key == key {
+			s.Sysctls[i].New = new
+			return
+		}
+	}
+	s.Sysctls = append(s.Sysctls, SysctlChange{Key: key, Old: old, New: new})
+}
+
+// recordAdded notes an added address. If the same address had been removed
+// by an earlier Prepare, the two cancel out in the sense that Undo must
+// still delete the new one and restore the old one, so both are kept.
+func (s *State) recordAdded(a Address) { s.Added = appendUnique(s.Added, a) }
+
+func (s *State) recordRemoved(a Address) { s.Removed = appendUnique(s.Removed, a) }
+
+func appendUnique[T comparable](list []T, v T) []T {
+	for _, x := range list {
+		if x == v {
+			return list
+		}
+	}
+	return append(list, v)
+}

@@ -1,0 +1,107 @@
+package realserver
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// The kernel parameters that matter for a DSR server, with the value
+// Prepare writes and the values Check accepts. The kernel applies
+// max(all, interface) for all three.
+type param struct {
+	name   string
+	target int
+	ok     func(v int) bool
+	// devFirst prefers changing the interface over "all": right for
+	// rp_filter, where relaxing every interface is broader than needed;
+	// arp_ignore and arp_announce prefer "all", which also covers
+	// interfaces added later.
+	devFirst bool
+}
+
+var (
+	// arp_ignore 1 and 2 answer only for addresses on the receiving
+	// interface, 8 never answers; 0, 3 (answers for scope global
+	// addresses on lo, which a VIP is) and the reserved values answer
+	// for the VIP.
+	paramARPIgnore = param{name: "arp_ignore", target: 1, ok: func(v int) bool { return v == 1 || v == 2 || v == 8 }}
+	// arp_announce 2 always uses the outgoing interface's own address as
+	// the ARP source; the kernel treats values above 2 like 0.
+	paramARPAnnounce = param{name: "arp_announce", target: 2, ok: func(v int) bool { return v == 2 }}
+	// rp_filter 1 (strict) drops packets whose source is routed back via
+	// another interface; 0 (off) and 2 (loose) do not.
+	paramRPFilter = param{name: "rp_filter", target: 2, ok: func(v int) bool { return v != 1 }, devFirst: true}
+)
+
+// effective is the value the kernel applies on an interface.
+func effective(all, dev int) int { return max(all, dev) }
+
+// plan returns which of "all" and the interface to set to p.target so the
+// effective value becomes acceptable, changing as little as possible. Both
+// false means the effective value is already acceptable.
+func (p param) plan(all, dev int) (setAll, setDev bool) {
+	if p.ok(effective(all, dev)) {
+		return false, false
+	}
+	type option struct{ a, d bool }
+	opts := []option{{true, false}, {false, true}, {true, true}}
+	if p.devFirst {
+		opts[0], opts[1] = opts[1], opts[0]
+	}
+	for _, o := range opts {
+		if (o.a && all == p.target) || (o.d && dev == p.target) {
+			continue // changing a key to the value it has changes nothing
+		}
+		a, d := all, dev
+		if o.a {
+			a = p.target
+		}
+		if o.d {
+			d = p.target
+		}
+		if p.ok(effective(a, d)) {
+			return o.a, o.d
+		}
+	}
+	return true, true
+}
+
+// confKey is the sysctl(8) key of net.ipv4.conf.<scope>.<name>; dots in an
+// interface name become slashes, as sysctl(8) expects.
+func confKey(scope, name string) string {
+	return "net.ipv4.conf." + strings.ReplaceAll(scope, ".", "/") + "." + name
+}
+
+// sysctlPath turns a sysctl(8) key into its /proc/sys path.
+func sysctlPath(key string) (string, error) {
+	parts := strings.Split(key, ".")
+	for i, p := range parts {
+		p = strings.ReplaceAll(p, "/", ".")
+		if p == "" || p == "." || p == ".." {
+			return "", fmt.Errorf("realserver: bad sysctl key %q", key)
+		}
+		parts[i] = p
+	}
+	return "/proc/sys/" + strings.Join(parts, "/"), nil
+}
+
+func parseSysctlInt(key, s string) (int, error) {
+	v, err := strconv.Atoi(strings.TrimSpace(s))
+	if err != nil {
+		return 0, fmt.Errorf("realserver: sysctl %s: %q is not a number", key, s)
+	}
+	return v, nil
+}
+
+// Fix commands, as a human would type them.
+
+func fixSysctl(key string, v int) string { return "sysctl -w " + key + "=" + strconv.Itoa(v) }
+
+func fixAddrAdd(vip, holder string) string { return "ip addr add " + vip + " dev " + holder }
+
+func fixAddrDel(p, dev string) string { return "ip addr del " + p + " dev " + dev }
+
+func fixLinkUp(dev string) string { return "ip link set " + dev + " up" }
+
+func fixDummyAdd(dev string) string { return "ip link add " + dev + " type dummy" }
