@@ -2,10 +2,11 @@ package dsr
 
 import (
 	"fmt"
-	"net"
 	"net/netip"
 	"slices"
+	"time"
 
+	"github.com/dsrlb/dsrlb/health"
 	"github.com/dsrlb/dsrlb/scheduler"
 )
 
@@ -18,6 +19,7 @@ type svcState struct {
 	// The scheduler is rebuilt only when its inputs change, so that a change
 	// elsewhere keeps stateful schedulers (rr position, lc counts) intact.
 	sched       scheduler.Scheduler
+	runtime     *svcRuntime
 	schedName   string
 	schedConfig scheduler.Config
 	schedInput  []scheduler.Backend
@@ -26,6 +28,18 @@ type svcState struct {
 type beState struct {
 	id    uint32
 	stats *backendStats
+
+	// Runtime state, kept across configuration changes for as long as the
+	// backend stays in its service.
+	joined      time.Time            // added, or recovered: slow start counts from here
+	failing     map[health.Key]error // health checks currently failing
+	checks      []health.Key         // registrations in the monitor
+	drainSince  time.Time            // when it became draining (zero: not draining)
+	drainedSent bool                 // the drained event was sent
+	synSeen     uint64               // SYN retransmits at the last control tick
+	flowsSeen   uint64               // flows at the last control tick
+	suspectAt   time.Time            // last SYN-retransmit suspicion event
+	lastHealthy bool                 // healthy at the last rebuild
 }
 
 // AddService adds a service. It fails with ErrExists if a service with the
@@ -121,28 +135,6 @@ func (b *Balancer) SetBackendState(key ServiceKey, addr netip.Addr, st BackendSt
 	return b.editBackend(key, addr, func(s *Service, i int) { s.Backends[i].State = st })
 }
 
-// SetBackendMAC sets (or, with nil, clears) the hardware address of the
-// backend addr in every service that has it. It is how an address resolver
-// feeds the Balancer; a backend without a MAC takes no flows.
-func (b *Balancer) SetBackendMAC(addr netip.Addr, mac net.HardwareAddr) error {
-	addr = addr.Unmap()
-	return b.change(func(list []Service) ([]Service, error) {
-		found := false
-		for i := range list {
-			for j := range list[i].Backends {
-				if list[i].Backends[j].Addr.Unmap() == addr {
-					list[i].Backends[j].MAC = mac
-					found = true
-				}
-			}
-		}
-		if !found {
-			return nil, fmt.Errorf("%w: backend %s", ErrNotFound, addr)
-		}
-		return list, nil
-	})
-}
-
 func (b *Balancer) editService(key ServiceKey, edit func(*Service) error) error {
 	return b.change(func(list []Service) ([]Service, error) {
 		i := indexOf(list, key)
@@ -205,7 +197,7 @@ func ValidateServices(services []Service) error {
 // built and swapped in. On any error nothing changes.
 func (b *Balancer) change(edit func([]Service) ([]Service, error)) error {
 	b.mu.Lock()
-	defer b.mu.Unlock()
+	defer b.unlockAndFlush()
 	cur := make([]Service, 0, len(b.order))
 	for _, k := range b.order {
 		cur = append(cur, cloneService(b.services[k].svc))
@@ -243,8 +235,11 @@ func (b *Balancer) commit(next []Service) error {
 		st := &svcState{svc: s, backends: make(map[netip.Addr]*beState, len(s.Backends))}
 		if old != nil {
 			st.stats = old.stats
+			st.runtime = old.runtime
+			st.sched, st.schedName, st.schedConfig, st.schedInput = old.sched, old.schedName, old.schedConfig, old.schedInput
 		} else {
 			st.stats = &serviceStats{traffic: newTraffic(len(b.workers))}
+			st.runtime = &svcRuntime{}
 		}
 		for _, be := range s.Backends {
 			if old != nil {
@@ -258,47 +253,15 @@ func (b *Balancer) commit(next []Service) error {
 				return fail(fieldErr(fmt.Sprintf("services[%d].backends", i), "more than %d backends in total", maxSlots))
 			}
 			fresh = append(fresh, id)
-			st.backends[be.Addr] = &beState{id: id, stats: &backendStats{traffic: newTraffic(len(b.workers))}}
-		}
-		name := s.Scheduler
-		if name == "" {
-			name = scheduler.Default
-		}
-		input := make([]scheduler.Backend, len(s.Backends))
-		for j, be := range s.Backends {
-			w := be.Weight
-			if w == 0 {
-				w = 1
-			}
-			if be.State != BackendActive || be.MAC == nil {
-				w = 0
-			}
-			input[j] = scheduler.Backend{Addr: be.Addr, Weight: w}
-		}
-		st.schedName, st.schedConfig, st.schedInput = name, s.SchedulerConfig, input
-		if old != nil && old.sched != nil && old.schedName == name && old.schedConfig == s.SchedulerConfig && slices.Equal(old.schedInput, input) {
-			st.sched = old.sched
-		} else {
-			sch, err := scheduler.New(name, input, s.SchedulerConfig)
-			if err != nil {
-				return fail(fieldErr(fmt.Sprintf("services[%d].scheduler", i), "%v", err))
-			}
-			st.sched = sch
-			// A fresh stateful scheduler learns the flows that already exist.
-			if obs, ok := sch.(scheduler.FlowObserver); ok {
-				for j, be := range s.Backends {
-					for n := st.backends[be.Addr].stats.active.Load(); n > 0; n-- {
-						obs.FlowStarted(j)
-					}
-				}
-			}
+			st.backends[be.Addr] = &beState{id: id, stats: &backendStats{traffic: newTraffic(len(b.workers))}, joined: b.cfg.Clock()}
 		}
 		states[key] = st
 		order = append(order, key)
 	}
 
-	snap := b.buildSnapshot(states, order)
-	b.snap.Store(snap)
+	if err := b.rebuild(states, order, "services"); err != nil {
+		return fail(err)
+	}
 
 	// Release the IDs of backends and services that are gone. Their flows
 	// are rescheduled on their next packet: the generation bump makes their
@@ -308,16 +271,17 @@ func (b *Balancer) commit(next []Service) error {
 		for addr, ob := range old.backends {
 			if st == nil || st.backends[addr] != ob {
 				b.releaseID(ob.id)
+				b.orphanChecks = append(b.orphanChecks, ob.checks...)
 			}
 		}
 	}
 	b.services, b.order = states, order
-	b.syncVIPs(snap.vipList)
+	b.afterChangeLocked()
 	b.log.Info("configuration applied", "services", len(order))
 	return nil
 }
 
-func (b *Balancer) buildSnapshot(states map[ServiceKey]*svcState, order []ServiceKey) *snapshot {
+func (b *Balancer) buildSnapshot(states map[ServiceKey]*svcState, order []ServiceKey, eff map[ServiceKey][]effective) *snapshot {
 	snap := &snapshot{
 		services: make(map[svcLookup]*svcEntry, len(order)),
 		frag:     map[fragLookup]*svcEntry{},
@@ -332,10 +296,10 @@ func (b *Balancer) buildSnapshot(states map[ServiceKey]*svcState, order []Servic
 			bs := st.backends[be.Addr]
 			e.ids[j] = bs.id
 			ent := &snap.backends[bs.id&idSlotMask]
-			*ent = beEntry{id: bs.id, state: be.State, index: j, svc: e, stats: bs.stats}
-			if be.MAC != nil {
-				ent.mac = [6]byte(be.MAC)
-				ent.usable = be.State != BackendDown
+			ef := eff[key][j]
+			*ent = beEntry{id: bs.id, state: be.State, index: j, svc: e, stats: bs.stats, usable: ef.usable}
+			if ef.mac != nil {
+				ent.mac = [6]byte(ef.mac)
 			}
 		}
 		vip := key.VIP.As16()

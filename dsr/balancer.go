@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/netip"
 	"os"
 	"runtime"
@@ -12,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/dsrlb/dsrlb/health"
 	"github.com/dsrlb/dsrlb/internal/flowtable"
 	"github.com/dsrlb/dsrlb/internal/frame"
 	"github.com/dsrlb/dsrlb/scheduler"
@@ -45,6 +47,14 @@ type Balancer struct {
 
 	fwdMu      sync.Mutex
 	forwarders map[Forwarder]struct{}
+
+	// Runtime state, guarded by mu.
+	resolved     map[netip.Addr]net.HardwareAddr // MACs learned by address resolution
+	monitor      *health.Monitor
+	orphanChecks []health.Key // registrations of removed backends, to remove
+	pending      []Event      // events to deliver once mu is released
+	ramping      bool         // a backend is in slow start: rebuild periodically
+	synThreshold int
 }
 
 // New returns a Balancer with no services. cfg may be nil.
@@ -69,14 +79,25 @@ func New(cfg *Config) (*Balancer, error) {
 		return nil, &ConfigError{Field: "flow table", Err: err}
 	}
 	b := &Balancer{
-		cfg:        c,
-		log:        c.Logger,
-		flows:      ft,
-		epoch:      c.Clock(),
-		workers:    make([]workerCounters, c.Workers),
-		services:   map[ServiceKey]*svcState{},
-		forwarders: map[Forwarder]struct{}{},
+		cfg:          c,
+		log:          c.Logger,
+		flows:        ft,
+		epoch:        c.Clock(),
+		workers:      make([]workerCounters, c.Workers),
+		services:     map[ServiceKey]*svcState{},
+		forwarders:   map[Forwarder]struct{}{},
+		resolved:     map[netip.Addr]net.HardwareAddr{},
+		synThreshold: c.SYNRetransmitThreshold,
 	}
+	var hc health.MonitorConfig
+	if c.Health != nil {
+		hc = *c.Health
+	}
+	if hc.Log == nil {
+		hc.Log = c.Logger
+	}
+	hc.OnEvent = b.onHealthEvent
+	b.monitor = health.NewMonitor(&hc)
 	b.snap.Store(&snapshot{
 		services: map[svcLookup]*svcEntry{},
 		frag:     map[fragLookup]*svcEntry{},
@@ -249,6 +270,11 @@ func (w *worker) flow(p *frame.Packet, s *snapshot, now flowtable.Tick) *beEntry
 	h := w.b.flows.Hash(&k)
 	if id, ok := w.b.flows.Lookup(&k, h, now, flags); ok {
 		if be := s.backend(id); be != nil && be.usable {
+			if flags&(frame.FlagSYN|frame.FlagACK) == frame.FlagSYN {
+				// A SYN on a flow we already hold: the client got no
+				// answer and retries. The control loop watches the rate.
+				be.stats.synRetrans.Add(1)
+			}
 			return be
 		}
 		return w.reschedule(p, s, &k, h, id)
@@ -429,12 +455,19 @@ func (b *Balancer) syncVIPs(vips []netip.Addr) {
 	}
 }
 
-// Run runs the control loops (flow expiry) until ctx is cancelled, and
-// returns only when all of them have stopped.
+// Run runs the control loops — flow expiry, health checks, drain and slow
+// start tracking — until ctx is cancelled, and returns only when all of them
+// have stopped. Call it once.
 func (b *Balancer) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	wg.Go(func() { b.expireLoop(ctx) })
+	wg.Go(func() { b.controlLoop(ctx) })
+	var monErr error
+	wg.Go(func() { monErr = b.monitor.Run(ctx) })
 	wg.Wait()
+	if monErr != nil && !errors.Is(monErr, context.Canceled) {
+		return fmt.Errorf("dsr: health monitor: %w", monErr)
+	}
 	return nil
 }
 
@@ -475,6 +508,16 @@ func (b *Balancer) ExpireFlows(maxSlots int) int {
 	})
 }
 
+func (b *Balancer) effectiveMAC(be Backend) net.HardwareAddr {
+	if be.MAC != nil {
+		return append(net.HardwareAddr(nil), be.MAC...)
+	}
+	if m := b.resolved[be.Addr]; m != nil {
+		return append(net.HardwareAddr(nil), m...)
+	}
+	return nil
+}
+
 // Stats returns a copy of all counters. It never pauses forwarding.
 func (b *Balancer) Stats() Stats {
 	st := Stats{
@@ -505,7 +548,13 @@ func (b *Balancer) Stats() Stats {
 		svc.Packets, svc.Bytes = ss.stats.traffic.sum()
 		for _, be := range ss.svc.Backends {
 			bs := ss.backends[be.Addr]
-			out := BackendStats{Addr: be.Addr, State: be.State, Flows: bs.stats.flows.Load(), ActiveFlows: bs.stats.active.Load()}
+			out := BackendStats{Addr: be.Addr, State: be.State, Flows: bs.stats.flows.Load(), ActiveFlows: bs.stats.active.Load(),
+				Healthy: bs.healthy(), SYNRetransmits: bs.stats.synRetrans.Load(), MAC: b.effectiveMAC(be)}
+			for _, err := range bs.failing {
+				if err != errHealthUnknown && out.HealthError == "" {
+					out.HealthError = err.Error()
+				}
+			}
 			out.Packets, out.Bytes = bs.stats.traffic.sum()
 			svc.Backends = append(svc.Backends, out)
 		}

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/dsrlb/dsrlb/health"
 	"github.com/dsrlb/dsrlb/scheduler"
 )
 
@@ -130,6 +131,28 @@ type Service struct {
 	// Backends are the real servers. An empty list is valid: the service
 	// then drops its traffic (counted as no_backend).
 	Backends []Backend
+	// Checks are health checks run against every backend; a backend is
+	// healthy while all of them pass. An unhealthy backend takes no new
+	// flows and its established flows are rescheduled. Empty means no
+	// checks: backends count as healthy.
+	Checks []HealthCheck
+	// SlowStart ramps the share of new flows of a backend that joins or
+	// recovers from 0 to its weight over this duration, so a cold server is
+	// not flooded. Zero means no ramp.
+	SlowStart time.Duration
+	// DrainTimeout bounds the drain of a backend set to BackendDraining:
+	// it is reported drained (EventBackendDrained) when its last flow ended
+	// or when this long has passed. Zero means no deadline.
+	DrainTimeout time.Duration
+	// FailOpen keeps sending new flows to the last healthy set of backends
+	// when every backend fails its checks, instead of dropping (useful when
+	// a shared dependency of the checks failed, not the servers). Zero
+	// (false) drops.
+	FailOpen bool
+	// MinHealthy raises EventBelowMinHealthy when fewer backends are healthy
+	// and active, telling the application to withdraw the VIP. Zero
+	// disables it.
+	MinHealthy int
 }
 
 // Key returns the service's key.
@@ -195,6 +218,21 @@ type Config struct {
 	// Clock returns the current time. Nil means time.Now. Tests inject a
 	// fake clock to drive flow timeouts.
 	Clock func() time.Time
+	// Health configures the health monitor that Run runs for the services'
+	// Checks. Nil means the monitor's defaults (2 s interval, 1 s timeout,
+	// rise 2, fall 3). Its OnEvent is the Balancer's own: subscribe to
+	// the Balancer's OnEvent instead.
+	Health *health.MonitorConfig
+	// OnEvent receives events: backend up/down, drained, below minimum
+	// healthy, SYN-retransmit suspicion, resolved MACs, VIP conflicts. It is
+	// called from the Balancer's control goroutines without locks held, so
+	// it may call the Balancer; it should not block for long. Nil discards
+	// events (they are still logged).
+	OnEvent func(Event)
+	// SYNRetransmitThreshold is how many SYNs retransmitted on existing
+	// flows of one backend in one second raise EventSYNRetransmits (when
+	// they are also at least half of its new flows). Zero means 20.
+	SYNRetransmitThreshold int
 }
 
 // Sentinel errors. Errors returned by the configuration API wrap one of
@@ -274,6 +312,12 @@ func (c *Config) withDefaults() (Config, error) {
 	if out.Clock == nil {
 		out.Clock = time.Now
 	}
+	if out.SYNRetransmitThreshold < 0 {
+		return out, fieldErr("SYNRetransmitThreshold", "negative: %d", out.SYNRetransmitThreshold)
+	}
+	if out.SYNRetransmitThreshold == 0 {
+		out.SYNRetransmitThreshold = 20
+	}
 	return out, nil
 }
 
@@ -295,6 +339,20 @@ func validateService(field string, s *Service) error {
 	}
 	if !scheduler.Registered(name) {
 		return fieldErr(field+".scheduler", "%q is not registered (known: %v)", name, scheduler.Names())
+	}
+	for i, hc := range s.Checks {
+		if hc.Checker == nil {
+			return fieldErr(fmt.Sprintf("%s.checks[%d]", field, i), "nil checker")
+		}
+	}
+	if s.SlowStart < 0 {
+		return fieldErr(field+".slow_start", "negative duration %v", s.SlowStart)
+	}
+	if s.DrainTimeout < 0 {
+		return fieldErr(field+".drain_timeout", "negative duration %v", s.DrainTimeout)
+	}
+	if s.MinHealthy < 0 {
+		return fieldErr(field+".min_healthy", "negative: %d", s.MinHealthy)
 	}
 	seen := make(map[netip.Addr]int, len(s.Backends))
 	for i := range s.Backends {

@@ -2,6 +2,7 @@ package dsr
 
 import (
 	"fmt"
+	"net"
 	"net/netip"
 	"sync/atomic"
 
@@ -108,10 +109,14 @@ type ServiceStats struct {
 // BackendStats are one backend's counters within a service.
 type BackendStats struct {
 	Addr           netip.Addr
+	MAC            net.HardwareAddr // configured or resolved; nil if unknown
 	State          BackendState
+	Healthy        bool   // all health checks pass (true without checks)
+	HealthError    string // why a failing check fails
 	Packets, Bytes uint64
 	Flows          uint64 // flows created on (or moved to) this backend
 	ActiveFlows    int64  // flows currently held in the flow table
+	SYNRetransmits uint64 // SYNs seen again on flows it already holds
 }
 
 // trafficSlot is one worker's packet and byte counters, padded to a cache
@@ -146,9 +151,10 @@ type serviceStats struct {
 }
 
 type backendStats struct {
-	traffic traffic
-	flows   atomic.Uint64
-	active  atomic.Int64
+	traffic    traffic
+	flows      atomic.Uint64
+	active     atomic.Int64
+	synRetrans atomic.Uint64
 }
 
 // workerCounters are the per-worker frame counters (drops by reason, parser

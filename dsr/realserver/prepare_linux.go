@@ -175,7 +175,6 @@ func Undo(st *State) error {
 		return nil
 	}
 	var errs []error
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 
 	for len(st.Sysctls) > 0 {
 		s := st.Sysctls[len(st.Sysctls)-1]
@@ -240,7 +239,6 @@ func Undo(st *State) error {
 		}
 		st.Created = st.Created[:len(st.Created)-1]
 	}
-	_ = log
 	return errors.Join(errs...)
 }
 

@@ -1,0 +1,242 @@
+package arp
+
+import (
+	"bytes"
+	"net"
+	"net/netip"
+	"slices"
+	"sync/atomic"
+	"time"
+
+	"github.com/mdlayher/arp"
+	"github.com/mdlayher/ethernet"
+	"github.com/mdlayher/packet"
+)
+
+// The core: what one received frame (handle) and one timer step (tick) do to
+// the state, with the effects collected in a batch. Both run with s.mu held
+// and take the time as an argument, so tests drive them with any clock.
+
+// handle processes one received frame.
+func (s *Speaker) handle(fr []byte, now time.Time, b *batch) {
+	s.stats.received.Add(1)
+	var v view
+	if r := parseFrame(fr, &v); r != 0 {
+		s.drop(r)
+		return
+	}
+	if v.ethSrc == s.cfg.mac || v.sha == s.cfg.mac {
+		s.drop(DropOwnFrame)
+		return
+	}
+	if _, ok := s.vips[v.spa]; ok {
+		// Another host speaks for a VIP: a reply (to our probe or to a
+		// client), an announcement, or a request sent from the VIP (a
+		// server with arp_announce=0), which also updates peers' caches.
+		s.conflict(&v, now, b)
+		return
+	}
+	if st := s.backends[v.spa]; st != nil && st.static == nil {
+		if v.op == arp.OperationReply && v.tpa == s.cfg.ip && v.tha == s.cfg.mac &&
+			st.pending && now.Sub(st.sentAt) <= s.cfg.resolveTimeout {
+			s.resolve(v.spa, st, v.sha, now, b)
+			return
+		}
+		s.hint(st, v.sha, now, b)
+	}
+	if v.op == arp.OperationReply {
+		s.drop(DropUnsolicited)
+		return
+	}
+	if _, ok := s.vips[v.tpa]; !ok {
+		s.drop(DropNotOurs)
+		return
+	}
+	if r := s.limit.allow(v.sha, now); r != 0 {
+		s.drop(r)
+		return
+	}
+	// Unicast reply to the asker, also for RFC 5227 probes (sender IP
+	// 0.0.0.0): answering those is how an owner defends its address.
+	b.frames = append(b.frames, s.frame(v.sha, arp.OperationReply, v.tpa, v.sha, v.spa, &s.stats.replies))
+}
+
+func (s *Speaker) drop(r DropReason) { s.stats.drops[r].Add(1) }
+
+// conflict counts a foreign claim on a VIP and, at most once per dedup
+// window for the same VIP and MAC, raises an event and defends the VIP with
+// one announcement so that hosts which just learned the other MAC move back.
+func (s *Speaker) conflict(v *view, now time.Time, b *batch) {
+	s.stats.conflicts.Add(1)
+	key := conflictKey{vip: v.spa, mac: v.sha}
+	if last, ok := s.conflicts[key]; ok && now.Sub(last) < s.cfg.conflictDedup {
+		return
+	}
+	s.conflicts[key] = now
+	b.events = append(b.events, Event{
+		Kind:    Conflict,
+		Addr:    v.spa,
+		MAC:     slices.Clone(v.sha[:]),
+		Backend: s.backendByMAC(v.sha),
+		Time:    now,
+	})
+	b.frames = append(b.frames, s.announcement(v.spa))
+}
+
+// backendByMAC returns the backend (lowest address, for a stable answer when
+// one host has several) whose static or resolved MAC is mac.
+func (s *Speaker) backendByMAC(mac [6]byte) netip.Addr {
+	var found netip.Addr
+	for a, st := range s.backends {
+		m := st.static
+		if m == nil {
+			m = st.mac
+		}
+		if bytes.Equal(m, mac[:]) && (!found.IsValid() || a.Less(found)) {
+			found = a
+		}
+	}
+	return found
+}
+
+// resolve accepts the answer to our outstanding request for addr.
+func (s *Speaker) resolve(addr netip.Addr, st *backendState, mac [6]byte, now time.Time, b *batch) {
+	st.pending = false
+	st.misses = 0
+	st.next = now.Add(s.cfg.resolveInterval)
+	old := st.mac
+	switch {
+	case !st.resolved:
+		st.mac, st.resolved, st.reported = slices.Clone(mac[:]), true, false
+		b.events = append(b.events, Event{Kind: Resolved, Addr: addr, MAC: slices.Clone(mac[:]), OldMAC: slices.Clone(old), Time: now})
+	case !bytes.Equal(old, mac[:]):
+		st.mac = slices.Clone(mac[:])
+		b.events = append(b.events, Event{Kind: MACChanged, Addr: addr, MAC: slices.Clone(mac[:]), OldMAC: slices.Clone(old), Time: now})
+	}
+}
+
+// hint reacts to unsolicited ARP from a resolved backend's address: it is
+// never trusted (anyone can send it), but when it shows a MAC other than the
+// one we hold it moves our next request forward, so a real change is
+// confirmed at once. Hints are honoured at most once per ResolveTimeout, so
+// forged ones cost one request per timeout at worst.
+func (s *Speaker) hint(st *backendState, mac [6]byte, now time.Time, b *batch) {
+	if st.pending || (st.resolved && bytes.Equal(st.mac, mac[:])) {
+		return
+	}
+	if !st.lastHint.IsZero() && now.Sub(st.lastHint) < s.cfg.resolveTimeout {
+		return
+	}
+	if st.next.After(now) {
+		st.lastHint = now
+		st.next = now
+		b.wake = true
+	}
+}
+
+// tick does every announcement, probe and timeout due at now and returns
+// when it wants to run next.
+func (s *Speaker) tick(now time.Time, b *batch) time.Time {
+	next := now.Add(time.Hour)
+	soon := func(t time.Time) {
+		if t.Before(next) {
+			next = t
+		}
+	}
+	for vip, st := range s.vips {
+		if !st.nextAnnounce.IsZero() && !now.Before(st.nextAnnounce) {
+			b.frames = append(b.frames, s.announcement(vip))
+			if st.burstLeft > 0 {
+				st.burstLeft--
+			}
+			switch {
+			case st.burstLeft > 0:
+				st.nextAnnounce = now.Add(s.cfg.announceSpacing)
+			case s.cfg.announceInterval > 0:
+				st.nextAnnounce = now.Add(s.cfg.announceInterval)
+			default:
+				st.nextAnnounce = time.Time{}
+			}
+		}
+		if !st.nextAnnounce.IsZero() {
+			soon(st.nextAnnounce)
+		}
+		if s.cfg.conflictInterval > 0 {
+			if !now.Before(st.nextProbe) {
+				b.frames = append(b.frames, s.frame(bcast, arp.OperationRequest, s.cfg.ip, zeroMAC, vip, &s.stats.conflictProbes))
+				st.nextProbe = now.Add(s.cfg.conflictInterval)
+			}
+			soon(st.nextProbe)
+		}
+	}
+	for addr, st := range s.backends {
+		if st.static != nil {
+			continue
+		}
+		if st.pending && now.Sub(st.sentAt) >= s.cfg.resolveTimeout {
+			st.pending = false
+			st.misses++
+			if st.misses < s.cfg.resolveAttempts {
+				st.next = now // retry at once
+			} else {
+				st.next = now.Add(s.cfg.resolveInterval)
+				if !st.reported {
+					st.reported, st.resolved = true, false
+					b.events = append(b.events, Event{Kind: Unresolved, Addr: addr, OldMAC: slices.Clone(st.mac), Time: now})
+				}
+			}
+		}
+		if !st.pending && !now.Before(st.next) {
+			b.frames = append(b.frames, s.frame(bcast, arp.OperationRequest, s.cfg.ip, zeroMAC, addr, &s.stats.resolveRequests))
+			st.pending, st.sentAt = true, now
+		}
+		if st.pending {
+			soon(st.sentAt.Add(s.cfg.resolveTimeout))
+		} else {
+			soon(st.next)
+		}
+	}
+	for k, t := range s.conflicts {
+		if now.Sub(t) >= s.cfg.conflictDedup {
+			delete(s.conflicts, k)
+		}
+	}
+	return next
+}
+
+var (
+	bcast   = [6]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
+	zeroMAC [6]byte
+)
+
+// announcement is a gratuitous ARP for vip in request form (RFC 5227
+// announcement), which every Linux and BSD host and every switch accepts
+// as an update of an existing cache entry.
+func (s *Speaker) announcement(vip netip.Addr) outFrame {
+	return s.frame(bcast, arp.OperationRequest, vip, zeroMAC, vip, &s.stats.announcements)
+}
+
+// frame builds an Ethernet frame from our MAC carrying an ARP packet from
+// our MAC and senderIP.
+func (s *Speaker) frame(dst [6]byte, op arp.Operation, senderIP netip.Addr, targetMAC [6]byte, targetIP netip.Addr, ctr *atomic.Uint64) outFrame {
+	p := arp.Packet{
+		HardwareType:       hwTypeEther,
+		ProtocolType:       uint16(ethernet.EtherTypeIPv4),
+		HardwareAddrLength: 6,
+		IPLength:           4,
+		Operation:          op,
+		SenderHardwareAddr: s.cfg.mac[:],
+		SenderIP:           senderIP,
+		TargetHardwareAddr: targetMAC[:],
+		TargetIP:           targetIP,
+	}
+	payload, _ := p.MarshalBinary() // never fails
+	f := ethernet.Frame{Destination: dst[:], Source: s.cfg.mac[:], EtherType: ethernet.EtherTypeARP, Payload: payload}
+	fb, _ := f.MarshalBinary() // cannot fail: addresses are 6 bytes, no VLAN
+	return outFrame{dst: dst, b: fb, ctr: ctr}
+}
+
+// hwAddr is the destination address packet.Conn.WriteTo expects.
+func hwAddr(dst [6]byte) net.Addr {
+	return &packet.Addr{HardwareAddr: net.HardwareAddr(dst[:])}
+}

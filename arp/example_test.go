@@ -1,0 +1,105 @@
+package arp_test
+
+import (
+	"context"
+	"log"
+	"log/slog"
+	"net"
+	"net/netip"
+	"time"
+
+	"github.com/dsrlb/dsrlb/arp"
+	"github.com/mdlayher/packet"
+)
+
+// A balancer owns its VIPs on eth0, resolves its backends and reacts to
+// events. The events are handed to another goroutine, because OnEvent must
+// not block the Speaker.
+func ExampleListen() {
+	ifi, err := net.InterfaceByName("eth0")
+	if err != nil {
+		log.Fatal(err)
+	}
+	events := make(chan arp.Event, 64)
+	s, err := arp.Listen(ifi, &arp.Config{
+		AnnounceInterval: 30 * time.Second, // below this segment's switch ageing
+		OnEvent: func(e arp.Event) {
+			select {
+			case events <- e:
+			default: // the consumer is stuck; the next refresh repeats changes
+			}
+		},
+		Logger: slog.Default(),
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer s.Close()
+
+	s.SetVIPs([]netip.Addr{netip.MustParseAddr("192.0.2.100")})
+	s.SetBackends([]arp.Backend{
+		{Addr: netip.MustParseAddr("192.0.2.20")},                                                // resolved by ARP
+		{Addr: netip.MustParseAddr("192.0.2.21"), MAC: net.HardwareAddr{0x02, 0, 0, 0, 0, 0x21}}, // static
+	})
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	go func() {
+		for e := range events {
+			switch e.Kind {
+			case arp.Resolved, arp.MACChanged:
+				log.Printf("forward %s to %s", e.Addr, e.MAC) // e.g. Balancer.SetBackendMAC
+			case arp.Unresolved:
+				log.Printf("no new flows to %s", e.Addr)
+			case arp.Conflict:
+				log.Printf("VIP %s stolen by %s (backend %s): check its arp_ignore", e.Addr, e.MAC, e.Backend)
+			}
+		}
+	}()
+	if err := s.Run(ctx); err != nil {
+		log.Print(err)
+	}
+}
+
+// New takes any socket carrying Ethernet frames, for example a packet socket
+// the caller opened itself (with its own BPF filter or options).
+func ExampleNew() {
+	ifi, err := net.InterfaceByName("eth0")
+	if err != nil {
+		log.Fatal(err)
+	}
+	const etherTypeARP = 0x0806
+	conn, err := packet.Listen(ifi, packet.Raw, etherTypeARP, nil)
+	if err != nil {
+		log.Fatal(err) // not Linux, or no CAP_NET_RAW
+	}
+	s, err := arp.New(conn, &arp.Config{HardwareAddr: ifi.HardwareAddr, IP: netip.MustParseAddr("192.0.2.2")})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer s.Close() // closes conn
+	s.SetVIPs([]netip.Addr{netip.MustParseAddr("192.0.2.100")})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	_ = s.Run(ctx)
+}
+
+// Stats counts drops by reason, so a flood or a misconfigured host shows up
+// without per-packet logging.
+func ExampleSpeaker_Stats() {
+	ifi, err := net.InterfaceByName("eth0")
+	if err != nil {
+		log.Fatal(err)
+	}
+	s, err := arp.Listen(ifi, nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer s.Close()
+	// ... SetVIPs, Run ...
+	st := s.Stats()
+	for reason, n := range st.Drops {
+		log.Printf("dropped %d ARP packets: %s", n, reason)
+	}
+	log.Printf("answered %d requests, %d conflicts seen", st.Replies, st.Conflicts)
+}

@@ -1,0 +1,372 @@
+package arp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Backend is a real server the Speaker resolves (or, with MAC set, only
+// knows, so conflicts can name it).
+type Backend struct {
+	// Addr is the backend's IPv4 address on the segment. IPv6 backends are
+	// ignored (they need neighbour discovery, not ARP).
+	Addr netip.Addr
+	// MAC is a statically configured hardware address. Nil means resolve
+	// Addr by ARP; a static MAC is never probed nor overridden.
+	MAC net.HardwareAddr
+}
+
+// Speaker owns VIPs on one Ethernet segment: it answers ARP for them,
+// announces them, resolves backend MACs and watches for other hosts claiming
+// the VIPs. Create it with New or Listen, configure it with SetVIPs and
+// SetBackends (at any time, from any goroutine) and start it with Run.
+type Speaker struct {
+	conn net.PacketConn
+	cfg  settings
+	log  *slog.Logger
+	now  func() time.Time
+
+	wake    chan struct{} // nudges the timer loop after a state change
+	running atomic.Bool
+	closed  atomic.Bool
+	stats   counters
+	evMu    sync.Mutex // serialises OnEvent calls
+
+	mu        sync.Mutex
+	vips      map[netip.Addr]*vipState
+	backends  map[netip.Addr]*backendState
+	conflicts map[conflictKey]time.Time // last Conflict event per VIP and MAC
+	limit     limiter
+}
+
+type vipState struct {
+	burstLeft    int       // announcements left in the current burst
+	nextAnnounce time.Time // zero: none scheduled
+	nextProbe    time.Time
+}
+
+type backendState struct {
+	static   net.HardwareAddr
+	mac      net.HardwareAddr // last MAC that answered us; nil if never
+	resolved bool             // mac is current (not Unresolved)
+	reported bool             // Unresolved was reported and not yet cleared
+	pending  bool             // a request is outstanding since sentAt
+	sentAt   time.Time
+	misses   int
+	next     time.Time // next request
+	lastHint time.Time
+}
+
+type conflictKey struct {
+	vip netip.Addr
+	mac [6]byte
+}
+
+// outFrame is a frame to send once the state lock is released.
+type outFrame struct {
+	dst [6]byte
+	b   []byte
+	ctr *atomic.Uint64
+}
+
+// batch collects the effects of one step, applied after unlocking so that
+// neither a slow socket nor an OnEvent callback runs under the lock.
+type batch struct {
+	frames []outFrame
+	events []Event
+	wake   bool
+}
+
+// New returns a Speaker that reads and writes whole Ethernet frames on conn
+// (in production an AF_PACKET socket bound to ETH_P_ARP on the segment
+// interface; in tests any in-memory net.PacketConn). Outgoing frames are
+// written to a *packet.Addr from github.com/mdlayher/packet holding the
+// destination MAC. The Speaker owns conn: Close closes it. cfg.HardwareAddr
+// is required.
+func New(conn net.PacketConn, cfg *Config) (*Speaker, error) {
+	if conn == nil {
+		return nil, fmt.Errorf("%w: nil conn", ErrInvalidConfig)
+	}
+	st, err := cfg.settings()
+	if err != nil {
+		return nil, err
+	}
+	return &Speaker{
+		conn:      conn,
+		cfg:       st,
+		log:       st.log,
+		now:       time.Now,
+		wake:      make(chan struct{}, 1),
+		vips:      make(map[netip.Addr]*vipState),
+		backends:  make(map[netip.Addr]*backendState),
+		conflicts: make(map[conflictKey]time.Time),
+		limit:     newLimiter(st.replyRate, st.replyBurst, MaxRequesters),
+	}, nil
+}
+
+// HardwareAddr returns the MAC the Speaker answers with.
+func (s *Speaker) HardwareAddr() net.HardwareAddr { return slices.Clone(s.cfg.mac[:]) }
+
+// IP returns the sender address of the Speaker's probes (0.0.0.0 if none).
+func (s *Speaker) IP() netip.Addr { return s.cfg.ip }
+
+// SetVIPs replaces the set of VIPs the Speaker answers for. A VIP that is
+// new gets a burst of gratuitous ARPs and an immediate conflict probe; a VIP
+// that is gone is neither answered nor announced any more (the next owner's
+// announcements, or the clients' cache expiry, move it away). Non-IPv4
+// addresses are ignored.
+func (s *Speaker) SetVIPs(vips []netip.Addr) {
+	now := s.now()
+	s.mu.Lock()
+	keep := make(map[netip.Addr]bool, len(vips))
+	for _, v := range vips {
+		v = v.Unmap()
+		if !v.Is4() {
+			continue
+		}
+		keep[v] = true
+		if _, ok := s.vips[v]; !ok {
+			s.vips[v] = &vipState{burstLeft: s.cfg.announceCount, nextAnnounce: now, nextProbe: now}
+		}
+	}
+	for v := range s.vips {
+		if !keep[v] {
+			delete(s.vips, v)
+		}
+	}
+	s.mu.Unlock()
+	s.nudge()
+}
+
+// VIPs returns the VIPs currently served, sorted.
+func (s *Speaker) VIPs() []netip.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]netip.Addr, 0, len(s.vips))
+	for v := range s.vips {
+		out = append(out, v)
+	}
+	slices.SortFunc(out, netip.Addr.Compare)
+	return out
+}
+
+// Takeover restarts the gratuitous burst for the given VIPs, or for every
+// served VIP when none are given: call it when this balancer takes over from
+// another one, so that hosts and switches move to our MAC at once instead of
+// at their cache expiry. VIPs not served (see SetVIPs) are ignored.
+func (s *Speaker) Takeover(vips ...netip.Addr) {
+	now := s.now()
+	s.mu.Lock()
+	for v, st := range s.vips {
+		if len(vips) == 0 || slices.Contains(vips, v) {
+			st.burstLeft = s.cfg.announceCount
+			st.nextAnnounce = now
+		}
+	}
+	s.mu.Unlock()
+	s.nudge()
+}
+
+// SetBackends replaces the set of backends. Backends already known keep
+// their resolved MAC; new ones without a static MAC are resolved at once.
+func (s *Speaker) SetBackends(backends []Backend) {
+	now := s.now()
+	s.mu.Lock()
+	keep := make(map[netip.Addr]bool, len(backends))
+	for _, b := range backends {
+		a := b.Addr.Unmap()
+		if !a.Is4() {
+			continue
+		}
+		keep[a] = true
+		st, ok := s.backends[a]
+		if !ok {
+			st = &backendState{next: now}
+			s.backends[a] = st
+		}
+		var static net.HardwareAddr
+		if len(b.MAC) == 6 {
+			static = slices.Clone(b.MAC)
+		}
+		if st.static != nil && static == nil {
+			st.next = now // became dynamic: resolve now
+		}
+		st.static = static
+	}
+	for a := range s.backends {
+		if !keep[a] {
+			delete(s.backends, a)
+		}
+	}
+	s.mu.Unlock()
+	s.nudge()
+}
+
+// Lookup returns the MAC to forward to backend addr: its static MAC, or the
+// resolved one. ok is false while the backend is unknown, not yet resolved
+// or Unresolved.
+func (s *Speaker) Lookup(addr netip.Addr) (mac net.HardwareAddr, ok bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.backends[addr.Unmap()]
+	switch {
+	case st == nil:
+		return nil, false
+	case st.static != nil:
+		return slices.Clone(st.static), true
+	case st.resolved:
+		return slices.Clone(st.mac), true
+	}
+	return nil, false
+}
+
+// Stats returns a snapshot of the counters.
+func (s *Speaker) Stats() Stats { return s.stats.snapshot() }
+
+// Close closes the socket. A running Run returns. It is safe to call more
+// than once.
+func (s *Speaker) Close() error {
+	if s.closed.Swap(true) {
+		return nil
+	}
+	return s.conn.Close()
+}
+
+// ErrRunning is returned by Run when the Speaker is already running.
+var ErrRunning = errors.New("arp: Speaker is already running")
+
+// Run reads and answers ARP, sends announcements and probes, and returns
+// only when both of its goroutines have stopped: nil after ctx is cancelled
+// or Close, or the socket error that stopped the read loop (an error
+// wrapping net.ErrClosed if the Speaker was already closed). It does not close the
+// socket (Close does), so a Speaker may be run again after Run returns.
+func (s *Speaker) Run(ctx context.Context) error {
+	if s.closed.Load() {
+		return fmt.Errorf("arp: run: %w", net.ErrClosed)
+	}
+	if s.running.Swap(true) {
+		return ErrRunning
+	}
+	defer s.running.Store(false)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	var wg sync.WaitGroup
+	var readErr error
+	wg.Go(func() {
+		readErr = s.readLoop(ctx)
+		cancel()
+	})
+	wg.Go(func() { s.timerLoop(ctx) })
+	// Unblock the reader when ctx ends. A conn without deadlines is closed
+	// instead: stopping matters more than keeping it.
+	unblocked := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		defer close(unblocked)
+		if err := s.conn.SetReadDeadline(time.Unix(1, 0)); err != nil {
+			_ = s.Close()
+		}
+	})
+	wg.Wait()
+	if !stop() {
+		<-unblocked // never leave a past deadline behind for the next Run
+	}
+	_ = s.conn.SetReadDeadline(time.Time{})
+	return readErr
+}
+
+func (s *Speaker) readLoop(ctx context.Context) error {
+	buf := make([]byte, 1600)
+	for {
+		n, _, err := s.conn.ReadFrom(buf)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err != nil {
+			s.stats.readErrors.Add(1)
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				// A deadline we did not set for stopping: clear it and
+				// keep reading.
+				_ = s.conn.SetReadDeadline(time.Time{})
+				continue
+			}
+			if errors.Is(err, net.ErrClosed) && s.closed.Load() {
+				return nil
+			}
+			s.log.Error("arp: reading from socket failed", "err", err)
+			return fmt.Errorf("arp: read: %w", err)
+		}
+		var b batch
+		s.mu.Lock()
+		s.handle(buf[:n], s.now(), &b)
+		s.mu.Unlock()
+		s.apply(&b)
+	}
+}
+
+func (s *Speaker) timerLoop(ctx context.Context) {
+	t := time.NewTimer(time.Hour)
+	defer t.Stop()
+	for {
+		now := s.now()
+		var b batch
+		s.mu.Lock()
+		next := s.tick(now, &b)
+		s.mu.Unlock()
+		s.apply(&b)
+		t.Reset(next.Sub(now))
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-s.wake:
+		}
+	}
+}
+
+func (s *Speaker) nudge() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// apply sends the frames and delivers the events of a step.
+func (s *Speaker) apply(b *batch) {
+	for _, f := range b.frames {
+		if _, err := s.conn.WriteTo(f.b, hwAddr(f.dst)); err != nil {
+			if s.stats.writeErrors.Add(1) == 1 {
+				s.log.Warn("arp: sending failed", "err", err)
+			}
+			continue
+		}
+		f.ctr.Add(1)
+	}
+	if b.wake {
+		s.nudge()
+	}
+	if len(b.events) == 0 {
+		return
+	}
+	s.evMu.Lock()
+	defer s.evMu.Unlock()
+	for _, e := range b.events {
+		if e.Kind == Conflict || e.Kind == Unresolved {
+			s.log.Warn("arp: " + e.String())
+		} else {
+			s.log.Info("arp: " + e.String())
+		}
+		if s.cfg.onEvent != nil {
+			s.cfg.onEvent(e)
+		}
+	}
+}

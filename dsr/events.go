@@ -1,0 +1,103 @@
+package dsr
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"time"
+)
+
+// EventKind says what an Event reports.
+type EventKind uint8
+
+const (
+	// EventBackendDown: a backend's health checks failed; it takes no new
+	// flows and its established flows are rescheduled. Reason says why.
+	EventBackendDown EventKind = iota + 1
+	// EventBackendUp: a backend's health checks pass again.
+	EventBackendUp
+	// EventBackendDrained: a draining backend has no flows left, or its
+	// drain deadline passed (Reason is then set).
+	EventBackendDrained
+	// EventBelowMinHealthy: fewer backends of a service are healthy than its
+	// MinHealthy: the application should withdraw the VIP (for example stop
+	// announcing it so a peer balancer takes over).
+	EventBelowMinHealthy
+	// EventMinHealthyRestored: the service has MinHealthy healthy backends
+	// again.
+	EventMinHealthyRestored
+	// EventFailOpen: every backend of a FailOpen service is unhealthy; the
+	// service keeps using the last healthy set rather than dropping.
+	EventFailOpen
+	// EventSYNRetransmits: clients retransmit SYNs on many flows of this
+	// backend — the passive sign of a DSR black hole (the server does not
+	// answer, or its answers do not reach the clients). Count is the number
+	// of retransmitted SYNs in the last interval.
+	EventSYNRetransmits
+	// EventMACResolved: a backend's MAC address was learned (or changed);
+	// MAC holds it.
+	EventMACResolved
+	// EventUnresolved: a backend's MAC address could not be resolved: it
+	// takes no new flows.
+	EventUnresolved
+	// EventVIPConflict: another host claims a VIP on the segment. MAC is the
+	// other host's; Backend is set when that MAC belongs to a known backend
+	// (a real server answering ARP for the VIP: arp_ignore is wrong there).
+	EventVIPConflict
+)
+
+var eventNames = map[EventKind]string{
+	EventBackendDown:        "backend-down",
+	EventBackendUp:          "backend-up",
+	EventBackendDrained:     "backend-drained",
+	EventBelowMinHealthy:    "below-min-healthy",
+	EventMinHealthyRestored: "min-healthy-restored",
+	EventFailOpen:           "fail-open",
+	EventSYNRetransmits:     "syn-retransmits",
+	EventMACResolved:        "mac-resolved",
+	EventUnresolved:         "unresolved",
+	EventVIPConflict:        "vip-conflict",
+}
+
+func (k EventKind) String() string {
+	if n, ok := eventNames[k]; ok {
+		return n
+	}
+	return fmt.Sprintf("EventKind(%d)", uint8(k))
+}
+
+// Event is something the control plane noticed that an operator or the
+// application may act on. Fields that do not apply to the Kind are zero.
+type Event struct {
+	Kind    EventKind
+	At      time.Time
+	Service ServiceKey
+	Backend netip.Addr
+	VIP     netip.Addr
+	MAC     net.HardwareAddr
+	Reason  error
+	Count   int
+}
+
+func (e Event) String() string {
+	s := e.Kind.String()
+	if e.Service.VIP.IsValid() {
+		s += " service=" + e.Service.String()
+	}
+	if e.Backend.IsValid() {
+		s += " backend=" + e.Backend.String()
+	}
+	if e.VIP.IsValid() {
+		s += " vip=" + e.VIP.String()
+	}
+	if e.MAC != nil {
+		s += " mac=" + e.MAC.String()
+	}
+	if e.Count != 0 {
+		s += fmt.Sprintf(" count=%d", e.Count)
+	}
+	if e.Reason != nil {
+		s += " reason=" + e.Reason.Error()
+	}
+	return s
+}
