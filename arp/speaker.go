@@ -39,6 +39,7 @@ type Speaker struct {
 	closed  atomic.Bool
 	stats   counters
 	evMu    sync.Mutex // serialises OnEvent calls
+	extra   []func(Event)
 
 	mu        sync.Mutex
 	vips      map[netip.Addr]*vipState
@@ -368,5 +369,22 @@ func (s *Speaker) apply(b *batch) {
 		if s.cfg.onEvent != nil {
 			s.cfg.onEvent(e)
 		}
+		for _, fn := range s.extra {
+			fn(e)
+		}
 	}
+}
+
+// AddEventHandler adds fn to the receivers of the Speaker's events, after
+// Config.OnEvent, with the same rules: called from the Speaker's goroutines,
+// one event at a time, never with internal locks held, and it must not
+// block. It lets a component that is handed an existing Speaker (a
+// dsr.Balancer) follow its events.
+func (s *Speaker) AddEventHandler(fn func(Event)) {
+	if fn == nil {
+		return
+	}
+	s.evMu.Lock()
+	defer s.evMu.Unlock()
+	s.extra = append(s.extra, fn)
 }

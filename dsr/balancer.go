@@ -98,6 +98,9 @@ func New(cfg *Config) (*Balancer, error) {
 	}
 	hc.OnEvent = b.onHealthEvent
 	b.monitor = health.NewMonitor(&hc)
+	if c.ARP != nil {
+		b.attachARP(c.ARP)
+	}
 	b.snap.Store(&snapshot{
 		services: map[svcLookup]*svcEntry{},
 		frag:     map[fragLookup]*svcEntry{},
@@ -456,17 +459,23 @@ func (b *Balancer) syncVIPs(vips []netip.Addr) {
 }
 
 // Run runs the control loops — flow expiry, health checks, drain and slow
-// start tracking — until ctx is cancelled, and returns only when all of them
+// start tracking, and the ARP speaker if configured — until ctx is cancelled, and returns only when all of them
 // have stopped. Call it once.
 func (b *Balancer) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	wg.Go(func() { b.expireLoop(ctx) })
 	wg.Go(func() { b.controlLoop(ctx) })
-	var monErr error
+	var monErr, arpErr error
 	wg.Go(func() { monErr = b.monitor.Run(ctx) })
+	if b.cfg.ARP != nil {
+		wg.Go(func() { arpErr = b.cfg.ARP.Run(ctx) })
+	}
 	wg.Wait()
 	if monErr != nil && !errors.Is(monErr, context.Canceled) {
 		return fmt.Errorf("dsr: health monitor: %w", monErr)
+	}
+	if arpErr != nil && !errors.Is(arpErr, context.Canceled) {
+		return fmt.Errorf("dsr: arp: %w", arpErr)
 	}
 	return nil
 }

@@ -19,7 +19,9 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"github.com/vishvananda/netlink"
 
+	"github.com/dsrlb/dsrlb/arp"
 	"github.com/dsrlb/dsrlb/internal/flowtable"
 	"github.com/dsrlb/dsrlb/internal/frame"
 	"github.com/dsrlb/dsrlb/internal/netlab"
@@ -35,10 +37,24 @@ type liveBalancer struct {
 }
 
 // startBalancer runs a Balancer with `workers` packet forwarders (one
-// fanout group) in the lab's balancer namespace until the test ends.
+// fanout group) and an ARP speaker in the lab's balancer namespace until the
+// test ends. Clients reach the VIPs through their kernels' ARP.
 func startBalancer(t *testing.T, lab *netlab.Lab, workers int, services ...Service) *liveBalancer {
+	return startBalancerWith(t, lab, &Config{Workers: workers}, nil, services...)
+}
+
+func startBalancerWith(t *testing.T, lab *netlab.Lab, cfg *Config, arpCfg *arp.Config, services ...Service) *liveBalancer {
 	t.Helper()
-	b, err := New(&Config{Workers: workers})
+	workers := max(cfg.Workers, 1)
+	require.NoError(t, lab.Balancer.Do(func() error {
+		ifi, err := net.InterfaceByName(lab.Balancer.Link)
+		if err != nil {
+			return err
+		}
+		cfg.ARP, err = arp.Listen(ifi, arpCfg)
+		return err
+	}))
+	b, err := New(cfg)
 	require.NoError(t, err)
 	for _, s := range services {
 		require.NoError(t, b.AddService(s))
@@ -81,17 +97,11 @@ func startBalancer(t *testing.T, lab *netlab.Lab, workers int, services ...Servi
 		for _, f := range lb.fwds {
 			_ = f.Close()
 		}
+		_ = cfg.ARP.Close()
 		if t.Failed() {
 			t.Logf("balancer stats: %+v", b.Stats())
 		}
 	})
-	// The client reaches the VIP through the balancer: until the balancer
-	// answers ARP itself, a static neighbour entry stands in for it.
-	for _, c := range lab.Clients {
-		for _, v := range vips {
-			require.NoError(t, c.SetNeighbor(v, lab.Balancer.MAC))
-		}
-	}
 	return lb
 }
 
@@ -330,4 +340,126 @@ func TestIntegrationUDP(t *testing.T) {
 		c.Close()
 	}
 	assert.Len(t, seen, 3, "datagrams of different flows spread over all servers: %v", seen)
+}
+
+// TestIntegrationARP: the client's kernel finds the VIP through the
+// balancer's ARP answers; backends configured without a MAC are resolved;
+// a server whose MAC changes keeps getting its traffic within one resolver
+// refresh.
+func TestIntegrationARP(t *testing.T) {
+	lab := netlab.NewT(t, &netlab.Config{Servers: 2})
+	svc := Service{VIP: lab.VIPs[0], Protocol: TCP, Port: 80}
+	for _, s := range lab.Servers {
+		svc.Backends = append(svc.Backends, Backend{Addr: s.IP}) // no MAC: resolve it
+	}
+	events := make(chan Event, 64)
+	cfg := &Config{OnEvent: func(e Event) { events <- e }}
+	lb := startBalancerWith(t, lab, cfg, &arp.Config{ResolveInterval: 300 * time.Millisecond, ResolveTimeout: 200 * time.Millisecond}, svc)
+
+	resolved := map[netip.Addr]bool{}
+	for len(resolved) < len(lab.Servers) {
+		select {
+		case e := <-events:
+			if e.Kind == EventMACResolved {
+				resolved[e.Backend] = true
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("backends resolved: %v", resolved)
+		}
+	}
+	client := lab.Clients[0]
+	get := func() (string, error) {
+		tr := &http.Transport{DialContext: client.DialContext, DisableKeepAlives: true}
+		defer tr.CloseIdleConnections()
+		hc := &http.Client{Transport: tr, Timeout: 2 * time.Second}
+		r, err := hc.Get(fmt.Sprintf("http://%s/", lab.VIPs[0]))
+		if err != nil {
+			return "", err
+		}
+		defer r.Body.Close()
+		b, err := io.ReadAll(r.Body)
+		return string(b), err
+	}
+	seen := map[string]bool{}
+	for range 40 {
+		name, err := get()
+		require.NoError(t, err)
+		seen[name] = true
+	}
+	require.Len(t, seen, 2)
+	// The client's kernel learned the VIP from our ARP answer.
+	var neighMAC net.HardwareAddr
+	require.NoError(t, client.Do(func() error {
+		ns, err := netlink.NeighList(0, netlink.FAMILY_V4)
+		for _, n := range ns {
+			if a, ok := netip.AddrFromSlice(n.IP); ok && a.Unmap() == lab.VIPs[0] {
+				neighMAC = n.HardwareAddr
+			}
+		}
+		return err
+	}))
+	assert.Equal(t, lab.Balancer.MAC, neighMAC)
+
+	// Server 1 gets a new MAC.
+	newMAC := net.HardwareAddr{0x02, 0xaa, 0, 0, 0, 0x21}
+	require.NoError(t, lab.Servers[1].Do(func() error {
+		l, err := netlink.LinkByName(lab.Servers[1].Link)
+		if err != nil {
+			return err
+		}
+		return netlink.LinkSetHardwareAddr(l, newMAC)
+	}))
+	changed := time.Now()
+	for {
+		select {
+		case e := <-events:
+			if e.Kind != EventMACResolved || e.Backend != lab.Servers[1].IP {
+				continue
+			}
+			assert.Equal(t, newMAC, e.MAC)
+		case <-time.After(5 * time.Second):
+			t.Fatal("no MAC change noticed")
+		}
+		break
+	}
+	t.Logf("MAC change followed after %v", time.Since(changed))
+	st := lb.Stats().Services[0].Backends[1]
+	assert.Equal(t, newMAC, st.MAC)
+	seen = map[string]bool{}
+	for range 40 {
+		name, err := get()
+		require.NoError(t, err, "requests succeed after the MAC change")
+		seen[name] = true
+	}
+	assert.True(t, seen[lab.Servers[1].Name], "the moved server still gets traffic: %v", seen)
+}
+
+// TestIntegrationVIPConflict: a server with arp_ignore=0 answers ARP for the
+// VIP and steals traffic; the Balancer names it.
+func TestIntegrationVIPConflict(t *testing.T) {
+	zero := 0
+	lab := netlab.NewT(t, &netlab.Config{Servers: 2, Server: func(i int) netlab.ServerOptions {
+		if i == 1 {
+			return netlab.ServerOptions{ARPIgnore: &zero, ARPAnnounce: &zero}
+		}
+		return netlab.ServerOptions{}
+	}})
+	events := make(chan Event, 64)
+	cfg := &Config{OnEvent: func(e Event) { events <- e }}
+	startBalancerWith(t, lab, cfg, &arp.Config{ConflictProbeInterval: 300 * time.Millisecond}, labService(lab, lab.VIPs[0], 80, 0, 1))
+	for {
+		select {
+		case e := <-events:
+			if e.Kind != EventVIPConflict {
+				continue
+			}
+			assert.Equal(t, lab.VIPs[0], e.VIP)
+			assert.Equal(t, lab.Servers[1].MAC, e.MAC)
+			assert.Equal(t, lab.Servers[1].IP, e.Backend, "the conflict names the misconfigured backend")
+			assert.ErrorContains(t, e.Reason, "arp_ignore")
+			return
+		case <-time.After(10 * time.Second):
+			t.Fatal("no conflict event")
+		}
+	}
 }

@@ -25,7 +25,8 @@ const (
 	DropForeignMAC
 	// DropNotIP: neither IPv4, IPv6 nor ARP.
 	DropNotIP
-	// DropARP: an ARP frame with no ARP handler attached.
+	// DropARP: an ARP frame. The forwarding path does not answer ARP: the
+	// ARP speaker (Config.ARP) does, on its own socket.
 	DropARP
 	// DropNotVIP: the destination address is not a VIP.
 	DropNotVIP
@@ -50,7 +51,7 @@ var dropNames = [numDropReasons]string{
 	DropOwnSource:  "own_source",
 	DropForeignMAC: "foreign_dst_mac",
 	DropNotIP:      "not_ip",
-	DropARP:        "arp_unhandled",
+	DropARP:        "arp",
 	DropNotVIP:     "not_vip",
 	DropNoService:  "no_service",
 	DropFragment:   "fragment",
