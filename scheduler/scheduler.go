@@ -5,7 +5,44 @@
 // New and Register) and then only answers Pick. Pick runs once per new flow on
 // the forwarding path: it must be safe for concurrent use and must not
 // allocate. Established flows never reach the scheduler; the balancer's flow
-// table keeps them on their backend.
+// table keeps them on their backend, so replacing a service's scheduler (or
+// its backend set) never moves an established flow.
+//
+// # Built-in schedulers
+//
+// Names follow IPVS where IPVS has the algorithm. Weight zero always means
+// draining: no new flows.
+//
+//   - "rr": round robin over the non-draining backends, in slice order.
+//     Weights only mark draining.
+//   - "wrr": smooth weighted round robin. Over every full cycle each backend
+//     gets exactly its weight's share, and turns are interleaved (weights
+//     5,1,1 give a a a b c a a).
+//   - "lc", "wlc": least connections, plain or per unit of weight, fed by
+//     FlowObserver. Exact for up to 8 active backends; above that, the less
+//     loaded of two candidates drawn from the flow hash, so Pick stays O(1):
+//     a backend more loaded than every other is then never picked, and the
+//     busiest backend stays within O(log log N) flows of the mean.
+//   - "sh": source hashing: every flow from one client address (with
+//     Config.HashPorts, address and port) goes to one backend.
+//   - "mh" (the Default): Maglev consistent hashing with weights. Balanced to
+//     one table entry, deterministic across balancers with the same Config,
+//     and removing one of N backends moves well under 1% of flows beyond the
+//     removed backend's own when the table has at least 100 entries per
+//     backend.
+//   - "hrw": rendezvous (highest random weight) hashing with weights over a
+//     precomputed bucket table. Minimal disruption (removing a backend moves
+//     only its own flows) at the price of coarser balance than mh.
+//
+// rr and wrr share one atomic counter; lc and wlc read two (or up to eight)
+// atomic counters; mh, sh and hrw read one table entry. All are lock-free and
+// allocation-free.
+//
+// # Plugins
+//
+// A plugin implements Scheduler (and FlowObserver if it needs flow events),
+// registers a Factory with Register, and proves itself with the conformance
+// suite in package schedulertest.
 package scheduler
 
 import (
@@ -50,7 +87,14 @@ type Scheduler interface {
 // start and end on a backend (least-connection family). The balancer calls
 // FlowStarted after it commits a pick to its flow table, and FlowEnded when
 // that flow expires or moves away. Both are called concurrently and must not
-// allocate.
+// allocate; indices outside the set must be ignored, not panic.
+//
+// A new scheduler starts from no flows. When the balancer replaces one (the
+// set or the scheduler changed), it should call FlowStarted on the new one
+// for every flow still in its flow table, or the least-connection schedulers
+// will see established backends as idle until those flows end. The built-ins
+// never let a count go below zero, so FlowEnded for a flow the scheduler
+// never saw is harmless.
 type FlowObserver interface {
 	FlowStarted(index int)
 	FlowEnded(index int)
@@ -63,11 +107,23 @@ type Config struct {
 	// and the same backend set pick the same backend for the same flow.
 	// Zero is a valid seed.
 	Seed uint64
-	// TableSize is the lookup table size for table-based consistent hashing
-	// (mh). It must be prime. Zero picks the smallest listed prime that is at
-	// least 100 times the number of backends (and at least 65537).
+	// TableSize is the lookup table size of the table-based hashing
+	// schedulers. For mh and sh it must be a prime at least as large as the
+	// number of backends with a nonzero weight; for hrw it is the bucket
+	// count and any value at least that large works. It is capped at 2^26.
+	//
+	// Zero picks a default from a fixed ladder of sizes: for mh and sh the
+	// smallest prime at or above a power of two (65537, 131101, 262147, ...)
+	// that is at least 100 times the number of active backends, for hrw the
+	// smallest power of two (at least 2^14) that is at least 64 times that
+	// number. Because the ladder is fixed, adding or removing a backend
+	// changes the size only when the count crosses a rung, which reshuffles
+	// every flow's hash placement; set TableSize explicitly to keep it
+	// stable as the set grows.
 	TableSize uint32
-	// HashPorts makes the source-hash scheduler (sh) include the source port.
+	// HashPorts makes the source-hash scheduler (sh) include the source
+	// port, spreading one client's flows over backends. False (the default)
+	// keeps every flow of a client address on one backend, as IPVS sh does.
 	HashPorts bool
 }
 
