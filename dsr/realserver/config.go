@@ -61,7 +61,7 @@ type Config struct {
 	// ARPWindow is how long Check waits for ARP replies per segment
 	// interface. Zero means DefaultARPWindow; negative skips the ARP probe.
 	ARPWindow time.Duration
-	// Log receives one line per change made by Prepare and Undo. Nil
+	// Log receives one line per change made by Prepare. Nil
 	// discards.
 	Log *slog.Logger
 }

@@ -1,0 +1,297 @@
+package realserver
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"net"
+	"net/netip"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestPlan(t *testing.T) {
+	for _, tc := range []struct {
+		name           string
+		p              param
+		all, dev       int
+		setAll, setDev bool
+	}{
+		{"ignore ok on dev", paramARPIgnore, 0, 1, false, false},
+		{"ignore ok on all", paramARPIgnore, 1, 0, false, false},
+		{"ignore 2 ok", paramARPIgnore, 0, 2, false, false},
+		{"ignore 8 ok", paramARPIgnore, 8, 0, false, false},
+		{"ignore both 0", paramARPIgnore, 0, 0, true, false},
+		{"ignore all 3 dev 2", paramARPIgnore, 3, 2, true, false},
+		{"ignore all 2 dev 3", paramARPIgnore, 2, 3, false, true},
+		{"ignore all 1 dev 3", paramARPIgnore, 1, 3, false, true},
+		{"ignore reserved 5 both", paramARPIgnore, 5, 5, true, true},
+		{"announce ok", paramARPAnnounce, 2, 0, false, false},
+		{"announce both 0", paramARPAnnounce, 0, 0, true, false},
+		{"announce dev 1", paramARPAnnounce, 0, 1, true, false},
+		{"announce dev 5", paramARPAnnounce, 0, 5, false, true},
+		{"announce all 5", paramARPAnnounce, 5, 0, true, false},
+		{"rp off", paramRPFilter, 0, 0, false, false},
+		{"rp loose", paramRPFilter, 1, 2, false, false},
+		{"rp strict dev", paramRPFilter, 0, 1, false, true},
+		{"rp strict all", paramRPFilter, 1, 0, false, true},
+		{"rp strict both", paramRPFilter, 1, 1, false, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a, d := tc.p.plan(tc.all, tc.dev)
+			assert.Equal(t, tc.setAll, a, "setAll")
+			assert.Equal(t, tc.setDev, d, "setDev")
+			// Whatever the plan, applying it makes the effective value right.
+			all, dev := tc.all, tc.dev
+			if a {
+				all = tc.p.target
+			}
+			if d {
+				dev = tc.p.target
+			}
+			assert.True(t, tc.p.ok(effective(all, dev)))
+		})
+	}
+}
+
+func TestSysctlKeys(t *testing.T) {
+	assert.Equal(t, "net.ipv4.conf.all.arp_ignore", confKey("all", "arp_ignore"))
+	assert.Equal(t, "net.ipv4.conf.eth0/100.rp_filter", confKey("eth0.100", "rp_filter"))
+	p, err := sysctlPath("net.ipv4.conf.eth0/100.rp_filter")
+	require.NoError(t, err)
+	assert.Equal(t, "/proc/sys/net/ipv4/conf/eth0.100/rp_filter", p)
+	for _, bad := range []string{"", "net..x", "net.ipv4.conf./.x", "net.ipv4.conf.//.x"} {
+		_, err := sysctlPath(bad)
+		assert.Error(t, err, bad)
+	}
+	assert.Equal(t, "sysctl -w net.ipv4.conf.all.arp_announce=2", fixSysctl(confKey("all", "arp_announce"), 2))
+	assert.Equal(t, "ip addr add 192.0.2.100/32 dev lo", fixAddrAdd("192.0.2.100/32", "lo"))
+	assert.Equal(t, "ip addr del 192.0.2.100/24 dev eth0", fixAddrDel("192.0.2.100/24", "eth0"))
+	_, err = parseSysctlInt("k", "x")
+	assert.Error(t, err)
+}
+
+func TestResolveConfig(t *testing.T) {
+	vip := netip.MustParseAddr("192.0.2.100")
+	for _, tc := range []struct {
+		name string
+		cfg  *Config
+		ok   bool
+	}{
+		{"nil", nil, false},
+		{"no vips", &Config{}, false},
+		{"minimal", &Config{VIPs: []netip.Addr{vip}}, true},
+		{"mapped", &Config{VIPs: []netip.Addr{netip.MustParseAddr("::ffff:192.0.2.100")}}, true},
+		{"duplicate", &Config{VIPs: []netip.Addr{vip, netip.MustParseAddr("::ffff:192.0.2.100")}}, false},
+		{"loopback", &Config{VIPs: []netip.Addr{netip.MustParseAddr("127.0.0.2")}}, false},
+		{"link-local", &Config{VIPs: []netip.Addr{netip.MustParseAddr("fe80::1")}}, false},
+		{"bad proto", &Config{VIPs: []netip.Addr{vip}, Protocol: "sctp"}, false},
+		{"udp", &Config{VIPs: []netip.Addr{vip}, Protocol: UDP}, true},
+		{"bad iface", &Config{VIPs: []netip.Addr{vip}, Interface: "../x"}, false},
+		{"iface all", &Config{VIPs: []netip.Addr{vip}, Interface: "all"}, false},
+		{"long iface", &Config{VIPs: []netip.Addr{vip}, Interface: "abcdefghijklmnop"}, false},
+		{"segment is holder", &Config{VIPs: []netip.Addr{vip}, Segment: []string{"lo"}}, false},
+		{"bad mac", &Config{VIPs: []netip.Addr{vip}, BalancerMAC: net.HardwareAddr{1, 2}}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := tc.cfg.resolve(true)
+			if !tc.ok {
+				require.ErrorIs(t, err, ErrInvalidConfig)
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, "lo", c.holder)
+			assert.Equal(t, DefaultARPWindow, c.ARPWindow)
+			assert.NotEmpty(t, c.Protocol)
+			assert.True(t, c.VIPs[0].Is4())
+		})
+	}
+}
+
+func TestSeverityText(t *testing.T) {
+	for s := Info; s <= Error; s++ {
+		b, err := s.MarshalText()
+		require.NoError(t, err)
+		var back Severity
+		require.NoError(t, back.UnmarshalText(b))
+		assert.Equal(t, s, back)
+	}
+	_, err := Severity(0).MarshalText()
+	assert.Error(t, err)
+	assert.Error(t, new(Severity).UnmarshalText([]byte("fatal")))
+	assert.Equal(t, "Severity(9)", Severity(9).String())
+}
+
+// The JSON form is part of the CLI's contract.
+func TestReportJSONStable(t *testing.T) {
+	r := &Report{Findings: []Finding{
+		{Severity: Error, Code: CodeVIPMissing, VIP: netip.MustParseAddr("192.0.2.100"), Interface: "lo",
+			Message: "m", Fix: []string{"ip addr add 192.0.2.100/32 dev lo"}},
+		{Severity: Info, Code: CodeNoSegment, Message: "n"},
+	}}
+	b, err := json.Marshal(r)
+	require.NoError(t, err)
+	assert.JSONEq(t, `{"findings":[
+		{"severity":"error","code":"vip-missing","vip":"192.0.2.100","interface":"lo","message":"m","fix":["ip addr add 192.0.2.100/32 dev lo"]},
+		{"severity":"info","code":"no-segment","message":"n"}]}`, string(b))
+	var back Report
+	require.NoError(t, json.Unmarshal(b, &back))
+	assert.Equal(t, r, &back)
+	assert.False(t, r.OK())
+	assert.Equal(t, []string{CodeVIPMissing}, r.Codes(Warning))
+	assert.Equal(t, "error   vip-missing: m | fix: ip addr add 192.0.2.100/32 dev lo", r.Findings[0].String())
+	assert.True(t, (&Report{Findings: []Finding{{Severity: Warning}}}).OK())
+}
+
+func TestStateRecord(t *testing.T) {
+	var st State
+	assert.True(t, st.Empty())
+	st.recordSysctl("k", "0", "1")
+	st.recordSysctl("k", "1", "2") // a later write keeps the first old value
+	assert.Equal(t, []SysctlChange{{Key: "k", Old: "0", New: "2"}}, st.Sysctls)
+	a := Address{Interface: "lo", Prefix: netip.MustParsePrefix("192.0.2.100/32")}
+	st.recordAdded(a)
+	st.recordAdded(a)
+	assert.Len(t, st.Added, 1)
+	b, err := json.Marshal(&st)
+	require.NoError(t, err)
+	assert.JSONEq(t, `{"added":[{"interface":"lo","prefix":"192.0.2.100/32"}],"sysctls":[{"key":"k","old":"0","new":"2"}]}`, string(b))
+}
+
+// hexWord prints 4 address bytes the way the kernel does: as a host-order
+// 32-bit number.
+func hexWord(b []byte) string {
+	const digits = "0123456789ABCDEF"
+	v := binary.NativeEndian.Uint32(b)
+	out := make([]byte, 8)
+	for i := 7; i >= 0; i-- {
+		out[i] = digits[v&0xF]
+		v >>= 4
+	}
+	return string(out)
+}
+
+func TestParseProcNet(t *testing.T) {
+	v4 := netip.MustParseAddr("192.0.2.100")
+	v6 := netip.MustParseAddr("2001:db8::100")
+	b4, b6 := v4.As4(), v6.As16()
+	h6 := ""
+	for i := 0; i < 16; i += 4 {
+		h6 += hexWord(b6[i : i+4])
+	}
+	table := "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n" +
+		"   0: " + hexWord(b4[:]) + ":0050 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1 1 0 100 0 0 10 0\n" +
+		"   1: 00000000:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 2 1 0 100 0 0 10 0\n" +
+		"   2: " + h6 + ":2328 00000000000000000000000000000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 3 2 0\n"
+	es, err := parseProcNet([]byte(table))
+	require.NoError(t, err)
+	require.Equal(t, []socketEntry{
+		{Local: netip.AddrPortFrom(v4, 80), State: stateListen},
+		{Local: netip.AddrPortFrom(netip.IPv4Unspecified(), 8080), State: stateListen},
+		{Local: netip.AddrPortFrom(v6, 9000), State: stateClose},
+	}, es)
+
+	assert.True(t, serves(es, TCP, v4, 80))
+	assert.True(t, serves(es, TCP, netip.MustParseAddr("192.0.2.1"), 8080), "wildcard")
+	assert.False(t, serves(es, TCP, v6, 8080), "0.0.0.0 does not cover IPv6")
+	assert.False(t, serves(es, TCP, v4, 81))
+	assert.True(t, serves(es, UDP, v6, 9000))
+	assert.False(t, serves(es, TCP, v6, 9000), "a bound UDP socket is no TCP listener")
+	dual := []socketEntry{{Local: netip.AddrPortFrom(netip.IPv6Unspecified(), 80), State: stateListen}}
+	assert.True(t, serves(dual, TCP, v4, 80), ":: accepts IPv4 unless v6only")
+	mapped := []socketEntry{{Local: netip.AddrPortFrom(netip.AddrFrom16(b4in6(b4)), 80), State: stateListen}}
+	assert.True(t, serves(mapped, TCP, v4, 80))
+
+	for _, bad := range []string{
+		"0: 0100007F:0050",                    // too few fields
+		"x 0100007F:0050 00000000:0000 0A",    // no sl colon
+		"0: 0100007F0050 00000000:0000 0A",    // no port colon
+		"0: 0100007F:50 00000000:0000 0A",     // short port
+		"0: 0100007:0050 00000000:0000 0A",    // odd address
+		"0: 0100007F00:0050 00000000:0000 0A", // 5 bytes
+		"0: 0100007G:0050 00000000:0000 0A",   // not hex
+		"0: 0100007F:0050 00000000:0000 1FF",  // state out of range
+	} {
+		_, err := parseProcNet([]byte(bad))
+		assert.ErrorIs(t, err, errProcNet, bad)
+	}
+	es, err = parseProcNet(nil)
+	require.NoError(t, err)
+	assert.Empty(t, es)
+}
+
+func b4in6(b [4]byte) [16]byte {
+	return netip.AddrFrom16(netip.AddrFrom4(b).As16()).As16()
+}
+
+func FuzzParseProcNet(f *testing.F) {
+	f.Add([]byte("  sl  local_address rem_address   st\n   0: 0100007F:0050 00000000:0000 0A 0\n"))
+	f.Add([]byte("0: 00000000000000000000000001000000:0050 00000000000000000000000000000000:0000 07\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		es, err := parseProcNet(data)
+		if err != nil {
+			if !errors.Is(err, errProcNet) {
+				t.Fatalf("error not wrapping errProcNet: %v", err)
+			}
+			return
+		}
+		for _, e := range es {
+			if !e.Local.IsValid() {
+				t.Fatalf("invalid address from %q", data)
+			}
+		}
+	})
+}
+
+func BenchmarkParseProcNet(b *testing.B) {
+	line := "   0: 6402000C:0050 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1 1 0 100 0 0 10 0\n"
+	var data []byte
+	for range 256 {
+		data = append(data, line...)
+	}
+	b.ReportAllocs()
+	b.SetBytes(int64(len(data)))
+	for b.Loop() {
+		if _, err := parseProcNet(data); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func TestJudgeARP(t *testing.T) {
+	vip := netip.MustParseAddr("192.0.2.100")
+	lb := net.HardwareAddr{2, 0, 0, 0, 0, 1}
+	other := net.HardwareAddr{2, 0, 0, 0, 0, 2}
+	third := net.HardwareAddr{2, 0, 0, 0, 0, 3}
+	for _, tc := range []struct {
+		name     string
+		balancer net.HardwareAddr
+		macs     []net.HardwareAddr
+		want     []string
+	}{
+		{"unknown balancer, none", nil, nil, []string{CodeARPNoOwner}},
+		{"unknown balancer, one", nil, []net.HardwareAddr{other}, nil},
+		{"unknown balancer, two", nil, []net.HardwareAddr{lb, other}, []string{CodeARPConflict}},
+		{"balancer alone", lb, []net.HardwareAddr{lb}, nil},
+		{"balancer and thief", lb, []net.HardwareAddr{lb, other}, []string{CodeARPConflict}},
+		{"thieves only", lb, []net.HardwareAddr{other, third}, []string{CodeARPConflict, CodeBalancerSilent}},
+		{"balancer silent", lb, nil, []string{CodeBalancerSilent}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := &Report{}
+			judgeARP(r, vip, "eth0", tc.balancer, tc.macs)
+			assert.Equal(t, tc.want, r.Codes(Info))
+			for _, f := range r.Findings {
+				assert.Equal(t, vip, f.VIP)
+				assert.Equal(t, "eth0", f.Interface)
+				assert.NotEmpty(t, f.Fix)
+				if f.Code == CodeARPConflict && tc.balancer != nil {
+					assert.NotContains(t, f.Message, lb.String()+",")
+					assert.Contains(t, f.Message, other.String())
+				}
+			}
+		})
+	}
+}

@@ -1,0 +1,277 @@
+// Command realserver prepares a Linux server for L2 Direct Server Return,
+// checks it, and undoes the preparation:
+//
+//	realserver prepare --vip 192.0.2.100 --port 80
+//	realserver check   --vip 192.0.2.100 --port 80 [--balancer-mac 02:00:00:00:00:01] [--json]
+//	realserver undo
+//
+// prepare records what it changed in a state file (--state), which undo
+// reads to revert exactly that. prepare runs check afterwards. The exit
+// status is 0 when no error was found, 1 when errors were found or an
+// operation failed, and 2 on usage errors.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/dsrlb/dsrlb/dsr/realserver"
+)
+
+// Exit statuses.
+const (
+	exitOK    = 0
+	exitFound = 1
+	exitUsage = 2
+)
+
+// defaultState is where prepare keeps its record when --state is not given;
+// /run is cleared at boot, like the changes it records.
+const defaultState = "/run/dsrlb-realserver.json"
+
+func main() {
+	os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
+}
+
+type options struct {
+	cfg     realserver.Config
+	state   string
+	json    bool
+	timeout time.Duration
+}
+
+func usage(w io.Writer, fs *flag.FlagSet) {
+	fmt.Fprintln(w, "usage: realserver prepare|check|undo --vip ADDR [--vip ADDR...] [--port N] [--proto tcp|udp]")
+	fmt.Fprintln(w, "       [--interface lo|DUMMY] [--segment IFACE...] [--balancer-mac MAC] [--state FILE] [--json]")
+	if fs != nil {
+		fs.SetOutput(w)
+		fs.PrintDefaults()
+	}
+}
+
+func parse(args []string, stderr io.Writer) (string, *options, error) {
+	if len(args) == 0 {
+		usage(stderr, nil)
+		return "", nil, errors.New("missing command")
+	}
+	cmd := args[0]
+	switch cmd {
+	case "prepare", "check", "undo":
+	case "-h", "--help", "help":
+		usage(stderr, nil)
+		return "", nil, flag.ErrHelp
+	default:
+		usage(stderr, nil)
+		return "", nil, fmt.Errorf("unknown command %q", cmd)
+	}
+	o := &options{}
+	fs := flag.NewFlagSet("realserver "+cmd, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.Func("vip", "service address (repeatable)", func(s string) error {
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			return err
+		}
+		o.cfg.VIPs = append(o.cfg.VIPs, a)
+		return nil
+	})
+	fs.Func("port", "service port; checks that something listens on VIP:port", func(s string) error {
+		p, err := strconv.ParseUint(s, 10, 16)
+		if err != nil || p == 0 {
+			return fmt.Errorf("bad port %q", s)
+		}
+		o.cfg.Port = uint16(p)
+		return nil
+	})
+	fs.Func("proto", "service protocol: tcp or udp (default tcp)", func(s string) error {
+		switch realserver.Protocol(s) {
+		case realserver.TCP, realserver.UDP:
+			o.cfg.Protocol = realserver.Protocol(s)
+			return nil
+		}
+		return fmt.Errorf("bad protocol %q", s)
+	})
+	fs.StringVar(&o.cfg.Interface, "interface", "lo", "interface holding the VIPs: lo or a dummy interface name")
+	fs.Func("segment", "interface facing the balancer's segment (repeatable; default: detected)", func(s string) error {
+		o.cfg.Segment = append(o.cfg.Segment, s)
+		return nil
+	})
+	fs.Func("balancer-mac", "MAC that legitimately answers ARP for the VIPs", func(s string) error {
+		m, err := net.ParseMAC(s)
+		if err != nil {
+			return err
+		}
+		o.cfg.BalancerMAC = m
+		return nil
+	})
+	fs.DurationVar(&o.cfg.ARPWindow, "arp-window", realserver.DefaultARPWindow, "how long to wait for ARP replies; negative skips the ARP probe")
+	fs.StringVar(&o.state, "state", defaultState, "file recording what prepare changed, for undo")
+	fs.BoolVar(&o.json, "json", false, "print JSON instead of text")
+	fs.DurationVar(&o.timeout, "timeout", 30*time.Second, "overall time limit")
+	if err := fs.Parse(args[1:]); err != nil {
+		usage(stderr, fs)
+		return "", nil, err
+	}
+	if fs.NArg() > 0 {
+		usage(stderr, fs)
+		return "", nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if cmd != "undo" && len(o.cfg.VIPs) == 0 {
+		usage(stderr, fs)
+		return "", nil, errors.New("at least one --vip is required")
+	}
+	return cmd, o, nil
+}
+
+// run is main without the process: it returns the exit status.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	cmd, o, err := parse(args, stderr)
+	if err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(stderr, "realserver:", err)
+		}
+		return exitUsage
+	}
+	ctx, cancel := context.WithTimeout(ctx, o.timeout)
+	defer cancel()
+
+	fail := func(err error) int {
+		fmt.Fprintln(stderr, "realserver:", err)
+		if errors.Is(err, realserver.ErrInvalidConfig) {
+			return exitUsage
+		}
+		return exitFound
+	}
+	switch cmd {
+	case "prepare":
+		st, err := loadState(o.state)
+		if err != nil {
+			return fail(err)
+		}
+		n := changes(st)
+		perr := realserver.Prepare(&o.cfg, st)
+		// Save even after an error: the record of a partial Prepare is
+		// what undo needs.
+		if serr := saveState(o.state, st); serr != nil {
+			return fail(errors.Join(perr, serr))
+		}
+		if perr != nil {
+			return fail(perr)
+		}
+		rep, err := realserver.Check(ctx, &o.cfg)
+		if err != nil {
+			return fail(err)
+		}
+		if o.json {
+			writeJSON(stdout, struct {
+				State  *realserver.State  `json:"state"`
+				Report *realserver.Report `json:"report"`
+			}{st, rep})
+		} else {
+			fmt.Fprintf(stdout, "prepare: %d change(s), recorded in %s\n", changes(st)-n, o.state)
+			writeText(stdout, rep)
+		}
+		return status(rep)
+	case "check":
+		rep, err := realserver.Check(ctx, &o.cfg)
+		if err != nil {
+			return fail(err)
+		}
+		if o.json {
+			writeJSON(stdout, rep)
+		} else {
+			writeText(stdout, rep)
+		}
+		return status(rep)
+	default: // undo
+		st, err := loadState(o.state)
+		if err != nil {
+			return fail(err)
+		}
+		n := changes(st)
+		uerr := realserver.Undo(st)
+		if st.Empty() {
+			if err := os.Remove(o.state); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return fail(errors.Join(uerr, err))
+			}
+		} else if err := saveState(o.state, st); err != nil {
+			return fail(errors.Join(uerr, err))
+		}
+		if o.json {
+			writeJSON(stdout, struct {
+				Reverted  int               `json:"reverted"`
+				Remaining *realserver.State `json:"remaining"`
+			}{n - changes(st), st})
+		} else {
+			fmt.Fprintf(stdout, "undo: %d change(s) reverted\n", n-changes(st))
+		}
+		if uerr != nil {
+			return fail(uerr)
+		}
+		return exitOK
+	}
+}
+
+func changes(st *realserver.State) int {
+	return len(st.Created) + len(st.SetUp) + len(st.Added) + len(st.Removed) + len(st.Sysctls)
+}
+
+func status(r *realserver.Report) int {
+	if r.OK() {
+		return exitOK
+	}
+	return exitFound
+}
+
+func writeText(w io.Writer, r *realserver.Report) {
+	for _, f := range r.Findings {
+		fmt.Fprintln(w, f.String())
+	}
+	fmt.Fprintf(w, "%d error(s), %d warning(s)\n", r.Count(realserver.Error), r.Count(realserver.Warning))
+}
+
+func writeJSON(w io.Writer, v any) {
+	e := json.NewEncoder(w)
+	e.SetIndent("", "  ")
+	_ = e.Encode(v)
+}
+
+// loadState reads the record of earlier prepares; a missing file is an
+// empty record.
+func loadState(path string) (*realserver.State, error) {
+	st := &realserver.State{}
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return st, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal(b, st); err != nil {
+		return nil, fmt.Errorf("state file %s: %w", path, err)
+	}
+	return st, nil
+}
+
+// saveState writes the record atomically, so a crash never leaves a
+// half-written file that would make undo impossible.
+func saveState(path string, st *realserver.State) error {
+	b, err := json.MarshalIndent(st, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, append(b, '\n'), 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
