@@ -15,6 +15,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/dsrlb/dsrlb/dsr"
+	"github.com/dsrlb/dsrlb/health"
 )
 
 // Config is the daemon's configuration file.
@@ -35,6 +36,10 @@ type Config struct {
 	DrainTimeout Duration `yaml:"drain_timeout"`
 	// FlowTable sizes the flow table and its idle timeouts.
 	FlowTable FlowTableConfig `yaml:"flow_table"`
+	// ARP configures how the daemon owns the VIPs on the segment.
+	ARP ARPConfig `yaml:"arp"`
+	// Health configures the health checker shared by all services.
+	Health HealthConfig `yaml:"health"`
 	// Services are the balanced services.
 	Services []ServiceConfig `yaml:"services"`
 }
@@ -49,6 +54,50 @@ type FlowTableConfig struct {
 	UDPTimeout        Duration `yaml:"udp_timeout"`
 }
 
+// ARPConfig configures VIP ownership (package arp). Zero values take the
+// package defaults.
+type ARPConfig struct {
+	// Disabled leaves ARP for the VIPs to something else (and then every
+	// backend needs a configured mac). False means the daemon answers ARP
+	// for its IPv4 VIPs, announces them and resolves backend MACs.
+	Disabled              bool     `yaml:"disabled"`
+	AnnounceInterval      Duration `yaml:"announce_interval"`
+	ResolveInterval       Duration `yaml:"resolve_interval"`
+	ConflictProbeInterval Duration `yaml:"conflict_probe_interval"`
+}
+
+// HealthConfig configures the health monitor. Zero values take the package
+// defaults (2s interval, 1s timeout, rise 2, fall 3).
+type HealthConfig struct {
+	Interval Duration `yaml:"interval"`
+	Timeout  Duration `yaml:"timeout"`
+	Rise     int      `yaml:"rise"`
+	Fall     int      `yaml:"fall"`
+}
+
+// CheckConfig is one health check of a service's backends.
+type CheckConfig struct {
+	// Type is tcp, http, https, udp, dns, icmp or dsr (the DSR-path check:
+	// a SYN to VIP:port sent to the backend's MAC must draw a SYN-ACK from
+	// the VIP).
+	Type string `yaml:"type"`
+	// Port is the probed port. Zero means the service's port.
+	Port uint16 `yaml:"port"`
+	// HTTP(S): method, path, Host header, accepted status range ("200-399"),
+	// a substring the body must contain, certificate verification off.
+	Method   string `yaml:"method"`
+	Path     string `yaml:"path"`
+	Host     string `yaml:"host"`
+	Status   string `yaml:"status"`
+	Body     string `yaml:"body"`
+	Insecure bool   `yaml:"insecure"`
+	// UDP: the datagram to send and a substring the reply must contain.
+	Payload string `yaml:"payload"`
+	Expect  string `yaml:"expect"`
+	// DNS: the name to query.
+	Name string `yaml:"name"`
+}
+
 // ServiceConfig is one service.
 type ServiceConfig struct {
 	// Name labels the service in logs, metrics and the status page.
@@ -59,6 +108,17 @@ type ServiceConfig struct {
 	Port      uint16          `yaml:"port"`     // 0: all ports
 	Scheduler string          `yaml:"scheduler"`
 	Backends  []BackendConfig `yaml:"backends"`
+	// Checks are run against every backend; see CheckConfig.
+	Checks []CheckConfig `yaml:"checks"`
+	// SlowStart ramps a joining or recovering backend's share up over this
+	// long. Zero: no ramp.
+	SlowStart Duration `yaml:"slow_start"`
+	// DrainTimeout bounds a draining backend's drain. Zero: no deadline.
+	DrainTimeout Duration `yaml:"drain_timeout"`
+	// FailOpen keeps the last healthy set when every backend fails.
+	FailOpen bool `yaml:"fail_open"`
+	// MinHealthy logs and counts an event when fewer backends are healthy.
+	MinHealthy int `yaml:"min_healthy"`
 }
 
 // BackendConfig is one real server.
@@ -89,6 +149,8 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 type Loaded struct {
 	File     *Config
 	Balancer dsr.Config
+	// Services have no Checks yet: the daemon builds them from File (the
+	// DSR-path checker needs a socket).
 	Services []dsr.Service
 	Names    map[dsr.ServiceKey]string
 }
@@ -155,11 +217,20 @@ func ParseConfig(name string, data []byte) (*Loaded, error) {
 	if cfg.FlowTable.MaxFlows < 0 || cfg.FlowTable.MaxFlows > 1<<26 {
 		return nil, fail("flow_table.max_flows", "%d out of range 0..%d", cfg.FlowTable.MaxFlows, 1<<26)
 	}
+	if cfg.Health.Rise < 0 || cfg.Health.Fall < 0 {
+		return nil, fail("health", "rise and fall must not be negative")
+	}
 	out.Balancer = bc
 
 	for i, sc := range cfg.Services {
 		f := fmt.Sprintf("services[%d]", i)
-		svc := dsr.Service{Port: sc.Port, Scheduler: sc.Scheduler}
+		svc := dsr.Service{Port: sc.Port, Scheduler: sc.Scheduler, SlowStart: time.Duration(sc.SlowStart),
+			DrainTimeout: time.Duration(sc.DrainTimeout), FailOpen: sc.FailOpen, MinHealthy: sc.MinHealthy}
+		for j, cc := range sc.Checks {
+			if _, err := buildChecker(cc, nil); err != nil && !errors.Is(err, errNeedsDSRChecker) {
+				return nil, fail(fmt.Sprintf("%s.checks[%d]", f, j), "%v", err)
+			}
+		}
 		vip, err := netip.ParseAddr(sc.VIP)
 		if err != nil {
 			return nil, fail(f+".vip", "%q is not an IP address", sc.VIP)
@@ -268,4 +339,45 @@ func keyLine(n *yaml.Node, key string) int {
 		}
 	}
 	return n.Line
+}
+
+// errNeedsDSRChecker is returned by buildChecker for a dsr check when no
+// DSR-path checker is available (while only validating).
+var errNeedsDSRChecker = errors.New("needs the DSR-path checker")
+
+// buildChecker turns a check configuration into a Checker. dsrPath is the
+// daemon's DSR-path checker (nil while validating a file).
+func buildChecker(c CheckConfig, dsrPath health.Checker) (health.Checker, error) {
+	switch c.Type {
+	case "tcp":
+		return &health.TCPChecker{}, nil
+	case "http", "https":
+		h := &health.HTTPChecker{HTTPS: c.Type == "https", Method: c.Method, Path: c.Path, Host: c.Host,
+			BodyContains: c.Body, InsecureSkipVerify: c.Insecure}
+		if c.Status != "" {
+			lo, hi, ok := strings.Cut(c.Status, "-")
+			if !ok {
+				hi = lo
+			}
+			var err1, err2 error
+			h.StatusMin, err1 = strconv.Atoi(lo)
+			h.StatusMax, err2 = strconv.Atoi(hi)
+			if err1 != nil || err2 != nil || h.StatusMin < 100 || h.StatusMax > 599 || h.StatusMin > h.StatusMax {
+				return nil, fmt.Errorf("status %q: want a code or a range like 200-399", c.Status)
+			}
+		}
+		return h, nil
+	case "udp":
+		return &health.UDPChecker{Payload: []byte(c.Payload), Expect: []byte(c.Expect)}, nil
+	case "dns":
+		return &health.DNSChecker{Name: c.Name}, nil
+	case "icmp":
+		return &health.ICMPChecker{}, nil
+	case "dsr":
+		if dsrPath == nil {
+			return nil, errNeedsDSRChecker
+		}
+		return dsrPath, nil
+	}
+	return nil, fmt.Errorf("type %q: want tcp, http, https, udp, dns, icmp or dsr", c.Type)
 }

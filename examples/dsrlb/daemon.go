@@ -15,7 +15,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/dsrlb/dsrlb/arp"
 	"github.com/dsrlb/dsrlb/dsr"
+	"github.com/dsrlb/dsrlb/health"
 )
 
 // daemon is one running balancer with its configuration, sockets and
@@ -26,20 +28,17 @@ type daemon struct {
 	b    *dsr.Balancer
 	fwds []*dsr.PacketForwarder
 
+	speaker    *arp.Speaker
+	dsrChecker *health.DSRPathChecker
+
 	mu           sync.Mutex
 	cfg          *Loaded
 	reloadOK     uint64
 	reloadFailed uint64
-	unhealthy    map[healthKey]bool
 	healthEvents map[[2]string]uint64
 	conflicts    map[string]uint64
 	draining     bool
 	rates        *rateSampler
-}
-
-type healthKey struct {
-	svc  dsr.ServiceKey
-	addr netip.Addr
 }
 
 func newDaemon(path string, cfg *Loaded, log *slog.Logger) (*daemon, error) {
@@ -47,18 +46,47 @@ func newDaemon(path string, cfg *Loaded, log *slog.Logger) (*daemon, error) {
 		path:         path,
 		log:          log,
 		cfg:          cfg,
-		unhealthy:    map[healthKey]bool{},
 		healthEvents: map[[2]string]uint64{},
 		conflicts:    map[string]uint64{},
 	}
+	ok := false
+	defer func() {
+		if !ok {
+			d.close()
+		}
+	}()
+	ifi, err := net.InterfaceByName(cfg.File.Interface)
+	if err != nil {
+		return nil, fmt.Errorf("%s: interface: %w", path, err)
+	}
 	bc := cfg.Balancer
 	bc.Logger = log
+	bc.OnEvent = d.onEvent
+	hc := cfg.File.Health
+	bc.Health = &health.MonitorConfig{Interval: time.Duration(hc.Interval), Timeout: time.Duration(hc.Timeout), Rise: hc.Rise, Fall: hc.Fall, Log: log}
+	if !cfg.File.ARP.Disabled {
+		ac := cfg.File.ARP
+		d.speaker, err = arp.Listen(ifi, &arp.Config{
+			AnnounceInterval:      time.Duration(ac.AnnounceInterval),
+			ResolveInterval:       time.Duration(ac.ResolveInterval),
+			ConflictProbeInterval: time.Duration(ac.ConflictProbeInterval),
+			Logger:                log,
+		})
+		if err != nil {
+			return nil, err
+		}
+		bc.ARP = d.speaker
+	}
 	b, err := dsr.New(&bc)
 	if err != nil {
 		return nil, err
 	}
 	d.b = b
-	if err := b.SetServices(cfg.Services); err != nil {
+	services, err := d.withChecks(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := b.SetServices(services); err != nil {
 		return nil, err
 	}
 	var vips []netip.Addr
@@ -82,25 +110,74 @@ func newDaemon(path string, cfg *Loaded, log *slog.Logger) (*daemon, error) {
 	for range workers {
 		f, err := dsr.ListenPacket(cfg.File.Interface, &dsr.PacketConfig{Fanout: group})
 		if err != nil {
-			d.closeForwarders()
 			return nil, err
 		}
 		d.fwds = append(d.fwds, f)
 	}
 	d.rates = newRateSampler(b)
+	ok = true
 	return d, nil
 }
 
-func (d *daemon) closeForwarders() {
+// withChecks returns the configuration's services with their health checks
+// built; the DSR-path checker is opened on first need.
+func (d *daemon) withChecks(cfg *Loaded) ([]dsr.Service, error) {
+	out := make([]dsr.Service, len(cfg.Services))
+	for i, s := range cfg.Services {
+		for j, cc := range cfg.File.Services[i].Checks {
+			if cc.Type == "dsr" && d.dsrChecker == nil {
+				c, err := health.NewDSRPathChecker(&health.DSRPathConfig{Interface: cfg.File.Interface})
+				if err != nil {
+					return nil, fmt.Errorf("services[%d].checks[%d]: %w", i, j, err)
+				}
+				d.dsrChecker = c
+			}
+			var dc health.Checker
+			if d.dsrChecker != nil {
+				dc = d.dsrChecker
+			}
+			c, err := buildChecker(cc, dc)
+			if err != nil {
+				return nil, fmt.Errorf("services[%d].checks[%d]: %w", i, j, err)
+			}
+			s.Checks = append(s.Checks, dsr.HealthCheck{Checker: c, Port: cc.Port})
+		}
+		out[i] = s
+	}
+	return out, nil
+}
+
+// close releases every socket the daemon opened.
+func (d *daemon) close() {
 	for _, f := range d.fwds {
 		_ = f.Close()
+	}
+	if d.speaker != nil {
+		_ = d.speaker.Close()
+	}
+	if d.dsrChecker != nil {
+		_ = d.dsrChecker.Close()
+	}
+}
+
+// onEvent logs and counts the Balancer's events.
+func (d *daemon) onEvent(e dsr.Event) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	switch e.Kind {
+	case dsr.EventBackendUp:
+		d.healthEvents[[2]string{e.Backend.String(), "up"}]++
+	case dsr.EventBackendDown:
+		d.healthEvents[[2]string{e.Backend.String(), "down"}]++
+	case dsr.EventVIPConflict:
+		d.conflicts[e.VIP.String()]++
 	}
 }
 
 // run forwards until ctx ends (immediate stop) or SIGTERM arrives (drain,
 // then stop); SIGHUP reloads the configuration file.
 func (d *daemon) run(ctx context.Context, hup, term <-chan os.Signal) error {
-	defer d.closeForwarders()
+	defer d.close()
 	fwdCtx, stopFwd := context.WithCancel(context.Background())
 	defer stopFwd()
 	var wg sync.WaitGroup
@@ -151,8 +228,12 @@ func (d *daemon) reload() {
 	if err == nil && next.File.Listen != d.cfg.File.Listen {
 		err = fmt.Errorf("%s: listen: changing it needs a restart", d.path)
 	}
+	var services []dsr.Service
 	if err == nil {
-		err = d.b.SetServices(next.Services)
+		services, err = d.withChecks(next)
+	}
+	if err == nil {
+		err = d.b.SetServices(services)
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -240,12 +321,6 @@ func (d *daemon) names() map[dsr.ServiceKey]string {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.cfg.Names
-}
-
-func (d *daemon) healthy(svc dsr.ServiceKey, addr netip.Addr) bool {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return !d.unhealthy[healthKey{svc, addr}]
 }
 
 func (d *daemon) healthEventCounts() map[[2]string]uint64 {

@@ -89,7 +89,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 				gauge(c.beState, v, name, addr, state.String())
 			}
 			healthy := 1.0
-			if !c.d.healthy(s.Key, b.Addr) {
+			if !b.Healthy {
 				healthy = 0
 			}
 			gauge(c.beUp, healthy, name, addr)

@@ -144,22 +144,20 @@ func (d *daemon) statusPage(w http.ResponseWriter, _ *http.Request) {
 			Packets: s.Packets, Bytes: s.Bytes, Flows: s.Flows, Rescheduled: s.Rescheduled,
 			Rates: d.rates.get(rateKey{svc: s.Key}),
 		}
-		macs := map[netip.Addr]string{}
-		for _, b := range conf.Backends {
-			if b.MAC != nil {
-				macs[b.Addr] = b.MAC.String()
-			} else {
-				macs[b.Addr] = "unresolved"
-			}
-		}
 		for _, b := range s.Backends {
-			healthy := d.healthy(s.Key, b.Addr)
 			h := "passing"
-			if !healthy {
-				h = "failing"
+			if len(conf.Checks) == 0 {
+				h = "not checked"
+			}
+			if !b.Healthy {
+				h = "failing: " + b.HealthError
+			}
+			mac := "unresolved"
+			if b.MAC != nil {
+				mac = b.MAC.String()
 			}
 			ss.Backends = append(ss.Backends, statusBackend{
-				Addr: b.Addr.String(), MAC: macs[b.Addr], State: b.State.String(), Health: h, Healthy: healthy,
+				Addr: b.Addr.String(), MAC: mac, State: b.State.String(), Health: h, Healthy: b.Healthy,
 				Packets: b.Packets, Bytes: b.Bytes, Flows: b.Flows, Active: b.ActiveFlows,
 				Rates: d.rates.get(rateKey{svc: s.Key, addr: b.Addr}),
 			})
