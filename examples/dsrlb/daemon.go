@@ -263,7 +263,15 @@ func (d *daemon) drain(ctx context.Context) {
 	defer deadline.Stop()
 	tick := time.NewTicker(200 * time.Millisecond)
 	defer tick.Stop()
-	last := d.b.Stats().Received
+	// Service packets, not all received frames: ARP and other segment
+	// chatter never stops.
+	servicePackets := func() (n uint64) {
+		for _, s := range d.b.Stats().Services {
+			n += s.Packets
+		}
+		return n
+	}
+	last := servicePackets()
 	quietSince := time.Now()
 	for {
 		select {
@@ -273,7 +281,7 @@ func (d *daemon) drain(ctx context.Context) {
 			d.log.Warn("drain timeout passed; stopping with flows still active")
 			return
 		case now := <-tick.C:
-			cur := d.b.Stats().Received
+			cur := servicePackets()
 			if cur != last {
 				last, quietSince = cur, now
 			}
