@@ -1,0 +1,64 @@
+// Command dsrbench runs the data-path benchmark: the Balancer side by side
+// with a bare AF_PACKET reflector, a bare XDP reflector and kernel IP
+// forwarding, on one veth topology in throw-away network namespaces, and
+// prints the Markdown tables of docs/PERFORMANCE.md. It needs Linux, root
+// and the ip command.
+//
+//	go run ./cmd/dsrbench -reps 5 -duration 2s
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/dsrlb/dsrlb/internal/bench"
+)
+
+func main() {
+	bench.RunChildIfRequested()
+	var cfg bench.Config
+	var sizes, cands string
+	flag.IntVar(&cfg.Reps, "reps", 5, "interleaved repetitions")
+	flag.DurationVar(&cfg.Duration, "duration", 0, "length of each measured phase (default 2s)")
+	flag.DurationVar(&cfg.Warmup, "warmup", 0, "unmeasured traffic before each candidate's phases (default 200ms)")
+	flag.IntVar(&cfg.Flows, "flows", 0, "distinct UDP flows, a power of two (default 1024)")
+	flag.Float64Var(&cfg.PacedLoad, "load", 0, "paced phase rate as a fraction of saturation (default 0.8)")
+	flag.StringVar(&sizes, "sizes", "60,1514", "comma-separated Ethernet frame sizes without FCS")
+	flag.StringVar(&cands, "candidates", "", "comma-separated candidates (default all)")
+	verbose := flag.Bool("v", false, "log every sample to stderr")
+	flag.Parse()
+	for f := range strings.SplitSeq(sizes, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "dsrbench: bad size %q\n", f)
+			os.Exit(2)
+		}
+		cfg.FrameSizes = append(cfg.FrameSizes, n)
+	}
+	if cands != "" {
+		for f := range strings.SplitSeq(cands, ",") {
+			cfg.Candidates = append(cfg.Candidates, bench.Candidate(strings.TrimSpace(f)))
+		}
+	}
+	if *verbose {
+		cfg.Log = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	rep, err := bench.Run(ctx, &cfg)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "dsrbench:", err)
+		os.Exit(1)
+	}
+	if err := rep.WriteMarkdown(os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "dsrbench:", err)
+		os.Exit(1)
+	}
+}

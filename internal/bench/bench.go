@@ -1,0 +1,405 @@
+package bench
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"net"
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+)
+
+// ErrUnsupported is returned by Run where the benchmark cannot run (not
+// Linux).
+var ErrUnsupported = errors.New("bench: data-path benchmark needs Linux")
+
+// Candidate names one forwarding implementation under test.
+type Candidate string
+
+// The candidates. Balancer is the one judged; the others are baselines.
+const (
+	// Balancer is dsr.Balancer serving a dsr.PacketForwarder.
+	Balancer Candidate = "balancer"
+	// PacketReflector is a bare batched AF_PACKET MAC-swap loop on
+	// internal/afpacket with the Balancer's kernel filter.
+	PacketReflector Candidate = "afpacket-reflector"
+	// XDPReflector is an XDP_TX MAC-swap program on the forwarder's veth.
+	XDPReflector Candidate = "xdp-reflector"
+	// KernelForward is the forwarder namespace's own IPv4 routing of the
+	// VIP to the sink (ip_forward=1, a /32 route, a static neighbour).
+	KernelForward Candidate = "kernel-forward"
+)
+
+// AllCandidates lists every candidate in the order they run in a
+// repetition.
+var AllCandidates = []Candidate{Balancer, PacketReflector, XDPReflector, KernelForward}
+
+// Offsets into the generated frame (Ethernet + IPv4 without options + UDP).
+const (
+	offEtherType = 12
+	offIPID      = 14 + 4  // IPv4 identification
+	offIPSrc     = 14 + 12 // IPv4 source address
+	offIPDst     = 14 + 16 // IPv4 destination address
+	offUDPSport  = 14 + 20 // UDP source port
+	minGenFrame  = offUDPSport + 8
+)
+
+// maxFlows is the largest Config.Flows: 7 bits of source address and 8 of
+// source port.
+const maxFlows = 1 << 15
+
+// Frame size limits (Ethernet frames without FCS).
+const (
+	// MinFrameSize is the minimum Ethernet frame without FCS.
+	MinFrameSize = 60
+	// MaxFrameSize is a full 1500-byte IP packet in an Ethernet frame.
+	MaxFrameSize = 1514
+)
+
+// Config configures Run. A nil *Config means all defaults.
+type Config struct {
+	// Reps is the number of interleaved repetitions. Zero means 5.
+	Reps int
+	// FrameSizes are the Ethernet frame sizes (without FCS) to measure,
+	// each in MinFrameSize..MaxFrameSize. Empty means 60 and 1514.
+	FrameSizes []int
+	// Flows is the number of distinct UDP flows (source address and port
+	// combinations) in the traffic, a power of two up to 32768. Zero means
+	// 1024.
+	Flows int
+	// Duration is the length of each measured phase (saturation, then
+	// paced). Zero means 2 seconds.
+	Duration time.Duration
+	// Warmup is unmeasured traffic sent to a freshly started candidate
+	// before its first phase, so flow tables and caches are warm. Zero
+	// means 200 ms.
+	Warmup time.Duration
+	// Candidates selects what runs. Empty means AllCandidates.
+	Candidates []Candidate
+	// PacedLoad is the offered rate of the paced phase as a fraction of
+	// the candidate's saturation rate measured just before. Zero means 0.8.
+	PacedLoad float64
+	// Log receives progress. Nil discards it.
+	Log *slog.Logger
+}
+
+func (c *Config) withDefaults() (Config, error) {
+	var out Config
+	if c != nil {
+		out = *c
+	}
+	if out.Reps == 0 {
+		out.Reps = 5
+	}
+	if len(out.FrameSizes) == 0 {
+		out.FrameSizes = []int{MinFrameSize, MaxFrameSize}
+	} else {
+		out.FrameSizes = slices.Clone(out.FrameSizes)
+	}
+	if out.Flows == 0 {
+		out.Flows = 1024
+	}
+	if out.Duration == 0 {
+		out.Duration = 2 * time.Second
+	}
+	if out.Warmup == 0 {
+		out.Warmup = 200 * time.Millisecond
+	}
+	if len(out.Candidates) == 0 {
+		out.Candidates = slices.Clone(AllCandidates)
+	} else {
+		out.Candidates = slices.Clone(out.Candidates)
+	}
+	if out.PacedLoad == 0 {
+		out.PacedLoad = 0.8
+	}
+	if out.Log == nil {
+		out.Log = slog.New(slog.DiscardHandler)
+	}
+	switch {
+	case out.Reps < 0 || out.Reps > 100:
+		return out, fmt.Errorf("bench: Reps %d out of range 1..100", out.Reps)
+	case out.Flows < 0 || out.Flows > maxFlows || out.Flows&(out.Flows-1) != 0:
+		return out, fmt.Errorf("bench: Flows %d is not a power of two in 1..%d", out.Flows, maxFlows)
+	case out.Duration < 0 || out.Duration > time.Minute:
+		return out, fmt.Errorf("bench: Duration %v out of range (0, 1m]", out.Duration)
+	case out.Warmup < 0 || out.Warmup > time.Minute:
+		return out, fmt.Errorf("bench: Warmup %v out of range (0, 1m]", out.Warmup)
+	case out.PacedLoad < 0 || out.PacedLoad > 1:
+		return out, fmt.Errorf("bench: PacedLoad %v out of range (0, 1]", out.PacedLoad)
+	}
+	for _, s := range out.FrameSizes {
+		if s < MinFrameSize || s > MaxFrameSize {
+			return out, fmt.Errorf("bench: frame size %d out of range %d..%d", s, MinFrameSize, MaxFrameSize)
+		}
+	}
+	for _, c := range out.Candidates {
+		if !slices.Contains(AllCandidates, c) {
+			return out, fmt.Errorf("bench: unknown candidate %q", c)
+		}
+	}
+	return out, nil
+}
+
+// The address plan, all inside the benchmark's own namespaces.
+var (
+	// VIP is the destination of every generated frame.
+	VIP = netip.MustParseAddr("203.0.113.10")
+	// ServicePort is the generated frames' UDP destination port.
+	ServicePort uint16 = 9000
+	fwdAddr            = netip.MustParsePrefix("192.0.2.1/24")
+	sinkAddr           = netip.MustParsePrefix("192.0.2.2/24") // the backend, on the generator's veth
+	clientNet          = netip.MustParsePrefix("198.51.100.0/24")
+)
+
+// buildFrame returns the generator's template: an Ethernet/IPv4/UDP frame
+// of size bytes from 198.51.100.1:4096 to VIP:ServicePort, with the
+// identification's low byte at 0xff so the generator program can trade it
+// against the source address without touching the checksum.
+func buildFrame(size int, dst, src net.HardwareAddr) ([]byte, error) {
+	if size < MinFrameSize || size > MaxFrameSize {
+		return nil, fmt.Errorf("bench: frame size %d out of range %d..%d", size, MinFrameSize, MaxFrameSize)
+	}
+	if len(dst) != 6 || len(src) != 6 {
+		return nil, fmt.Errorf("bench: MAC addresses must have 6 bytes")
+	}
+	b := make([]byte, size)
+	copy(b[0:6], dst)
+	copy(b[6:12], src)
+	binary.BigEndian.PutUint16(b[12:], 0x0800)
+	ip := b[14:]
+	ipLen := size - 14
+	if ipLen > 1500 {
+		ipLen = 1500
+	}
+	udpLen := ipLen - 20
+	ip[0] = 0x45
+	binary.BigEndian.PutUint16(ip[2:], uint16(ipLen))
+	binary.BigEndian.PutUint16(ip[4:], 0x12ff) // identification
+	ip[8] = 64                                 // TTL
+	ip[9] = 17                                 // UDP
+	src4 := clientNet.Addr().As4()
+	src4[3] = 1
+	copy(ip[12:16], src4[:])
+	vip := VIP.As4()
+	copy(ip[16:20], vip[:])
+	binary.BigEndian.PutUint16(ip[10:], ipv4Checksum(ip[:20]))
+	udp := ip[20:]
+	binary.BigEndian.PutUint16(udp[0:], 0x1000)
+	binary.BigEndian.PutUint16(udp[2:], ServicePort)
+	binary.BigEndian.PutUint16(udp[4:], uint16(udpLen))
+	for i := 8; i < udpLen; i++ {
+		udp[i] = byte(i)
+	}
+	return b, nil
+}
+
+// ipv4Checksum is the Internet checksum of an IPv4 header whose checksum
+// field is zero (or, over a header with its checksum filled in, zero when
+// the header is intact).
+func ipv4Checksum(h []byte) uint16 {
+	var sum uint32
+	for i := 0; i+1 < len(h); i += 2 {
+		sum += uint32(h[i])<<8 | uint32(h[i+1])
+	}
+	for sum>>16 != 0 {
+		sum = sum&0xffff + sum>>16
+	}
+	return ^uint16(sum)
+}
+
+// Sample is one candidate's measurement in one repetition at one frame
+// size.
+type Sample struct {
+	Candidate Candidate
+	FrameSize int
+	Rep       int
+	// SatOffered and SatDelivered are the frames per second the generator
+	// emitted and the sink received in the unpaced (saturation) phase.
+	SatOffered, SatDelivered float64
+	// SatCPUPerPacket is the forwarder-side CPU time (candidate process
+	// plus the forwarder veth's NAPI thread) per delivered frame in the
+	// saturation phase, in nanoseconds.
+	SatCPUPerPacket float64
+	// PacedOffered is the rate of the paced phase (PacedLoad of
+	// SatDelivered) and PacedLoss the fraction of its frames not delivered.
+	PacedOffered, PacedLoss float64
+	// PacedCPUPerPacket is SatCPUPerPacket for the paced phase.
+	PacedCPUPerPacket float64
+	// CPUBusyPerPacket is the forwarder CPU's whole busy time from
+	// /proc/stat per delivered frame in the paced phase: a cross-check
+	// that also catches work outside the measured tasks (and other load
+	// on a shared machine).
+	CPUBusyPerPacket float64
+}
+
+// Report is the outcome of Run.
+type Report struct {
+	Config  Config
+	Machine Machine
+	Samples []Sample
+}
+
+// Machine describes where a report was measured.
+type Machine struct {
+	CPUs           int
+	CPUModel       string
+	Kernel         string
+	GenCPU, FwdCPU int
+}
+
+// Spread is a median with the minimum and maximum it was taken from.
+type Spread struct {
+	Median, Min, Max float64
+	N                int
+}
+
+// spreadOf summarizes xs; NaN values (undefined ratios) are left out.
+func spreadOf(xs []float64) Spread {
+	v := make([]float64, 0, len(xs))
+	for _, x := range xs {
+		if !math.IsNaN(x) && !math.IsInf(x, 0) {
+			v = append(v, x)
+		}
+	}
+	if len(v) == 0 {
+		return Spread{Median: math.NaN(), Min: math.NaN(), Max: math.NaN()}
+	}
+	slices.Sort(v)
+	m := v[len(v)/2]
+	if len(v)%2 == 0 {
+		m = (v[len(v)/2-1] + v[len(v)/2]) / 2
+	}
+	return Spread{Median: m, Min: v[0], Max: v[len(v)-1], N: len(v)}
+}
+
+// Metric selects one number of a Sample.
+type Metric struct {
+	// Name is the row label; Unit the absolute values' unit.
+	Name, Unit string
+	// Scale multiplies the sample value for display.
+	Scale float64
+	Get   func(Sample) float64
+}
+
+// Metrics are the numbers the report tabulates.
+var Metrics = []Metric{
+	{"CPU/packet at paced load", "µs", 1e-3, func(s Sample) float64 { return s.PacedCPUPerPacket }},
+	{"CPU/packet at saturation", "µs", 1e-3, func(s Sample) float64 { return s.SatCPUPerPacket }},
+	{"delivered rate at saturation", "kpps", 1e-3, func(s Sample) float64 { return s.SatDelivered }},
+	{"loss at paced load", "%", 100, func(s Sample) float64 { return s.PacedLoss }},
+	{"forwarder CPU busy/packet (cross-check)", "µs", 1e-3, func(s Sample) float64 { return s.CPUBusyPerPacket }},
+}
+
+// Absolute summarizes metric m of candidate c at frame size size.
+func (r *Report) Absolute(m Metric, c Candidate, size int) Spread {
+	var xs []float64
+	for _, s := range r.Samples {
+		if s.Candidate == c && s.FrameSize == size {
+			xs = append(xs, m.Get(s)*m.Scale)
+		}
+	}
+	return spreadOf(xs)
+}
+
+// Ratio summarizes, over the repetitions, metric m of Balancer divided by
+// that of base in the same repetition. Pairing within a repetition keeps
+// drifts of the machine out of the ratio. Undefined ratios (a zero
+// baseline) are left out.
+func (r *Report) Ratio(m Metric, base Candidate, size int) Spread {
+	byRep := map[int]map[Candidate]float64{}
+	for _, s := range r.Samples {
+		if s.FrameSize != size {
+			continue
+		}
+		if byRep[s.Rep] == nil {
+			byRep[s.Rep] = map[Candidate]float64{}
+		}
+		byRep[s.Rep][s.Candidate] = m.Get(s)
+	}
+	var xs []float64
+	for _, c := range byRep {
+		b, okb := c[Balancer]
+		x, okx := c[base]
+		if okb && okx && x != 0 {
+			xs = append(xs, b/x)
+		}
+	}
+	return spreadOf(xs)
+}
+
+func (s Spread) format(prec int) string {
+	if s.N == 0 {
+		return "n/a"
+	}
+	f := "%." + fmt.Sprint(prec) + "f"
+	if s.N == 1 {
+		return fmt.Sprintf(f, s.Median)
+	}
+	return fmt.Sprintf(f+" ("+f+"–"+f+")", s.Median, s.Min, s.Max)
+}
+
+// WriteMarkdown writes the report as Markdown tables: per frame size, the
+// ratios of the Balancer to each baseline, then the absolute numbers.
+func (r *Report) WriteMarkdown(w io.Writer) error {
+	var b strings.Builder
+	cands := r.Config.Candidates
+	var bases []Candidate
+	for _, c := range cands {
+		if c != Balancer {
+			bases = append(bases, c)
+		}
+	}
+	fmt.Fprintf(&b, "Machine: %d CPUs, %s, Linux %s; generator on CPU %d, forwarder on CPU %d.\n",
+		r.Machine.CPUs, r.Machine.CPUModel, r.Machine.Kernel, r.Machine.GenCPU, r.Machine.FwdCPU)
+	fmt.Fprintf(&b, "Run: %d interleaved repetitions, %d flows, %v per phase, paced load %.0f%% of each candidate's saturation rate.\n",
+		r.Config.Reps, r.Config.Flows, r.Config.Duration, r.Config.PacedLoad*100)
+	b.WriteString("Cells are median (min–max) over the repetitions.\n")
+	for _, size := range r.Config.FrameSizes {
+		if slices.Contains(cands, Balancer) && len(bases) > 0 {
+			fmt.Fprintf(&b, "\n#### %d-byte frames: balancer ÷ baseline\n\n| metric |", size)
+			for _, c := range bases {
+				fmt.Fprintf(&b, " ÷ %s |", c)
+			}
+			b.WriteString("\n|---|" + strings.Repeat("---|", len(bases)) + "\n")
+			for _, m := range Metrics {
+				if m.Unit == "%" {
+					continue // loss is near zero: a ratio says nothing, see the absolute table
+				}
+				fmt.Fprintf(&b, "| %s |", m.Name)
+				for _, c := range bases {
+					fmt.Fprintf(&b, " %s |", r.Ratio(m, c, size).format(2))
+				}
+				b.WriteString("\n")
+			}
+		}
+		fmt.Fprintf(&b, "\n#### %d-byte frames: absolute\n\n| metric |", size)
+		for _, c := range cands {
+			fmt.Fprintf(&b, " %s |", c)
+		}
+		b.WriteString("\n|---|" + strings.Repeat("---|", len(cands)) + "\n")
+		for _, m := range Metrics {
+			fmt.Fprintf(&b, "| %s (%s) |", m.Name, m.Unit)
+			for _, c := range cands {
+				prec := 2
+				if m.Unit == "kpps" {
+					prec = 0
+				}
+				fmt.Fprintf(&b, " %s |", r.Absolute(m, c, size).format(prec))
+			}
+			b.WriteString("\n")
+		}
+		fmt.Fprintf(&b, "| generator rate at saturation (kpps) |")
+		for _, c := range cands {
+			fmt.Fprintf(&b, " %s |", r.Absolute(Metric{Scale: 1e-3, Get: func(s Sample) float64 { return s.SatOffered }}, c, size).format(0))
+		}
+		b.WriteString("\n")
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}

@@ -1,0 +1,191 @@
+package bench
+
+import (
+	"bytes"
+	"encoding/binary"
+	"math"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestMain(m *testing.M) {
+	RunChildIfRequested()
+	os.Exit(m.Run())
+}
+
+func TestConfigDefaults(t *testing.T) {
+	c, err := (*Config)(nil).withDefaults()
+	require.NoError(t, err)
+	assert.Equal(t, 5, c.Reps)
+	assert.Equal(t, []int{60, 1514}, c.FrameSizes)
+	assert.Equal(t, 1024, c.Flows)
+	assert.Equal(t, 2*time.Second, c.Duration)
+	assert.Equal(t, AllCandidates, c.Candidates)
+	assert.InDelta(t, 0.8, c.PacedLoad, 1e-9)
+	assert.NotNil(t, c.Log)
+}
+
+func TestConfigInvalid(t *testing.T) {
+	for name, c := range map[string]Config{
+		"reps":      {Reps: -1},
+		"flows":     {Flows: 1000},
+		"too many":  {Flows: 1 << 16},
+		"size low":  {FrameSizes: []int{59}},
+		"size high": {FrameSizes: []int{1515}},
+		"candidate": {Candidates: []Candidate{"nginx"}},
+		"load":      {PacedLoad: 1.5},
+		"duration":  {Duration: time.Hour},
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := c.withDefaults()
+			assert.Error(t, err)
+		})
+	}
+}
+
+func TestSpreadOf(t *testing.T) {
+	for _, tc := range []struct {
+		name          string
+		in            []float64
+		med, min, max float64
+		n             int
+	}{
+		{"odd", []float64{3, 1, 2}, 2, 1, 3, 3},
+		{"even", []float64{4, 1, 3, 2}, 2.5, 1, 4, 4},
+		{"nan left out", []float64{math.NaN(), 5, math.Inf(1)}, 5, 5, 5, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := spreadOf(tc.in)
+			assert.Equal(t, Spread{Median: tc.med, Min: tc.min, Max: tc.max, N: tc.n}, s)
+		})
+	}
+	assert.True(t, math.IsNaN(spreadOf(nil).Median))
+	assert.Equal(t, "n/a", spreadOf(nil).format(2))
+}
+
+func TestBuildFrame(t *testing.T) {
+	dst := []byte{2, 0, 0, 0, 0, 1}
+	src := []byte{2, 0, 0, 0, 0, 2}
+	for _, size := range []int{MinFrameSize, 128, MaxFrameSize} {
+		f, err := buildFrame(size, dst, src)
+		require.NoError(t, err)
+		require.Len(t, f, size)
+		assert.Equal(t, dst, f[0:6])
+		assert.Equal(t, src, f[6:12])
+		ip := f[14:34]
+		assert.Zero(t, ipv4Checksum(ip), "header checksum")
+		assert.Equal(t, VIP.As4(), [4]byte(ip[16:20]))
+		ipLen := int(binary.BigEndian.Uint16(ip[2:]))
+		assert.LessOrEqual(t, 14+ipLen, size)
+		assert.Equal(t, ipLen-20, int(binary.BigEndian.Uint16(f[38:])), "UDP length")
+		assert.Equal(t, ServicePort, binary.BigEndian.Uint16(f[36:]))
+	}
+	_, err := buildFrame(59, dst, src)
+	assert.Error(t, err)
+	_, err = buildFrame(60, dst[:5], src)
+	assert.Error(t, err)
+}
+
+// TestFlowRewriteKeepsChecksum checks the arithmetic the generator program
+// relies on: for every flow, raising the source address's low byte by d
+// and lowering the identification's low byte by d leaves the template's
+// header checksum valid.
+func TestFlowRewriteKeepsChecksum(t *testing.T) {
+	f, err := buildFrame(MinFrameSize, make([]byte, 6), make([]byte, 6))
+	require.NoError(t, err)
+	for flow := range maxFlows {
+		d := byte(flow & 0x7f)
+		g := bytes.Clone(f)
+		g[offIPSrc+3] = 1 + d
+		g[offIPID+1] = 0xff - d
+		g[offUDPSport+1] = byte(flow >> 7)
+		if ipv4Checksum(g[14:34]) != 0 {
+			t.Fatalf("flow %d: header checksum broken", flow)
+		}
+		assert.True(t, clientNet.Contains(ipAt(g[offIPSrc:])))
+	}
+}
+
+func TestSwapMAC(t *testing.T) {
+	f := []byte{1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 8, 0}
+	swapMAC(f)
+	assert.Equal(t, []byte{2, 2, 2, 2, 2, 2, 1, 1, 1, 1, 1, 1, 8, 0}, f)
+	short := []byte{1, 2, 3}
+	swapMAC(short)
+	assert.Equal(t, []byte{1, 2, 3}, short)
+	assert.Zero(t, testing.AllocsPerRun(100, func() { swapMAC(f) }))
+}
+
+func TestParseSchedstat(t *testing.T) {
+	v, err := parseSchedstat([]byte("41392 1000 7\n"))
+	require.NoError(t, err)
+	assert.EqualValues(t, 41392, v)
+	for _, bad := range []string{"", "  \n", "x 1 2", "-5 1 1"} {
+		_, err := parseSchedstat([]byte(bad))
+		assert.Error(t, err, "%q", bad)
+	}
+}
+
+const procStat = `cpu  10 0 20 1000 5 1 2 0 0 0
+cpu0 4 0 10 500 2 0 1 0 0 0
+cpu1 6 1 10 500 3 1 1 3 0 0
+intr 123
+`
+
+func TestParseCPUBusy(t *testing.T) {
+	v, err := parseCPUBusy([]byte(procStat), 1, 10)
+	require.NoError(t, err)
+	assert.EqualValues(t, (6+1+10+1+1+3)*10, v)
+	_, err = parseCPUBusy([]byte(procStat), 2, 10)
+	assert.Error(t, err)
+	_, err = parseCPUBusy([]byte("cpu1 1 2 3\n"), 1, 10)
+	assert.Error(t, err)
+	_, err = parseCPUBusy([]byte("cpu1 1 2 3 4 5 x 7 8\n"), 1, 10)
+	assert.Error(t, err)
+}
+
+func FuzzParseCPUBusy(f *testing.F) {
+	f.Add([]byte(procStat), 1)
+	f.Add([]byte("cpu1 1 2 3\n"), 1)
+	f.Fuzz(func(t *testing.T, b []byte, cpu int) {
+		_, _ = parseCPUBusy(b, cpu, 10)
+	})
+}
+
+func FuzzParseSchedstat(f *testing.F) {
+	f.Add([]byte("41392 1000 7\n"))
+	f.Add([]byte(""))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		_, _ = parseSchedstat(b)
+	})
+}
+
+func TestReportRatiosAndMarkdown(t *testing.T) {
+	r := &Report{Config: Config{Reps: 2, Flows: 8, Duration: time.Second, PacedLoad: 0.8,
+		FrameSizes: []int{60}, Candidates: AllCandidates}}
+	for rep, k := range []float64{1, 2} {
+		r.Samples = append(r.Samples,
+			Sample{Candidate: Balancer, FrameSize: 60, Rep: rep, PacedCPUPerPacket: 1000 * k, SatDelivered: 100e3},
+			Sample{Candidate: PacketReflector, FrameSize: 60, Rep: rep, PacedCPUPerPacket: 800 * k, SatDelivered: 125e3},
+			Sample{Candidate: XDPReflector, FrameSize: 60, Rep: rep, PacedCPUPerPacket: 100 * k},
+			Sample{Candidate: KernelForward, FrameSize: 60, Rep: rep, PacedCPUPerPacket: 500 * k},
+		)
+	}
+	cpu := Metrics[0]
+	assert.InDelta(t, 1.25, r.Ratio(cpu, PacketReflector, 60).Median, 1e-9)
+	assert.InDelta(t, 10, r.Ratio(cpu, XDPReflector, 60).Median, 1e-9)
+	assert.Equal(t, 0, r.Ratio(Metrics[2], XDPReflector, 60).N, "zero baseline leaves the ratio undefined")
+	abs := r.Absolute(cpu, Balancer, 60)
+	assert.InDelta(t, 1.5, abs.Median, 1e-9)
+	assert.InDelta(t, 1, abs.Min, 1e-9)
+	var b strings.Builder
+	require.NoError(t, r.WriteMarkdown(&b))
+	out := b.String()
+	assert.Contains(t, out, "| CPU/packet at paced load | 1.25 (1.25–1.25) | 10.00 (10.00–10.00) | 2.00 (2.00–2.00) |")
+	assert.Contains(t, out, "#### 60-byte frames: absolute")
+}

@@ -1,0 +1,57 @@
+package bench
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/dsrlb/dsrlb/internal/netlab"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// smokeConfig is one short repetition of everything: enough to prove the
+// benchmark still works, in a few seconds.
+func smokeConfig() *Config {
+	return &Config{
+		Reps:       1,
+		FrameSizes: []int{MinFrameSize},
+		Flows:      64,
+		Duration:   300 * time.Millisecond,
+		Warmup:     100 * time.Millisecond,
+	}
+}
+
+// TestIntegrationDataPathSmoke runs the data-path benchmark once, briefly,
+// so it cannot rot: every candidate must forward the generated traffic to
+// the sink.
+func TestIntegrationDataPathSmoke(t *testing.T) {
+	netlab.RequirePrivileged(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	rep, err := Run(ctx, smokeConfig())
+	require.NoError(t, err)
+	require.Len(t, rep.Samples, len(AllCandidates))
+	for _, s := range rep.Samples {
+		assert.Positive(t, s.SatDelivered, "%s delivered nothing", s.Candidate)
+		assert.Positive(t, s.SatCPUPerPacket, "%s: no CPU time measured", s.Candidate)
+		assert.GreaterOrEqual(t, s.SatOffered, s.SatDelivered*0.99, "%s: more delivered than sent", s.Candidate)
+		assert.InDelta(t, 0.5, s.PacedLoss, 0.5, "%s: loss is a fraction", s.Candidate)
+	}
+}
+
+// BenchmarkDataPath runs one short interleaved repetition and reports the
+// Balancer's CPU time per packet against the bare AF_PACKET reflector's.
+// The full run with medians is cmd/dsrbench.
+func BenchmarkDataPath(b *testing.B) {
+	netlab.RequirePrivileged(b)
+	cfg := smokeConfig()
+	cfg.Candidates = []Candidate{Balancer, PacketReflector}
+	for b.Loop() {
+		rep, err := Run(context.Background(), cfg)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(rep.Ratio(Metrics[0], PacketReflector, MinFrameSize).Median, "cpu-ratio-vs-afpacket")
+	}
+}

@@ -1,0 +1,31 @@
+// Package bench measures the dsrlb data path against the baselines it must
+// be judged by, on one veth topology, with the same traffic, in one run.
+//
+// The project's performance claims are ratios: CPU time per forwarded
+// packet, saturation rate and loss of the Balancer (AF_PACKET forwarder)
+// divided by those of
+//
+//   - a bare batched recvmmsg/sendmmsg MAC-swap reflector built on the same
+//     packet socket code (internal/afpacket) with the same kernel filter, so
+//     that the only difference is the Balancer's per-frame work;
+//   - a bare XDP_TX MAC-swap reflector, the in-kernel floor;
+//   - the kernel's own IP forwarding of the same stream.
+//
+// Candidates run interleaved (for each repetition, each candidate in turn),
+// so slow drifts of a shared machine hit all of them alike, and results are
+// medians with min-max over the repetitions.
+//
+// Topology: two throw-away network namespaces joined by one veth pair. The
+// generator namespace transmits with BPF_PROG_RUN in live-frame mode
+// (the kernel emits frames straight into the veth, far faster than any
+// candidate forwards) and counts what comes back with an XDP program; the
+// forwarder namespace runs the candidate one-armed, as an L2 DSR balancer
+// runs. Both veth ends use threaded NAPI: the forwarder's receive kthread
+// and candidate process are pinned to one CPU, the generator, its receive
+// kthread and the sink to the other, and the forwarder's cost is the CPU
+// time of exactly those forwarder-side tasks.
+//
+// Everything needs Linux and root; elsewhere Run returns ErrUnsupported.
+// Binaries that call Run must call RunChildIfRequested first thing in main
+// or TestMain, because the user-space candidates run as child processes.
+package bench
