@@ -31,7 +31,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/dsrlb/dsrlb/arp"
 	"github.com/dsrlb/dsrlb/dsr"
+	"github.com/dsrlb/dsrlb/health"
 	"github.com/dsrlb/dsrlb/internal/netlab"
 )
 
@@ -75,18 +77,14 @@ func run(ctx context.Context, phase time.Duration, clients, size int) error {
 	vip := lab.VIPs[0]
 	say("VIP %s; servers hold it on lo with arp_ignore=1, arp_announce=2", vip)
 
-	b, err := dsr.New(&dsr.Config{Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		return err
-	}
-	svc := dsr.Service{VIP: vip, Protocol: dsr.TCP, Port: 80, Scheduler: "mh"}
-	for _, s := range lab.Servers {
-		svc.Backends = append(svc.Backends, dsr.Backend{Addr: s.IP, MAC: s.MAC})
-	}
-	if err := b.AddService(svc); err != nil {
-		return err
-	}
-	var fwd *dsr.PacketForwarder
+	// Everything that touches the segment is opened inside the balancer's
+	// namespace: the packet socket that forwards, the ARP speaker that owns
+	// the VIP, and the DSR-path health checker.
+	var (
+		fwd     *dsr.PacketForwarder
+		speaker *arp.Speaker
+		checker *health.DSRPathChecker
+	)
 	err = lab.Balancer.Do(func() error {
 		problems, err := dsr.CheckHost(lab.Balancer.Link, []netip.Addr{vip})
 		if err != nil {
@@ -95,13 +93,56 @@ func run(ctx context.Context, phase time.Duration, clients, size int) error {
 		for _, p := range problems {
 			say("host check: %s", p)
 		}
-		fwd, err = dsr.ListenPacket(lab.Balancer.Link, nil)
+		ifi, err := net.InterfaceByName(lab.Balancer.Link)
+		if err != nil {
+			return err
+		}
+		if fwd, err = dsr.ListenPacket(lab.Balancer.Link, nil); err != nil {
+			return err
+		}
+		if speaker, err = arp.Listen(ifi, nil); err != nil {
+			return err
+		}
+		checker, err = health.NewDSRPathChecker(&health.DSRPathConfig{Interface: lab.Balancer.Link})
 		return err
+	})
+	defer func() {
+		if fwd != nil {
+			fwd.Close()
+		}
+		if speaker != nil {
+			speaker.Close()
+		}
+		if checker != nil {
+			checker.Close()
+		}
+	}()
+	if err != nil {
+		return err
+	}
+
+	b, err := dsr.New(&dsr.Config{
+		Logger: slog.New(slog.DiscardHandler),
+		ARP:    speaker,
+		Health: &health.MonitorConfig{Interval: 200 * time.Millisecond, Timeout: 150 * time.Millisecond, Rise: 2, Fall: 2},
+		OnEvent: func(e dsr.Event) {
+			say("event: %s", e)
+		},
 	})
 	if err != nil {
 		return err
 	}
-	defer fwd.Close()
+	// No MACs configured: the ARP speaker resolves them. The DSR-path
+	// check sends a SYN to the VIP addressed to each server's MAC, exactly
+	// as forwarded traffic travels, and wants a SYN-ACK from the VIP.
+	svc := dsr.Service{VIP: vip, Protocol: dsr.TCP, Port: 80, Scheduler: "mh",
+		Checks: []dsr.HealthCheck{{Checker: checker}}}
+	for _, s := range lab.Servers {
+		svc.Backends = append(svc.Backends, dsr.Backend{Addr: s.IP})
+	}
+	if err := b.AddService(svc); err != nil {
+		return err
+	}
 
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -110,11 +151,8 @@ func run(ctx context.Context, phase time.Duration, clients, size int) error {
 	defer cancel()
 	wg.Go(func() { _ = b.Serve(runCtx, fwd) })
 	wg.Go(func() { _ = b.Run(runCtx) })
-	wg.Go(func() { healthLoop(runCtx, lab, b, svc.Key()) })
-	for _, c := range lab.Clients {
-		if err := c.SetNeighbor(vip, lab.Balancer.MAC); err != nil {
-			return err
-		}
+	if err := waitHealthy(ctx, b, len(lab.Servers)); err != nil {
+		return err
 	}
 	say("balancer %s forwarding %s/tcp:80 to %d servers (scheduler mh)", lab.Balancer.MAC, vip, len(lab.Servers))
 
@@ -267,41 +305,26 @@ func (t *traffic) print(lab *netlab.Lab, lb netlab.LinkStats) {
 		line.String(), t.failed.Load(), float64(delivered)/1e6, float64(carried)/1e6, pct)
 }
 
-// healthLoop marks a backend down after two failed TCP connects to its own
-// address and up again after two good ones.
-func healthLoop(ctx context.Context, lab *netlab.Lab, b *dsr.Balancer, key dsr.ServiceKey) {
-	const rise, fall = 2, 2
-	ok := make([]int, len(lab.Servers))
-	bad := make([]int, len(lab.Servers))
-	down := make([]bool, len(lab.Servers))
-	tick := time.NewTicker(200 * time.Millisecond)
+// waitHealthy waits until n backends are resolved and pass their checks.
+func waitHealthy(ctx context.Context, b *dsr.Balancer, n int) error {
+	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
 	for {
+		ready := 0
+		for _, be := range b.Stats().Services[0].Backends {
+			if be.MAC != nil && be.Healthy {
+				ready++
+			}
+		}
+		if ready == n {
+			return nil
+		}
 		select {
 		case <-ctx.Done():
-			return
+			return fmt.Errorf("backends not ready: %w", ctx.Err())
 		case <-tick.C:
-		}
-		for i, s := range lab.Servers {
-			cctx, cancel := context.WithTimeout(ctx, 150*time.Millisecond)
-			c, err := lab.Balancer.DialContext(cctx, "tcp", net.JoinHostPort(s.IP.String(), "80"))
-			cancel()
-			if err == nil {
-				c.Close()
-				ok[i], bad[i] = ok[i]+1, 0
-			} else {
-				ok[i], bad[i] = 0, bad[i]+1
-			}
-			switch {
-			case !down[i] && bad[i] >= fall:
-				down[i] = true
-				_ = b.SetBackendState(key, s.IP, dsr.BackendDown)
-				say("health: %s is down (%v)", s.Name, err)
-			case down[i] && ok[i] >= rise:
-				down[i] = false
-				_ = b.SetBackendState(key, s.IP, dsr.BackendActive)
-				say("health: %s is up", s.Name)
-			}
 		}
 	}
 }
