@@ -85,3 +85,11 @@ func TestBadConfigNamesFileLineField(t *testing.T) {
 	_, err := ParseConfig("empty.yaml", nil)
 	assert.ErrorContains(t, err, "empty.yaml: empty configuration")
 }
+
+func TestExampleConfigParses(t *testing.T) {
+	l, err := LoadConfig("dsrlb.example.yaml")
+	require.NoError(t, err)
+	require.Len(t, l.Services, 2)
+	assert.Len(t, l.File.Services[0].Checks, 2)
+	assert.Equal(t, dsr.TCPAndUDP, l.Services[1].Protocol)
+}
