@@ -21,11 +21,20 @@
 //   - [github.com/dsrlb/dsrlb/dsr/dsrtest]: an in-memory Ethernet segment
 //     that implements Forwarder, to test code embedding a Balancer without
 //     root.
+//   - [github.com/dsrlb/dsrlb/dsr/realserver]: prepare, check and undo the
+//     server side of DSR (VIP on loopback, ARP sysctls), naming every
+//     misconfiguration with its fix.
 //   - [github.com/dsrlb/dsrlb/scheduler]: the Scheduler interface, the
-//     built-in schedulers named as in IPVS (rr, wrr, lc, wlc, sh, mh) and a
-//     registry for plugins; scheduler/schedulertest is a conformance suite.
+//     built-in schedulers named as in IPVS (rr, wrr, lc, wlc, sh, mh),
+//     rendezvous hashing and a registry for plugins;
+//     scheduler/schedulertest is a conformance suite.
+//   - [github.com/dsrlb/dsrlb/health]: health checkers (TCP, HTTP(S), UDP,
+//     DNS, ICMP and the DSR-path check) and the Monitor that runs them.
+//   - [github.com/dsrlb/dsrlb/arp]: VIP ownership on the segment: ARP
+//     answers, announcements, backend MAC resolution, conflict detection.
 //
-// A minimal embedding on Linux:
+// A minimal embedding on Linux (see the README for one with ARP ownership
+// and health checks):
 //
 //	b, _ := dsr.New(nil)
 //	_ = b.AddService(dsr.Service{
