@@ -22,6 +22,7 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/dsrlb/dsrlb/arp"
+	"github.com/dsrlb/dsrlb/health"
 	"github.com/dsrlb/dsrlb/internal/flowtable"
 	"github.com/dsrlb/dsrlb/internal/frame"
 	"github.com/dsrlb/dsrlb/internal/netlab"
@@ -462,4 +463,186 @@ func TestIntegrationVIPConflict(t *testing.T) {
 			t.Fatal("no conflict event")
 		}
 	}
+}
+
+// loadLoop sends requests over new connections until stop is closed and
+// records each result with its time.
+type loadLoop struct {
+	mu      sync.Mutex
+	results []loadResult
+	stop    chan struct{}
+	wg      sync.WaitGroup
+}
+
+type loadResult struct {
+	at      time.Time
+	backend string
+	err     error
+}
+
+func startLoad(lab *netlab.Lab, clients int, path string) *loadLoop {
+	l := &loadLoop{stop: make(chan struct{})}
+	for range clients {
+		l.wg.Go(func() {
+			tr := &http.Transport{DialContext: lab.Clients[0].DialContext, DisableKeepAlives: true}
+			defer tr.CloseIdleConnections()
+			hc := &http.Client{Transport: tr, Timeout: 3 * time.Second}
+			for {
+				select {
+				case <-l.stop:
+					return
+				default:
+				}
+				r, err := hc.Get(fmt.Sprintf("http://%s%s", lab.VIPs[0], path))
+				res := loadResult{at: time.Now(), err: err}
+				if err == nil {
+					_, err = io.Copy(io.Discard, r.Body)
+					r.Body.Close()
+					res.backend, res.err = r.Header.Get("X-Backend"), err
+				}
+				l.mu.Lock()
+				l.results = append(l.results, res)
+				l.mu.Unlock()
+			}
+		})
+	}
+	return l
+}
+
+func (l *loadLoop) halt() []loadResult {
+	close(l.stop)
+	l.wg.Wait()
+	return l.results
+}
+
+// count returns how many results so far succeeded.
+func (l *loadLoop) count() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for _, r := range l.results {
+		if r.err == nil {
+			n++
+		}
+	}
+	return n
+}
+
+// waitFor waits (bounded) for the next event of kind about backend.
+func waitFor(t *testing.T, events <-chan Event, kind EventKind, backend netip.Addr, within time.Duration) Event {
+	t.Helper()
+	deadline := time.After(within)
+	for {
+		select {
+		case e := <-events:
+			if e.Kind == kind && (!backend.IsValid() || e.Backend == backend) {
+				return e
+			}
+		case <-deadline:
+			t.Fatalf("no %s event for %s within %v", kind, backend, within)
+			return Event{}
+		}
+	}
+}
+
+func (l *loadLoop) waitSuccesses(t *testing.T, n int) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for l.count() < n {
+		require.True(t, time.Now().Before(deadline), "only %d successful requests", l.count())
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestIntegrationHealthFailover kills a server under load: the DSR-path
+// check marks it down within fall × interval, its new flows go to the
+// others, and every request after fall × interval + 1 s succeeds. Restarted,
+// it is back after rise checks.
+func TestIntegrationHealthFailover(t *testing.T) {
+	lab := netlab.NewT(t, &netlab.Config{Servers: 3})
+	var checker *health.DSRPathChecker
+	require.NoError(t, lab.Balancer.Do(func() (err error) {
+		checker, err = health.NewDSRPathChecker(&health.DSRPathConfig{Interface: lab.Balancer.Link})
+		return err
+	}))
+	t.Cleanup(func() { checker.Close() })
+	const interval, fall, rise = 200 * time.Millisecond, 2, 2
+	events := make(chan Event, 256)
+	cfg := &Config{
+		Health:  &health.MonitorConfig{Interval: interval, Timeout: 150 * time.Millisecond, Fall: fall, Rise: rise},
+		OnEvent: func(e Event) { events <- e },
+	}
+	svc := labService(lab, lab.VIPs[0], 80, 0, 1, 2)
+	svc.Checks = []HealthCheck{{Checker: checker}}
+	startBalancerWith(t, lab, cfg, nil, svc)
+	victim := lab.Servers[1]
+
+	load := startLoad(lab, 4, "/")
+	load.waitSuccesses(t, 50)
+	require.NoError(t, lab.StopServer(1))
+	killed := time.Now()
+	down := waitFor(t, events, EventBackendDown, victim.IP, 5*time.Second)
+	t.Logf("down after %v: %v", down.At.Sub(killed), down.Reason)
+	settled := killed.Add(fall*interval + time.Second)
+	load.waitSuccesses(t, load.count()+100)
+	for time.Now().Before(settled.Add(500 * time.Millisecond)) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	require.NoError(t, lab.StartServer(1))
+	restarted := time.Now()
+	up := waitFor(t, events, EventBackendUp, victim.IP, 5*time.Second)
+	t.Logf("up after %v", up.At.Sub(restarted))
+	load.waitSuccesses(t, load.count()+400)
+	results := load.halt()
+
+	failedAfter, servedByVictim, backAfter := 0, 0, 0
+	for _, r := range results {
+		switch {
+		case r.at.After(settled) && r.at.Before(restarted):
+			if r.err != nil {
+				failedAfter++
+			}
+			if r.backend == victim.Name {
+				servedByVictim++
+			}
+		case r.at.After(up.At) && r.backend == victim.Name:
+			backAfter++
+		}
+	}
+	assert.Zero(t, failedAfter, "requests after fall × interval + 1 s all succeed")
+	assert.Zero(t, servedByVictim, "no new flow reaches the dead server")
+	assert.Positive(t, backAfter, "the restarted server takes flows again")
+}
+
+// TestIntegrationDrainUnderLoad drains a backend while clients keep
+// requesting: nothing fails, and the drained event comes once its last flow
+// has ended.
+func TestIntegrationDrainUnderLoad(t *testing.T) {
+	lab := netlab.NewT(t, &netlab.Config{Servers: 3})
+	events := make(chan Event, 256)
+	cfg := &Config{TCPClosingTimeout: time.Second, OnEvent: func(e Event) { events <- e }}
+	svc := labService(lab, lab.VIPs[0], 80, 0, 1, 2)
+	lb := startBalancerWith(t, lab, cfg, nil, svc)
+	load := startLoad(lab, 4, "/bytes?n=300000")
+	load.waitSuccesses(t, 60)
+	drained := lab.Servers[2]
+	require.NoError(t, lb.DrainBackend(svc.Key(), drained.IP))
+	drainedAt := time.Now()
+	load.waitSuccesses(t, load.count()+150)
+	e := waitFor(t, events, EventBackendDrained, drained.IP, 15*time.Second)
+	require.NoError(t, e.Reason, "drained because its flows ended, not by deadline")
+	results := load.halt()
+	failed, lateOnDrained := 0, 0
+	for _, r := range results {
+		if r.err != nil {
+			failed++
+			t.Logf("failed: %v", r.err)
+		}
+		if r.at.After(drainedAt.Add(time.Second)) && r.backend == drained.Name {
+			lateOnDrained++
+		}
+	}
+	assert.Zero(t, failed, "no request fails while a backend drains")
+	assert.Zero(t, lateOnDrained, "no new flow reaches the draining backend")
+	assert.Zero(t, lb.Stats().Services[0].Backends[2].ActiveFlows)
 }
