@@ -124,9 +124,25 @@ func TestFailOpenAndMinHealthy(t *testing.T) {
 	for _, be := range open.Backends {
 		h.sb.set(be.Addr, errors.New("down"))
 	}
-	below := h.await(EventBelowMinHealthy)
-	assert.Equal(t, open.Key(), below.Service)
-	h.await(EventFailOpen)
+	// Both services' checks see both backends fail.
+	var below, failOpen bool
+	for downs := 0; downs < 4 || !below || !failOpen; {
+		select {
+		case e := <-h.events:
+			switch e.Kind {
+			case EventBackendDown:
+				downs++
+			case EventBelowMinHealthy:
+				assert.Equal(t, open.Key(), e.Service)
+				below = true
+			case EventFailOpen:
+				assert.Equal(t, open.Key(), e.Service)
+				failOpen = true
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("events missing: downs %d below %v failOpen %v", downs, below, failOpen)
+		}
+	}
 	// The fail-open service still forwards; the other drops.
 	in := tcp4(7000, frame.FlagSYN)
 	expectForward(t, in, h.send(in))

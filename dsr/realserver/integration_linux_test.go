@@ -261,7 +261,13 @@ func TestIntegrationDummyInterface(t *testing.T) {
 	var st realserver.State
 	err := h.Do(func() error { return realserver.Prepare(cfg, &st) })
 	if errors.Is(err, unix.EOPNOTSUPP) {
-		t.Skip("this kernel has no dummy interface support (CONFIG_DUMMY)")
+		// A kernel without dummy interfaces (no CONFIG_DUMMY): Prepare must
+		// fail cleanly, say why, and leave nothing behind.
+		t.Logf("this kernel has no dummy interface support: checking the failure path (%v)", err)
+		assert.ErrorContains(t, err, "dsr0")
+		assert.True(t, st.Empty(), "a failed Prepare records nothing: %+v", st)
+		assert.Equal(t, before, snapshot(t, h), "a failed Prepare changes nothing")
+		return
 	}
 	require.NoError(t, err)
 	assert.Equal(t, []string{"dsr0"}, st.Created)
