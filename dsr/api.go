@@ -39,7 +39,6 @@ type beState struct {
 	synSeen     uint64               // SYN retransmits at the last control tick
 	flowsSeen   uint64               // flows at the last control tick
 	suspectAt   time.Time            // last SYN-retransmit suspicion event
-	lastHealthy bool                 // healthy at the last rebuild
 }
 
 // AddService adds a service. It fails with ErrExists if a service with the
