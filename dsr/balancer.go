@@ -287,44 +287,50 @@ func (w *worker) flow(p *frame.Packet, s *snapshot, now flowtable.Tick) *beEntry
 		return w.missReason(s, p.Dst)
 	}
 	fl := scheduler.Flow{Src: p.Src, Dst: p.Dst, SrcPort: p.SrcPort, DstPort: p.DstPort, Proto: p.Proto, Hash: k.Hash(w.b.cfg.Seed)}
-	idx, ok := svc.sched.Pick(&fl)
-	if !ok || idx < 0 || idx >= len(svc.ids) {
-		w.drop(DropNoBackend)
+	idx, be := w.pick(s, svc, &fl)
+	if be == nil {
 		return nil
 	}
-	id := svc.ids[idx]
 	if p.Proto == frame.ProtoTCP && flags&frame.FlagRST != 0 {
 		// A lone RST for an unknown flow creates no state.
-		return s.backend(id)
+		return be
 	}
-	got, inserted, err := w.b.flows.Insert(&k, h, now, id)
+	got, inserted, err := w.b.flows.Insert(&k, h, now, be.id)
 	switch {
 	case err != nil:
 		// Table full of established flows: forward without state.
 		w.c.stateless.Add(1)
 	case inserted:
-		be := s.backend(id)
-		if be != nil {
-			be.stats.flows.Add(1)
-			be.stats.active.Add(1)
-		}
+		be.stats.flows.Add(1)
+		be.stats.active.Add(1)
 		svc.stats.flows.Add(1)
 		if svc.obs != nil {
 			svc.obs.FlowStarted(idx)
 		}
 	default:
 		// Another worker inserted the same flow first: follow it.
-		if be := s.backend(got); be != nil && be.usable {
-			return be
+		if other := s.backend(got); other != nil && other.usable {
+			return other
 		}
 		return w.reschedule(p, s, &k, h, got)
 	}
-	be := s.backend(id)
+	return be
+}
+
+// pick asks the service's scheduler for a backend and returns its index and
+// entry, or counts DropNoBackend and returns nil.
+func (w *worker) pick(s *snapshot, svc *svcEntry, fl *scheduler.Flow) (int, *beEntry) {
+	idx, ok := svc.sched.Pick(fl)
+	if !ok || idx < 0 || idx >= len(svc.ids) {
+		w.drop(DropNoBackend)
+		return 0, nil
+	}
+	be := s.backend(svc.ids[idx])
 	if be == nil || !be.usable {
 		w.drop(DropNoBackend)
-		return nil
+		return 0, nil
 	}
-	return be
+	return idx, be
 }
 
 // reschedule moves a flow whose backend is down or gone to a new backend.
@@ -334,14 +340,8 @@ func (w *worker) reschedule(p *frame.Packet, s *snapshot, k *flowtable.Key, h ui
 		return w.missReason(s, p.Dst)
 	}
 	fl := scheduler.Flow{Src: p.Src, Dst: p.Dst, SrcPort: p.SrcPort, DstPort: p.DstPort, Proto: p.Proto, Hash: k.Hash(w.b.cfg.Seed)}
-	idx, ok := svc.sched.Pick(&fl)
-	if !ok || idx < 0 || idx >= len(svc.ids) {
-		w.drop(DropNoBackend)
-		return nil
-	}
-	be := s.backend(svc.ids[idx])
-	if be == nil || !be.usable {
-		w.drop(DropNoBackend)
+	idx, be := w.pick(s, svc, &fl)
+	if be == nil {
 		return nil
 	}
 	if !w.b.flows.Reassign(k, h, be.id) {
@@ -408,16 +408,7 @@ func (w *worker) fragment(p *frame.Packet, s *snapshot) *beEntry {
 	}
 	k := flowtable.MakeKey(p.Src, p.Dst, 0, 0, p.Proto)
 	fl := scheduler.Flow{Src: p.Src, Dst: p.Dst, Proto: p.Proto, Hash: k.Hash(w.b.cfg.Seed)}
-	idx, ok := svc.sched.Pick(&fl)
-	if !ok || idx < 0 || idx >= len(svc.ids) {
-		w.drop(DropNoBackend)
-		return nil
-	}
-	be := s.backend(svc.ids[idx])
-	if be == nil || !be.usable {
-		w.drop(DropNoBackend)
-		return nil
-	}
+	_, be := w.pick(s, svc, &fl)
 	return be
 }
 
