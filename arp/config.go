@@ -67,6 +67,22 @@ type Config struct {
 	// (and Listen on an interface without IPv4) sends probes from 0.0.0.0
 	// in the RFC 5227 probe form, which hosts answer as well.
 	IP netip.Addr
+	// IP6 is the balancer's own IPv6 address on the segment, the source of
+	// Neighbor Solicitations that resolve backends and probe VIPs, so that
+	// the hosts asked answer us with a solicited advertisement. A
+	// link-local address is the natural choice: it is always on-link.
+	// Zero means: Listen uses the interface's link-local address (else its
+	// first IPv6 address); New (and Listen on an interface without IPv6)
+	// sends solicitations from the unspecified address in the duplicate
+	// address detection form, which owners answer with a multicast
+	// advertisement.
+	IP6 netip.Addr
+	// NDPConn is the socket for IPv6 neighbour discovery, carrying whole
+	// Ethernet frames like the ARP socket given to New. Nil means New
+	// ignores IPv6 VIPs and backends; Listen opens one itself (an
+	// AF_PACKET socket for ICMPv6 neighbour discovery) when nil. The
+	// Speaker owns it: Close closes it.
+	NDPConn net.PacketConn
 
 	// AnnounceCount is the number of gratuitous ARPs sent when a VIP starts
 	// being served or is taken over. Zero means DefaultAnnounceCount;
@@ -122,6 +138,7 @@ type Config struct {
 type settings struct {
 	mac              [6]byte
 	ip               netip.Addr
+	ip6              netip.Addr // IPv6Unspecified when not configured
 	announceCount    int
 	announceSpacing  time.Duration
 	announceInterval time.Duration // <=0: no refresh
@@ -154,6 +171,13 @@ func (c *Config) settings() (settings, error) {
 		s.ip = netip.IPv4Unspecified()
 	case !s.ip.Is4():
 		return s, fmt.Errorf("%w: IP %s is not an IPv4 address", ErrInvalidConfig, c.IP)
+	}
+	s.ip6 = c.IP6.Unmap().WithZone("") // the socket fixes the link
+	switch {
+	case !s.ip6.IsValid():
+		s.ip6 = netip.IPv6Unspecified()
+	case !s.ip6.Is6() || s.ip6.IsMulticast():
+		return s, fmt.Errorf("%w: IP6 %s is not a unicast IPv6 address", ErrInvalidConfig, c.IP6)
 	}
 	s.announceCount = pick(c.AnnounceCount, DefaultAnnounceCount)
 	if s.announceCount < 1 {

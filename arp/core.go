@@ -20,6 +20,10 @@ import (
 // handle processes one received frame.
 func (s *Speaker) handle(fr []byte, now time.Time, b *batch) {
 	s.stats.received.Add(1)
+	if s.ndpConn != nil && isIPv6Frame(fr) {
+		s.handleND(fr, now, b)
+		return
+	}
 	var v view
 	if r := parseFrame(fr, &v); r != 0 {
 		s.drop(r)
@@ -33,7 +37,7 @@ func (s *Speaker) handle(fr []byte, now time.Time, b *batch) {
 		// Another host speaks for a VIP: a reply (to our probe or to a
 		// client), an announcement, or a request sent from the VIP (a
 		// server with arp_announce=0), which also updates peers' caches.
-		s.conflict(&v, now, b)
+		s.conflict(v.spa, v.sha, now, b)
 		return
 	}
 	if st := s.backends[v.spa]; st != nil && st.static == nil {
@@ -66,21 +70,21 @@ func (s *Speaker) drop(r DropReason) { s.stats.drops[r].Add(1) }
 // conflict counts a foreign claim on a VIP and, at most once per dedup
 // window for the same VIP and MAC, raises an event and defends the VIP with
 // one announcement so that hosts which just learned the other MAC move back.
-func (s *Speaker) conflict(v *view, now time.Time, b *batch) {
+func (s *Speaker) conflict(vip netip.Addr, mac [6]byte, now time.Time, b *batch) {
 	s.stats.conflicts.Add(1)
-	key := conflictKey{vip: v.spa, mac: v.sha}
+	key := conflictKey{vip: vip, mac: mac}
 	if last, ok := s.conflicts[key]; ok && now.Sub(last) < s.cfg.conflictDedup {
 		return
 	}
 	s.conflicts[key] = now
 	b.events = append(b.events, Event{
 		Kind:    Conflict,
-		Addr:    v.spa,
-		MAC:     slices.Clone(v.sha[:]),
-		Backend: s.backendByMAC(v.sha),
+		Addr:    vip,
+		MAC:     slices.Clone(mac[:]),
+		Backend: s.backendByMAC(mac),
 		Time:    now,
 	})
-	b.frames = append(b.frames, s.announcement(v.spa))
+	b.frames = append(b.frames, s.announcement(vip))
 }
 
 // backendByMAC returns the backend (lowest address, for a stable answer when
@@ -163,7 +167,7 @@ func (s *Speaker) tick(now time.Time, b *batch) time.Time {
 		}
 		if s.cfg.conflictInterval > 0 {
 			if !now.Before(st.nextProbe) {
-				b.frames = append(b.frames, s.frame(bcast, arp.OperationRequest, s.cfg.ip, zeroMAC, vip, &s.stats.conflictProbes))
+				b.frames = append(b.frames, s.probe(vip))
 				st.nextProbe = now.Add(s.cfg.conflictInterval)
 			}
 			soon(st.nextProbe)
@@ -187,7 +191,7 @@ func (s *Speaker) tick(now time.Time, b *batch) time.Time {
 			}
 		}
 		if !st.pending && !now.Before(st.next) {
-			b.frames = append(b.frames, s.frame(bcast, arp.OperationRequest, s.cfg.ip, zeroMAC, addr, &s.stats.resolveRequests))
+			b.frames = append(b.frames, s.resolveRequest(addr))
 			st.pending, st.sentAt = true, now
 		}
 		if st.pending {
@@ -211,9 +215,30 @@ var (
 
 // announcement is a gratuitous ARP for vip in request form (RFC 5227
 // announcement), which every Linux and BSD host and every switch accepts
-// as an update of an existing cache entry.
+// as an update of an existing cache entry; for an IPv6 VIP it is an
+// unsolicited Neighbor Advertisement.
 func (s *Speaker) announcement(vip netip.Addr) outFrame {
+	if vip.Is6() {
+		return s.ndAnnouncement(vip)
+	}
 	return s.frame(bcast, arp.OperationRequest, vip, zeroMAC, vip, &s.stats.announcements)
+}
+
+// probe asks who holds vip, from our own address, so that any other owner
+// answers us.
+func (s *Speaker) probe(vip netip.Addr) outFrame {
+	if vip.Is6() {
+		return s.ndSolicit(vip, &s.stats.conflictProbes)
+	}
+	return s.frame(bcast, arp.OperationRequest, s.cfg.ip, zeroMAC, vip, &s.stats.conflictProbes)
+}
+
+// resolveRequest asks backend addr for its MAC.
+func (s *Speaker) resolveRequest(addr netip.Addr) outFrame {
+	if addr.Is6() {
+		return s.ndSolicit(addr, &s.stats.resolveRequests)
+	}
+	return s.frame(bcast, arp.OperationRequest, s.cfg.ip, zeroMAC, addr, &s.stats.resolveRequests)
 }
 
 // frame builds an Ethernet frame from our MAC carrying an ARP packet from

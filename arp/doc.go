@@ -24,11 +24,18 @@
 //     event naming the VIP, the MAC and, when the MAC is a known backend's,
 //     that backend.
 //
-// ARP is IPv4 only; IPv6 VIPs need neighbour discovery and are ignored here.
+// IPv6 VIPs and backends get the same four jobs through neighbour discovery
+// (RFC 4861) on a second socket: Neighbor Solicitations for a VIP are
+// answered with solicited, overriding advertisements; unsolicited
+// advertisements to all nodes announce a VIP; solicitations probe VIPs and
+// resolve backends; and any other MAC advertising a VIP is a Conflict. The
+// messages are validated as strictly as RFC 4861 section 7.1 asks (hop
+// limit 255, checksum, code, lengths, options), and drops are counted by
+// reason like ARP's.
 //
-// The socket is injected as a net.PacketConn carrying whole Ethernet frames
-// (New), so the package is testable without privileges; Listen opens the
-// production AF_PACKET socket on Linux. Packets are parsed and validated
+// The sockets are injected as net.PacketConns carrying whole Ethernet frames
+// (New, Config.NDPConn), so the package is testable without privileges;
+// Listen opens the production AF_PACKET sockets on Linux. Packets are parsed and validated
 // without allocation before any decision, because every host on the segment
 // can send us ARP at line rate; building outgoing packets uses
 // github.com/mdlayher/arp and github.com/mdlayher/ethernet.

@@ -18,7 +18,8 @@ const (
 	// the VIP, Event.MAC the claimant, Event.Backend the backend owning
 	// that MAC if it is known. Traffic for the VIP is (partly) going there.
 	Conflict EventKind = iota + 1
-	// Resolved: a backend answered our ARP request for the first time, or
+	// Resolved: a backend answered our ARP request (or Neighbor
+	// Solicitation) for the first time, or
 	// again after being Unresolved. Event.Addr is the backend, Event.MAC
 	// its hardware address (Event.OldMAC the previous one, if any).
 	Resolved
@@ -79,6 +80,9 @@ func (e Event) String() string {
 	case Resolved:
 		return fmt.Sprintf("resolved: backend %s is at %s", e.Addr, e.MAC)
 	case Unresolved:
+		if e.Addr.Is6() {
+			return fmt.Sprintf("unresolved: backend %s does not answer neighbour solicitations", e.Addr)
+		}
 		return fmt.Sprintf("unresolved: backend %s does not answer ARP", e.Addr)
 	}
 	return e.Kind.String()

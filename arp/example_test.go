@@ -103,3 +103,36 @@ func ExampleSpeaker_Stats() {
 	}
 	log.Printf("answered %d requests, %d conflicts seen", st.Replies, st.Conflicts)
 }
+
+// IPv6 VIPs and backends are served through neighbour discovery on a second
+// socket. Listen opens it itself; with New the caller passes it as
+// Config.NDPConn (without it, IPv6 addresses are ignored).
+func ExampleConfig_ipv6() {
+	ifi, err := net.InterfaceByName("eth0")
+	if err != nil {
+		log.Fatal(err)
+	}
+	const etherTypeARP, etherTypeIPv6 = 0x0806, 0x86dd
+	arpConn, err := packet.Listen(ifi, packet.Raw, etherTypeARP, nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	ndConn, err := packet.Listen(ifi, packet.Raw, etherTypeIPv6, nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	s, err := arp.New(arpConn, &arp.Config{
+		HardwareAddr: ifi.HardwareAddr,
+		IP6:          netip.MustParseAddr("fe80::2"), // source of our solicitations
+		NDPConn:      ndConn,
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer s.Close() // closes both sockets
+	s.SetVIPs([]netip.Addr{netip.MustParseAddr("192.0.2.100"), netip.MustParseAddr("2001:db8::100")})
+	s.SetBackends([]arp.Backend{{Addr: netip.MustParseAddr("2001:db8::20")}}) // resolved by neighbour discovery
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	_ = s.Run(ctx)
+}

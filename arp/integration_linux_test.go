@@ -137,12 +137,15 @@ func TestIntegrationClientResolvesVIP(t *testing.T) {
 	_, err = conn.Write([]byte("who has the VIP?"))
 	require.NoError(t, err)
 
+	// Wait for REACHABLE: only a solicited answer (our reply) makes the
+	// entry reachable; an announcement that overtakes the request leaves it
+	// STALE.
 	deadline := time.After(5 * time.Second)
 	for resolved := false; !resolved; {
 		select {
 		case u := <-updates:
 			ip, _ := netip.AddrFromSlice(u.IP)
-			resolved = ip.Unmap() == vip && len(u.HardwareAddr) == 6
+			resolved = ip.Unmap() == vip && len(u.HardwareAddr) == 6 && u.State&netlink.NUD_REACHABLE != 0
 		case <-deadline:
 			t.Fatal("the client's kernel did not resolve the VIP")
 		}

@@ -11,11 +11,15 @@ import (
 )
 
 // Listen opens an AF_PACKET socket for ARP on ifi and returns a Speaker on
-// it. A nil cfg.HardwareAddr is taken from ifi and a zero cfg.IP from ifi's
-// first IPv4 address. The socket sees only ARP frames of ifi (and, through
-// PACKET_IGNORE_OUTGOING, not our own transmissions). It needs CAP_NET_RAW,
-// and it must be called in the network namespace of ifi: the socket stays
-// there even if used from other threads.
+// it. A nil cfg.HardwareAddr is taken from ifi, a zero cfg.IP from ifi's
+// first IPv4 address and a zero cfg.IP6 from ifi's link-local address. The
+// socket sees only ARP frames of ifi (and, through PACKET_IGNORE_OUTGOING,
+// not our own transmissions). Unless cfg.NDPConn is set, Listen also opens
+// a second socket for IPv6 neighbour discovery, filtered in the kernel to
+// Neighbor Solicitations and Advertisements, which joins the solicited-node
+// multicast groups of the IPv6 VIPs as SetVIPs changes them. It needs
+// CAP_NET_RAW, and it must be called in the network namespace of ifi: the
+// sockets stay there even if used from other threads.
 func Listen(ifi *net.Interface, cfg *Config) (*Speaker, error) {
 	if ifi == nil {
 		return nil, fmt.Errorf("%w: nil interface", ErrInvalidConfig)
@@ -30,6 +34,9 @@ func Listen(ifi *net.Interface, cfg *Config) (*Speaker, error) {
 	if !c.IP.IsValid() {
 		c.IP = firstIPv4(ifi)
 	}
+	if !c.IP6.IsValid() {
+		c.IP6 = ifaceIPv6(ifi)
+	}
 	// Check the configuration before opening a socket we would close again.
 	if _, err := c.settings(); err != nil {
 		return nil, fmt.Errorf("arp: listen on %s: %w", ifi.Name, err)
@@ -38,17 +45,26 @@ func Listen(ifi *net.Interface, cfg *Config) (*Speaker, error) {
 	if err != nil {
 		return nil, fmt.Errorf("arp: listen on %s: %w", ifi.Name, err)
 	}
-	// Best effort: kernels before 4.20 lack the option, and the Speaker
-	// also drops frames from its own MAC.
-	if rc, err := conn.SyscallConn(); err == nil {
-		_ = rc.Control(func(fd uintptr) {
-			_ = unix.SetsockoptInt(int(fd), unix.SOL_PACKET, unix.PACKET_IGNORE_OUTGOING, 1)
-		})
+	ignoreOutgoing(conn)
+	var nd *packet.Conn
+	if c.NDPConn == nil {
+		if nd, err = listenND(ifi); err != nil {
+			conn.Close()
+			return nil, fmt.Errorf("arp: listen for neighbour discovery on %s: %w", ifi.Name, err)
+		}
+		c.NDPConn = nd
 	}
 	s, err := New(conn, &c)
 	if err != nil {
 		conn.Close()
+		if nd != nil {
+			nd.Close()
+		}
 		return nil, fmt.Errorf("arp: listen on %s: %w", ifi.Name, err)
+	}
+	if nd != nil {
+		m := &memberships{conn: nd, ifindex: ifi.Index, joined: make(map[[6]byte]bool)}
+		s.joinGroups = m.set
 	}
 	return s, nil
 }

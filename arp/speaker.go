@@ -16,11 +16,13 @@ import (
 // Backend is a real server the Speaker resolves (or, with MAC set, only
 // knows, so conflicts can name it).
 type Backend struct {
-	// Addr is the backend's IPv4 address on the segment. IPv6 backends are
-	// ignored (they need neighbour discovery, not ARP).
+	// Addr is the backend's address on the segment. IPv6 backends are
+	// resolved by neighbour discovery, and ignored when the Speaker has no
+	// neighbour discovery socket (Config.NDPConn).
 	Addr netip.Addr
 	// MAC is a statically configured hardware address. Nil means resolve
-	// Addr by ARP; a static MAC is never probed nor overridden.
+	// Addr by ARP or neighbour discovery; a static MAC is never probed nor
+	// overridden.
 	MAC net.HardwareAddr
 }
 
@@ -29,10 +31,11 @@ type Backend struct {
 // the VIPs. Create it with New or Listen, configure it with SetVIPs and
 // SetBackends (at any time, from any goroutine) and start it with Run.
 type Speaker struct {
-	conn net.PacketConn
-	cfg  settings
-	log  *slog.Logger
-	now  func() time.Time
+	conn    net.PacketConn
+	ndpConn net.PacketConn // nil: IPv6 disabled
+	cfg     settings
+	log     *slog.Logger
+	now     func() time.Time
 
 	wake    chan struct{} // nudges the timer loop after a state change
 	running atomic.Bool
@@ -46,6 +49,13 @@ type Speaker struct {
 	backends  map[netip.Addr]*backendState
 	conflicts map[conflictKey]time.Time // last Conflict event per VIP and MAC
 	limit     limiter
+
+	// groupsMu serialises multicast membership updates, which run
+	// outside mu because they are system calls.
+	groupsMu sync.Mutex
+	// joinGroups, when set, makes the NDP socket receive exactly the given
+	// solicited-node groups (Linux sockets on NICs that filter multicast).
+	joinGroups func(macs [][6]byte) error
 }
 
 type vipState struct {
@@ -76,6 +86,7 @@ type outFrame struct {
 	dst [6]byte
 	b   []byte
 	ctr *atomic.Uint64
+	nd  bool // goes out on the NDP socket
 }
 
 // batch collects the effects of one step, applied after unlocking so that
@@ -91,7 +102,8 @@ type batch struct {
 // interface; in tests any in-memory net.PacketConn). Outgoing frames are
 // written to a *packet.Addr from github.com/mdlayher/packet holding the
 // destination MAC. The Speaker owns conn: Close closes it. cfg.HardwareAddr
-// is required.
+// is required. IPv6 VIPs and backends are served only when cfg.NDPConn is
+// set.
 func New(conn net.PacketConn, cfg *Config) (*Speaker, error) {
 	if conn == nil {
 		return nil, fmt.Errorf("%w: nil conn", ErrInvalidConfig)
@@ -100,8 +112,13 @@ func New(conn net.PacketConn, cfg *Config) (*Speaker, error) {
 	if err != nil {
 		return nil, err
 	}
+	var ndpConn net.PacketConn
+	if cfg != nil {
+		ndpConn = cfg.NDPConn
+	}
 	return &Speaker{
 		conn:      conn,
+		ndpConn:   ndpConn,
 		cfg:       st,
 		log:       st.log,
 		now:       time.Now,
@@ -119,18 +136,39 @@ func (s *Speaker) HardwareAddr() net.HardwareAddr { return slices.Clone(s.cfg.ma
 // IP returns the sender address of the Speaker's probes (0.0.0.0 if none).
 func (s *Speaker) IP() netip.Addr { return s.cfg.ip }
 
+// IP6 returns the source address of the Speaker's Neighbor Solicitations
+// (:: if none).
+func (s *Speaker) IP6() netip.Addr { return s.cfg.ip6 }
+
+// NDP reports whether the Speaker serves IPv6 VIPs and backends, that is
+// whether it has a neighbour discovery socket.
+func (s *Speaker) NDP() bool { return s.ndpConn != nil }
+
+// family reports whether a (unmapped) is an address the Speaker serves:
+// IPv4, or IPv6 with neighbour discovery. Multicast, loopback and
+// unspecified addresses are never VIPs nor backends, and neither are
+// addresses with a zone (the Speaker's link is its zone).
+func (s *Speaker) family(a netip.Addr) bool {
+	if !a.IsValid() || a.IsUnspecified() || a.IsMulticast() || a.IsLoopback() {
+		return false
+	}
+	return a.Is4() || (s.ndpConn != nil && a.Is6() && a.Zone() == "")
+}
+
 // SetVIPs replaces the set of VIPs the Speaker answers for. A VIP that is
-// new gets a burst of gratuitous ARPs and an immediate conflict probe; a VIP
-// that is gone is neither answered nor announced any more (the next owner's
-// announcements, or the clients' cache expiry, move it away). Non-IPv4
-// addresses are ignored.
+// new gets a burst of gratuitous ARPs (unsolicited Neighbor Advertisements
+// for IPv6) and an immediate conflict probe; a VIP that is gone is neither
+// answered nor announced any more (the next owner's announcements, or the
+// clients' cache expiry, move it away). IPv6 VIPs are ignored without a
+// neighbour discovery socket; with one, the socket joins their
+// solicited-node multicast groups.
 func (s *Speaker) SetVIPs(vips []netip.Addr) {
 	now := s.now()
 	s.mu.Lock()
 	keep := make(map[netip.Addr]bool, len(vips))
 	for _, v := range vips {
 		v = v.Unmap()
-		if !v.Is4() {
+		if !s.family(v) {
 			continue
 		}
 		keep[v] = true
@@ -144,6 +182,7 @@ func (s *Speaker) SetVIPs(vips []netip.Addr) {
 		}
 	}
 	s.mu.Unlock()
+	s.syncGroups()
 	s.nudge()
 }
 
@@ -184,7 +223,7 @@ func (s *Speaker) SetBackends(backends []Backend) {
 	keep := make(map[netip.Addr]bool, len(backends))
 	for _, b := range backends {
 		a := b.Addr.Unmap()
-		if !a.Is4() {
+		if !s.family(a) {
 			continue
 		}
 		keep[a] = true
@@ -232,23 +271,28 @@ func (s *Speaker) Lookup(addr netip.Addr) (mac net.HardwareAddr, ok bool) {
 // Stats returns a snapshot of the counters.
 func (s *Speaker) Stats() Stats { return s.stats.snapshot() }
 
-// Close closes the socket. A running Run returns. It is safe to call more
+// Close closes the sockets. A running Run returns. It is safe to call more
 // than once.
 func (s *Speaker) Close() error {
 	if s.closed.Swap(true) {
 		return nil
 	}
-	return s.conn.Close()
+	err := s.conn.Close()
+	if s.ndpConn != nil {
+		err = errors.Join(err, s.ndpConn.Close())
+	}
+	return err
 }
 
 // ErrRunning is returned by Run when the Speaker is already running.
 var ErrRunning = errors.New("arp: Speaker is already running")
 
-// Run reads and answers ARP, sends announcements and probes, and returns
-// only when both of its goroutines have stopped: nil after ctx is cancelled
-// or Close, or the socket error that stopped the read loop (an error
-// wrapping net.ErrClosed if the Speaker was already closed). It does not close the
-// socket (Close does), so a Speaker may be run again after Run returns.
+// Run reads and answers ARP (and neighbour discovery), sends announcements
+// and probes, and returns only when all of its goroutines have stopped: nil
+// after ctx is cancelled or Close, or the socket error that stopped a read
+// loop (an error wrapping net.ErrClosed if the Speaker was already closed).
+// It does not close the sockets (Close does), so a Speaker may be run again
+// after Run returns.
 func (s *Speaker) Run(ctx context.Context) error {
 	if s.closed.Load() {
 		return fmt.Errorf("arp: run: %w", net.ErrClosed)
@@ -260,34 +304,44 @@ func (s *Speaker) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
+	conns := []net.PacketConn{s.conn}
+	if s.ndpConn != nil {
+		conns = append(conns, s.ndpConn)
+	}
 	var wg sync.WaitGroup
-	var readErr error
-	wg.Go(func() {
-		readErr = s.readLoop(ctx)
-		cancel()
-	})
+	readErrs := make([]error, len(conns))
+	for i, c := range conns {
+		wg.Go(func() {
+			readErrs[i] = s.readLoop(ctx, c)
+			cancel()
+		})
+	}
 	wg.Go(func() { s.timerLoop(ctx) })
-	// Unblock the reader when ctx ends. A conn without deadlines is closed
+	// Unblock the readers when ctx ends. A conn without deadlines is closed
 	// instead: stopping matters more than keeping it.
 	unblocked := make(chan struct{})
 	stop := context.AfterFunc(ctx, func() {
 		defer close(unblocked)
-		if err := s.conn.SetReadDeadline(time.Unix(1, 0)); err != nil {
-			_ = s.Close()
+		for _, c := range conns {
+			if err := c.SetReadDeadline(time.Unix(1, 0)); err != nil {
+				_ = s.Close()
+			}
 		}
 	})
 	wg.Wait()
 	if !stop() {
 		<-unblocked // never leave a past deadline behind for the next Run
 	}
-	_ = s.conn.SetReadDeadline(time.Time{})
-	return readErr
+	for _, c := range conns {
+		_ = c.SetReadDeadline(time.Time{})
+	}
+	return errors.Join(readErrs...)
 }
 
-func (s *Speaker) readLoop(ctx context.Context) error {
+func (s *Speaker) readLoop(ctx context.Context, conn net.PacketConn) error {
 	buf := make([]byte, 1600)
 	for {
-		n, _, err := s.conn.ReadFrom(buf)
+		n, _, err := conn.ReadFrom(buf)
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -297,7 +351,7 @@ func (s *Speaker) readLoop(ctx context.Context) error {
 			if errors.As(err, &ne) && ne.Timeout() {
 				// A deadline we did not set for stopping: clear it and
 				// keep reading.
-				_ = s.conn.SetReadDeadline(time.Time{})
+				_ = conn.SetReadDeadline(time.Time{})
 				continue
 			}
 			if errors.Is(err, net.ErrClosed) && s.closed.Load() {
@@ -344,13 +398,19 @@ func (s *Speaker) nudge() {
 // apply sends the frames and delivers the events of a step.
 func (s *Speaker) apply(b *batch) {
 	for _, f := range b.frames {
-		if _, err := s.conn.WriteTo(f.b, hwAddr(f.dst)); err != nil {
+		conn := s.conn
+		if f.nd {
+			conn = s.ndpConn
+		}
+		// Counted before the write, so that a peer that has seen the
+		// frame never finds it missing from Stats; taken back on failure.
+		f.ctr.Add(1)
+		if _, err := conn.WriteTo(f.b, hwAddr(f.dst)); err != nil {
+			f.ctr.Add(^uint64(0))
 			if s.stats.writeErrors.Add(1) == 1 {
 				s.log.Warn("arp: sending failed", "err", err)
 			}
-			continue
 		}
-		f.ctr.Add(1)
 	}
 	if b.wake {
 		s.nudge()

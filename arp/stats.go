@@ -12,7 +12,7 @@ type DropReason uint8
 // Drop reasons, counted in Stats.Drops.
 const (
 	// DropMalformed: too short for an Ethernet header and a 28-byte ARP
-	// packet.
+	// packet, or an IPv6 packet shorter than its header says.
 	DropMalformed DropReason = iota + 1
 	// DropNotARP: the EtherType is not ARP.
 	DropNotARP
@@ -26,8 +26,10 @@ const (
 	DropProtocolLength
 	// DropOperation: neither request (1) nor reply (2).
 	DropOperation
-	// DropSenderAddr: the sender MAC is zero, broadcast or multicast, or the
-	// sender IP is multicast or broadcast: nobody could be answered there.
+	// DropSenderAddr: the sender MAC (ARP sender, Ethernet source or ND
+	// link-layer address option) is zero, broadcast or multicast, or the
+	// sender IP is multicast or broadcast (or, for a Neighbor
+	// Advertisement, unspecified): nobody could be answered there.
 	DropSenderAddr
 	// DropOwnFrame: a frame we sent, seen again by our own socket.
 	DropOwnFrame
@@ -39,10 +41,37 @@ const (
 	// DropRateTableFull: MaxRequesters distinct requesters are being
 	// limited at once (a flood from forged MACs); new ones are not answered.
 	DropRateTableFull
-	// DropUnsolicited: a reply that answers no outstanding request of ours
+	// DropUnsolicited: a reply (ARP reply or Neighbor Advertisement) that
+	// answers no outstanding request of ours
 	// (unsolicited, gratuitous, late, or from the wrong address). It is never
 	// trusted for forwarding.
 	DropUnsolicited
+	// DropNotND: an IPv6 packet that is not an ICMPv6 Neighbor
+	// Solicitation or Advertisement directly after the IPv6 header (the
+	// socket filter normally keeps those out).
+	DropNotND
+	// DropHopLimit: an ND message whose hop limit is not 255, so it may
+	// come from off the link (RFC 4861 section 7.1).
+	DropHopLimit
+	// DropICMPCode: an ND message whose ICMPv6 code is not 0.
+	DropICMPCode
+	// DropChecksum: the ICMPv6 checksum (over the IPv6 pseudo-header) is
+	// wrong.
+	DropChecksum
+	// DropNDLength: the ICMPv6 message is shorter than 24 bytes, too short
+	// for the target address.
+	DropNDLength
+	// DropTargetAddr: the ND target address is multicast.
+	DropTargetAddr
+	// DropNDOption: an ND option has length zero or runs past the message,
+	// a link-layer address option is not 6 bytes, or one is repeated.
+	DropNDOption
+	// DropDADForm: a solicitation from the unspecified address that is not
+	// in the duplicate address detection form (sent to a solicited-node
+	// multicast address, without a source link-layer address option).
+	DropDADForm
+	// DropNDFlags: a solicited advertisement sent to a multicast address.
+	DropNDFlags
 
 	numDropReasons
 )
@@ -61,6 +90,15 @@ var dropNames = [numDropReasons]string{
 	DropRateLimited:    "rate-limited",
 	DropRateTableFull:  "rate-table-full",
 	DropUnsolicited:    "unsolicited",
+	DropNotND:          "not-nd",
+	DropHopLimit:       "hop-limit",
+	DropICMPCode:       "icmp-code",
+	DropChecksum:       "checksum",
+	DropNDLength:       "nd-length",
+	DropTargetAddr:     "target-address",
+	DropNDOption:       "nd-option",
+	DropDADForm:        "dad-form",
+	DropNDFlags:        "nd-flags",
 }
 
 // String returns the reason's name, for logs and metrics labels.
@@ -74,16 +112,20 @@ func (r DropReason) String() string {
 // Stats are the Speaker's counters since New. Conflicts and the drops count
 // every packet; events are deduplicated.
 type Stats struct {
-	// Received is every frame read from the socket.
+	// Received is every frame read from the sockets (ARP and ND).
 	Received uint64
-	// Replies is the replies sent for VIPs.
+	// Replies is the replies sent for VIPs: ARP replies and solicited
+	// Neighbor Advertisements.
 	Replies uint64
-	// Announcements is the gratuitous ARPs sent (bursts, refreshes,
-	// takeovers and defences after a conflict).
+	// Announcements is the gratuitous ARPs and unsolicited Neighbor
+	// Advertisements sent (bursts, refreshes, takeovers and defences after
+	// a conflict).
 	Announcements uint64
-	// ResolveRequests is the requests sent to resolve backends.
+	// ResolveRequests is the ARP requests and Neighbor Solicitations sent to
+	// resolve backends.
 	ResolveRequests uint64
-	// ConflictProbes is the who-has requests sent for our own VIPs.
+	// ConflictProbes is the who-has requests and Neighbor Solicitations
+	// sent for our own VIPs.
 	ConflictProbes uint64
 	// Conflicts is the packets in which another MAC claimed a VIP.
 	Conflicts uint64

@@ -34,31 +34,12 @@ type view struct {
 // field is checked here. An 802.1Q tag, or an 802.1ad tag followed by one,
 // is skipped. It never panics and never allocates, whatever b holds.
 func parseFrame(b []byte, v *view) DropReason {
-	if len(b) < ethHeaderLen {
-		return DropMalformed
+	et, off, r := etherHeader(b)
+	if r != 0 {
+		return r
 	}
 	copy(v.ethDst[:], b[0:6])
 	copy(v.ethSrc[:], b[6:12])
-	off := 12
-	et := ethernet.EtherType(binary.BigEndian.Uint16(b[off:]))
-	if et == ethernet.EtherTypeServiceVLAN {
-		// An 802.1ad S-tag is always followed by an 802.1Q C-tag.
-		if !validTag(b, off) {
-			return DropMalformed
-		}
-		off += 4
-		if et = ethernet.EtherType(binary.BigEndian.Uint16(b[off:])); et != ethernet.EtherTypeVLAN {
-			return DropMalformed
-		}
-	}
-	if et == ethernet.EtherTypeVLAN {
-		if !validTag(b, off) {
-			return DropMalformed
-		}
-		off += 4
-		et = ethernet.EtherType(binary.BigEndian.Uint16(b[off:]))
-	}
-	off += 2
 	if et != ethernet.EtherTypeARP {
 		return DropNotARP
 	}
@@ -91,6 +72,34 @@ func parseFrame(b []byte, v *view) DropReason {
 		return DropSenderAddr
 	}
 	return 0
+}
+
+// etherHeader returns the EtherType of an Ethernet frame and the offset of
+// its payload, skipping an 802.1Q tag, or an 802.1ad tag followed by one.
+func etherHeader(b []byte) (et ethernet.EtherType, off int, r DropReason) {
+	if len(b) < ethHeaderLen {
+		return 0, 0, DropMalformed
+	}
+	off = 12
+	et = ethernet.EtherType(binary.BigEndian.Uint16(b[off:]))
+	if et == ethernet.EtherTypeServiceVLAN {
+		// An 802.1ad S-tag is always followed by an 802.1Q C-tag.
+		if !validTag(b, off) {
+			return 0, 0, DropMalformed
+		}
+		off += 4
+		if et = ethernet.EtherType(binary.BigEndian.Uint16(b[off:])); et != ethernet.EtherTypeVLAN {
+			return 0, 0, DropMalformed
+		}
+	}
+	if et == ethernet.EtherTypeVLAN {
+		if !validTag(b, off) {
+			return 0, 0, DropMalformed
+		}
+		off += 4
+		et = ethernet.EtherType(binary.BigEndian.Uint16(b[off:]))
+	}
+	return et, off + 2, 0
 }
 
 // validTag reports whether the VLAN tag whose TPID is at b[off:] is complete

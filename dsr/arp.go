@@ -26,7 +26,7 @@ func (b *Balancer) onARPEvent(e arp.Event) {
 		_ = b.SetBackendMAC(e.Addr, nil)
 		b.mu.Lock()
 		b.emit(Event{Kind: EventUnresolved, Backend: e.Addr, MAC: e.OldMAC, At: e.Time,
-			Reason: fmt.Errorf("no answer to ARP for %s: the backend takes no new flows", e.Addr)})
+			Reason: fmt.Errorf("no answer to address resolution for %s: the backend takes no new flows", e.Addr)})
 		b.unlockAndFlush()
 	case arp.Conflict:
 		b.mu.Lock()
@@ -38,30 +38,28 @@ func (b *Balancer) onARPEvent(e arp.Event) {
 
 func conflictReason(e arp.Event) error {
 	if e.Backend.IsValid() {
+		if e.Addr.Is6() {
+			return fmt.Errorf("backend %s (%s) answers neighbour solicitations for VIP %s: the VIP must be on its loopback, not on the interface facing the segment (see dsr/realserver)", e.Backend, e.MAC, e.Addr)
+		}
 		return fmt.Errorf("backend %s (%s) answers ARP for VIP %s: set arp_ignore=1 and arp_announce=2 on it (see dsr/realserver)", e.Backend, e.MAC, e.Addr)
 	}
 	return fmt.Errorf("host %s claims VIP %s: another balancer, or a host with the VIP on a non-loopback interface", e.MAC, e.Addr)
 }
 
-// syncARP gives the ARP speaker the current VIPs and backends. Called with
-// b.mu held.
+// syncARP gives the ARP speaker the current VIPs and backends (IPv4 ones
+// are served with ARP, IPv6 ones with neighbour discovery). Called with b.mu
+// held.
 func (b *Balancer) syncARP() {
 	sp := b.cfg.ARP
 	if sp == nil {
 		return
 	}
-	var vips []netip.Addr
-	for _, v := range b.snap.Load().vipList {
-		if v.Is4() {
-			vips = append(vips, v)
-		}
-	}
-	sp.SetVIPs(vips)
+	sp.SetVIPs(b.snap.Load().vipList)
 	seen := map[netip.Addr]bool{}
 	var bes []arp.Backend
 	for _, key := range b.order {
 		for _, be := range b.services[key].svc.Backends {
-			if !be.Addr.Is4() || seen[be.Addr] {
+			if seen[be.Addr] {
 				continue
 			}
 			seen[be.Addr] = true
