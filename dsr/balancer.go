@@ -188,16 +188,53 @@ func (w *worker) processBatch(in []Frame, out []Frame) []Frame {
 			out = append(out, in[i])
 		}
 	}
+	w.flushCounts()
 	return out
+}
+
+// pendingCount accumulates one backend's traffic within a batch, so that a
+// batch costs a few atomic additions per backend rather than four per frame.
+type pendingCount struct {
+	be             *beEntry
+	packets, bytes uint64
+}
+
+// count adds one forwarded frame of n bytes to be's batch totals.
+func (w *worker) count(be *beEntry, n int) {
+	for i := range w.npend {
+		if p := &w.pend[i]; p.be == be {
+			p.packets++
+			p.bytes += uint64(n)
+			return
+		}
+	}
+	if w.npend == len(w.pend) {
+		w.flushCounts()
+	}
+	w.pend[w.npend] = pendingCount{be: be, packets: 1, bytes: uint64(n)}
+	w.npend++
+}
+
+// flushCounts publishes the batch totals to the shared counters.
+func (w *worker) flushCounts() {
+	for i := range w.npend {
+		p := &w.pend[i]
+		p.be.stats.traffic.addN(w.slot, p.packets, p.bytes)
+		p.be.svc.stats.traffic.addN(w.slot, p.packets, p.bytes)
+		p.be = nil
+	}
+	w.npend = 0
 }
 
 // worker is one forwarding goroutine's private state.
 type worker struct {
-	b    *Balancer
-	mac  [6]byte
-	slot int
-	c    *workerCounters
-	pkt  frame.Packet
+	b     *Balancer
+	mac   [6]byte
+	slot  int
+	c     *workerCounters
+	pkt   frame.Packet
+	pend  [8]pendingCount
+	npend int
 }
 
 func (w *worker) drop(r DropReason) bool {
@@ -242,8 +279,7 @@ func (w *worker) process(f *Frame, s *snapshot, now flowtable.Tick) bool {
 		return false
 	}
 	frame.SetMACs(data, be.mac, w.mac)
-	be.stats.traffic.add(w.slot, f.N)
-	be.svc.stats.traffic.add(w.slot, f.N)
+	w.count(be, f.N)
 	return true
 }
 

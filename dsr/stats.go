@@ -131,10 +131,10 @@ type traffic struct{ slots []trafficSlot }
 
 func newTraffic(workers int) traffic { return traffic{slots: make([]trafficSlot, workers)} }
 
-func (t *traffic) add(worker int, n int) {
+func (t *traffic) addN(worker int, packets, bytes uint64) {
 	s := &t.slots[worker]
-	s.packets.Add(1)
-	s.bytes.Add(uint64(n))
+	s.packets.Add(packets)
+	s.bytes.Add(bytes)
 }
 
 func (t *traffic) sum() (packets, bytes uint64) {
