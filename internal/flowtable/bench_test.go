@@ -26,7 +26,7 @@ var (
 
 // benchData builds (once per size) n keys, a table and a Go map holding
 // them, and a random access order.
-func benchData(b *testing.B, n int, withMap bool) *benchSet {
+func benchData(b testing.TB, n int, withMap bool) *benchSet {
 	benchMu.Lock()
 	defer benchMu.Unlock()
 	s := benchSets[n]

@@ -33,9 +33,11 @@ const (
 // or a later Insert removes it.
 type Config struct {
 	// MaxFlows is the most flows the table holds; New allocates the memory
-	// for all of them (about 74 bytes per flow at 1M) up front, so the table never
-	// grows. Zero means DefaultMaxFlows (262144). Must be at most
-	// MaxMaxFlows.
+	// for all of them (about 72 bytes per flow at 1M) up front, so the
+	// table never grows. On Linux a table of more than about 8 MiB is
+	// mapped outside the Go heap, on huge pages, and given back when the
+	// table is garbage collected. Zero means DefaultMaxFlows (262144).
+	// Must be at most MaxMaxFlows.
 	MaxFlows int
 	// Shards is the number of independently locked parts. More shards mean
 	// less contention between writers. It is rounded up to a power of two,

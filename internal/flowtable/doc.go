@@ -10,6 +10,15 @@
 // Delete, Reassign, Sweep) serialise on a per-shard mutex; readers retry
 // when a writer moved entries under them.
 //
+// Lookup is built for tables far larger than the processor's caches. A
+// one-byte tag per slot, kept in a small array of its own, lets a lookup
+// compare the tags of its whole probe window at once and read the one slot
+// they point to, with no branch that depends on the table's contents, so
+// the processor overlaps the cache misses of consecutive packets. On
+// Linux, large tables are mapped on transparent huge pages, which spares
+// most lookups a TLB miss. At a million flows a hit costs about as much as
+// a Go map's (see TestLookupVersusGoMap).
+//
 // Memory is bounded: every slot is allocated by New and the table never
 // holds more than Config.MaxFlows flows. A flood of new flows cannot push
 // out established ones: when an insert finds no room it reuses an expired

@@ -92,6 +92,7 @@ func checkInvariants(tb testing.TB, tab *Table) {
 		for i := range s.slots {
 			m := s.slots[i].w[4].Load()
 			if m&metaLive == 0 {
+				require.Zero(tb, s.tagAt(i), "tag of an empty slot")
 				continue
 			}
 			n++
@@ -100,6 +101,7 @@ func checkInvariants(tb testing.TB, tab *Table) {
 			h := tab.Hash(&r.k)
 			require.Equal(tb, si, int(h>>(64-tab.shardBits)&(1<<tab.shardBits-1)), "entry in wrong shard")
 			home := int(s.home(h))
+			require.Equal(tb, tagOf(h), s.tagAt(i), "tag of a live slot")
 			require.Equal(tb, i-home, pslOf(m), "stored probe distance")
 			require.Less(tb, i-home, maxProbe)
 			for j := home; j < i; j++ {

@@ -74,7 +74,8 @@ func (k *Key) Hash(seed uint64) uint64 {
 // operation so that probing compares words, not bytes.
 type keyWords struct {
 	s0, s1, d0, d1 uint64
-	meta           uint64 // ports, proto and the live bit; see slot.go
+	meta           uint64 // ports, proto and the live bit; see table.go
+	tag            uint64 // tagOf the hash, set by Insert
 }
 
 func (k *Key) words() keyWords {

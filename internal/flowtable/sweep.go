@@ -1,5 +1,7 @@
 package flowtable
 
+import "runtime"
+
 // Sweep removes expired entries, visiting at most maxSlots slots per call
 // (maxSlots <= 0 means one full pass over every slot). A cursor keeps its place between
 // calls, so calling Sweep periodically with a small budget walks the whole
@@ -13,6 +15,7 @@ package flowtable
 // twice or skipped until the next pass; every expired entry is removed
 // within two full passes.
 func (t *Table) Sweep(now Tick, maxSlots int, fn func(k *Key, backend uint32)) (removed int) {
+	defer runtime.KeepAlive(t) // see New
 	t.sweepMu.Lock()
 	defer t.sweepMu.Unlock()
 	budget := maxSlots
@@ -72,6 +75,7 @@ func (t *Table) Sweep(now Tick, maxSlots int, fn func(k *Key, backend uint32)) (
 // removed or moved by concurrent writers may be missed or seen twice; with
 // no concurrent writers every flow is seen exactly once.
 func (t *Table) Range(fn func(k *Key, backend uint32, st State) bool) {
+	defer runtime.KeepAlive(t) // see New
 	var buf [64]record
 	for si := range t.shards {
 		s := &t.shards[si]

@@ -5,9 +5,11 @@ import (
 	"encoding/binary"
 	"errors"
 	"math"
+	"math/bits"
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"unsafe"
 )
 
 // ErrFull is returned by Insert when the flow cannot be stored without
@@ -45,6 +47,11 @@ const (
 // The value word holds everything a hit updates together with the backend,
 // so refresh, reassignment and expiry decide on one consistent word by
 // compare-and-swap. A state change is a compare-and-swap on meta.
+//
+// Slots are 48 bytes, not padded to a 64-byte cache line: a hit reads one
+// slot (the tags say which), and when it straddles two lines the processor
+// fetches both at once, whereas padding would cost a third more memory and
+// cache for a gain within measurement noise.
 const (
 	metaStateShift = 40
 	metaStateMask  = 3 << metaStateShift
@@ -55,6 +62,7 @@ const (
 	metaKeyMask    = 1<<40 - 1 | metaLive
 )
 
+// slot is one entry; see the layout above.
 type slot struct {
 	w [6]atomic.Uint64
 }
@@ -75,14 +83,20 @@ type shard struct {
 	// Read by every lookup: kept together in the shard's first cache line.
 	seq   atomic.Uint64
 	slots []slot // n + maxProbe - 1 slots: no probe ever wraps
-	n     uint64 // number of home slots (any value, not a power of two)
+	// tags holds one byte per slot (slot i in byte i%8 of word i/8): zero
+	// for an empty slot, else tagOf the entry's hash. A lookup reads the
+	// eight tags of its window with two loads and goes straight to the one
+	// slot whose tag matches, so a hit takes no data-dependent branch that
+	// the processor could mispredict (see Lookup).
+	tags []atomic.Uint64
+	n    uint64 // number of home slots (any value, not a power of two)
 
 	// Used by writers only.
 	mu                       sync.Mutex
 	count                    atomic.Int64 // entries held; written under mu
 	cap                      int64        // most entries this shard holds
 	evicted, reused, refused atomic.Uint64
-	_                        [128 - 88]byte // 128 bytes: shards never share a cache line
+	_                        [128 - 112]byte // 128 bytes: shards never share a cache line
 }
 
 // home maps a hash to a home slot with Lemire's multiply-shift reduction:
@@ -90,6 +104,43 @@ type shard struct {
 // two (which would waste up to half the memory).
 func (s *shard) home(hash uint64) uint64 {
 	return (uint64(uint32(hash)) * s.n) >> 32
+}
+
+// Tags. A tag is the high bit (set in every live slot, so that zero means
+// empty) and seven bits of the hash that neither the shard index (the top
+// bits) nor the home slot (the low 32 bits) uses, so entries competing for
+// a window differ in their tags with probability 127/128.
+const (
+	tagWindow = 8                  // slots whose tags one uint64 holds
+	tagLanes  = 0x0101010101010101 // 1 in every byte
+	tagHighs  = 0x8080808080808080 // the high bit of every byte
+)
+
+func tagOf(hash uint64) uint64 { return hash>>32&0x7f | 0x80 }
+
+// zeroLanes sets the high bit of the first zero byte of x and of no byte
+// before it; bytes after a zero byte may be flagged falsely, so callers
+// verify each flagged slot.
+func zeroLanes(x uint64) uint64 { return (x - tagLanes) &^ x & tagHighs }
+
+// window returns the tags of slots home..home+7, slot home in the low byte.
+func (s *shard) window(home uint64) uint64 {
+	w := s.tags[home/tagWindow : home/tagWindow+2]
+	r := home % tagWindow * 8
+	// For r == 0 the second shift is by 64, which Go defines as 0.
+	return w[0].Load()>>r | w[1].Load()<<(64-r)
+}
+
+// setTag stores tag (zero: empty) for slot i. Caller holds s.mu, so the
+// read-modify-write of the shared word races only with readers.
+func (s *shard) setTag(i int, tag uint64) {
+	w := &s.tags[i/tagWindow]
+	sh := uint(i%tagWindow) * 8
+	w.Store(w.Load()&^(0xff<<sh) | tag<<sh)
+}
+
+func (s *shard) tagAt(i int) uint64 {
+	return s.tags[i/tagWindow].Load() >> (uint(i%tagWindow) * 8) & 0xff
 }
 
 // Table is the flow table. It is safe for concurrent use by many
@@ -144,26 +195,57 @@ func New(cfg *Config) (*Table, error) {
 		t.shardBits++
 	}
 	base, rem := r.maxFlows/r.shards, r.maxFlows%r.shards
+	total := 0
 	for i := range t.shards {
 		mean := base
 		if i < rem {
 			mean++
 		}
-		// Random flows spread binomially over shards: leave each shard
-		// room for eight standard deviations above its mean so that the
-		// table as a whole can be filled to MaxFlows.
-		c := mean + 8*int(math.Sqrt(float64(mean))) + 8
-		if c > r.maxFlows {
-			c = r.maxFlows
+		total += shardSlots(shardCap(mean, r.maxFlows)) + maxProbe - 1
+	}
+	// Each shard's tags start on a word of their own: writers update them
+	// under the shard's lock only. The extra word keeps every window in
+	// bounds.
+	all, allTags, mem := allocRegion(total, total/tagWindow+2*len(t.shards))
+	if mem != nil {
+		// The mapping is outside the Go heap: release it once the table
+		// is unreachable. Every method that touches slots ends with
+		// runtime.KeepAlive(t), so no call still reads the mapping when
+		// the table becomes unreachable.
+		runtime.AddCleanup(t, freeRegion, mem)
+	}
+	for i := range t.shards {
+		mean := base
+		if i < rem {
+			mean++
 		}
-		n := (c*loadDen + loadNum - 1) / loadNum
+		c := shardCap(mean, r.maxFlows)
+		n := shardSlots(c)
 		s := &t.shards[i]
 		s.cap = int64(c)
 		s.n = uint64(n)
-		s.slots = make([]slot, n+maxProbe-1)
+		s.slots = all[: n+maxProbe-1 : n+maxProbe-1]
+		all = all[n+maxProbe-1:]
+		nt := (n+maxProbe-1+tagWindow-1)/tagWindow + 1
+		s.tags = allTags[:nt:nt]
+		allTags = allTags[nt:]
 	}
 	return t, nil
 }
+
+// shardCap is the most entries a shard whose fair share is mean holds.
+// Random flows spread binomially over shards: each shard has room for five
+// standard deviations above its mean (a shard overflows before the table
+// is full with a probability below 1e-6 per shard), so that the table as a
+// whole can be filled to MaxFlows.
+func shardCap(mean, maxFlows int) int {
+	c := mean + 5*int(math.Sqrt(float64(mean))) + 8
+	return min(c, maxFlows)
+}
+
+// shardSlots is the number of home slots of a shard holding at most c
+// entries: the shard's load stays at or below loadNum/loadDen.
+func shardSlots(c int) int { return (c*loadDen + loadNum - 1) / loadNum }
 
 // Hash returns k's hash under the table's seed: the value to pass as hash
 // to the table's methods. Passing anything else makes them miss.
@@ -172,8 +254,14 @@ func (t *Table) Hash(k *Key) uint64 { return k.Hash(t.seed) }
 // Seed returns the table's hash seed (see Config.Seed).
 func (t *Table) Seed() uint64 { return t.seed }
 
+// shard returns the shard of hash: the top shardBits bits, computed by a
+// multiplication (the shard count is a power of two) rather than a
+// variable shift, which Go must guard against shift counts of 64.
 func (t *Table) shard(hash uint64) *shard {
-	return &t.shards[hash>>(64-t.shardBits)&(1<<t.shardBits-1)]
+	// Unchecked: the product of a 32-bit value and len, shifted down 32
+	// bits, is below len.
+	i := (hash >> 32) * uint64(len(t.shards)) >> 32
+	return (*shard)(unsafe.Add(unsafe.Pointer(unsafe.SliceData(t.shards)), i*uint64(unsafe.Sizeof(shard{}))))
 }
 
 // expired reports whether an entry with meta m and value v has been idle
@@ -182,6 +270,43 @@ func (t *Table) shard(hash uint64) *shard {
 func (t *Table) expired(m, v uint64, now Tick) bool {
 	idle := int32(uint32(now) - uint32(lastSeenOf(v)))
 	return idle > t.timeouts[protoClass(protoOf(m))][stateOf(m)]
+}
+
+// slotSize is the size of a slot, for unchecked indexing.
+const slotSize = uint64(unsafe.Sizeof(slot{}))
+
+// stateKeeps has bit st<<4 | flagIndex(flags) of word [isTCP] set when
+// nextState leaves state st as it is: the hit path tests one bit instead
+// of running nextState's branches.
+var stateKeeps = func() (k [2]uint64) {
+	for tcp := range 2 {
+		proto := uint8(protoUDP)
+		if tcp == 1 {
+			proto = protoTCP
+		}
+		for st := State(0); st < 4; st++ {
+			for f := range 16 {
+				flags := uint8(f&7 | f&8<<1)
+				if nextState(st, proto, flags) == st {
+					k[tcp] |= 1 << (uint(st)<<4 | uint(f))
+				}
+			}
+		}
+	}
+	return k
+}()
+
+// keepsState is 1 when a packet with tcpFlags leaves the state of the
+// entry with meta m (protocol proto) unchanged, else 0.
+func keepsState(m uint64, proto, tcpFlags uint8) uint64 {
+	var tcp uint
+	if proto == protoTCP {
+		tcp = 1
+	}
+	// FIN, SYN and RST are bits 0-2; ACK (bit 4) becomes bit 3. nextState
+	// looks at no other flag.
+	f := uint(tcpFlags&7 | tcpFlags>>1&8)
+	return stateKeeps[tcp] >> (uint(stateOf(m))<<4 | f) & 1
 }
 
 // nextState applies a packet's TCP flags to a hit entry's state.
@@ -218,6 +343,72 @@ func nextState(st State, proto uint8, flags uint8) State {
 //
 // Lookup takes no lock and does not allocate. hash must be t.Hash(k).
 func (t *Table) Lookup(k *Key, hash uint64, now Tick, tcpFlags uint8) (backend uint32, ok bool) {
+	// At 1M flows every lookup misses the cache twice (the key, then its
+	// slot), and what decides the speed is whether the processor overlaps
+	// those misses with the next packets'. It does so only while its branch
+	// predictions hold, so the common hit is one straight run with no branch
+	// that depends on the table's contents: the tags of the whole probe
+	// window are compared at once, and the first flagged slot is, but for a
+	// 1 in 128 tag collision, the flow. Everything else (a miss, a
+	// collision, a write to make, a concurrent writer) goes to lookupSlow.
+	s := t.shard(hash)
+	home := s.home(hash)
+	seq := s.seq.Load()
+	// Unchecked indexing: home < s.n, and New sized both arrays so that
+	// the window (8 tags, 2 words) and the slots it names lie inside them.
+	base := unsafe.Pointer(unsafe.SliceData(s.slots))
+	// Start the home slot's cache miss now, in parallel with the tags'
+	// (4 hits in 10 sit there): the load of the flow's slot below then
+	// waits only for the tags.
+	_ = (*slot)(unsafe.Add(base, home*slotSize)).w[4].Load()
+	tw := (*[2]atomic.Uint64)(unsafe.Add(unsafe.Pointer(unsafe.SliceData(s.tags)), home/tagWindow*8))
+	r := home % tagWindow * 8
+	win := tw[0].Load()>>r | tw[1].Load()<<1<<(63-r)
+	match := zeroLanes(win ^ tagOf(hash)*tagLanes)
+	sl := (*slot)(unsafe.Add(base, (home+uint64(bits.TrailingZeros64(match)/8)&(tagWindow-1))*slotSize))
+	m := sl.w[4].Load()
+	diff := (m&metaKeyMask ^ (uint64(k.SrcPort) | uint64(k.DstPort)<<16 | uint64(k.Proto)<<32 | metaLive)) |
+		(sl.w[0].Load() ^ binary.LittleEndian.Uint64(k.Src[0:8])) |
+		(sl.w[1].Load() ^ binary.LittleEndian.Uint64(k.Src[8:16])) |
+		(sl.w[2].Load() ^ binary.LittleEndian.Uint64(k.Dst[0:8])) |
+		(sl.w[3].Load() ^ binary.LittleEndian.Uint64(k.Dst[8:16]))
+	v := sl.w[5].Load()
+	// A hit needs no write when the entry was already refreshed in this
+	// tick and the flags leave its state as it is; it cannot be expired
+	// then, as every timeout is at least one tick. Every condition folds
+	// into one word and one branch. (A match of zero cannot pass: the key
+	// is then not in the window, and the home slot read instead differs.)
+	torn := seq&1 | (s.seq.Load() ^ seq)
+	if diff|torn|uint64(uint32(v)^uint32(now))|(keepsState(m, k.Proto, tcpFlags)^1) == 0 {
+		runtime.KeepAlive(t)
+		return backendOf(v), true
+	}
+	if torn == 0 {
+		if diff == 0 {
+			// A hit with a write to make (the flow's first packet in this
+			// tick, or a state change): make it here rather than find the
+			// entry again.
+			if backend, ok, done := t.refresh(s, sl, seq, m, v, now, tcpFlags); done {
+				runtime.KeepAlive(t)
+				return backend, ok
+			}
+		} else if match == 0 && zeroLanes(win) != 0 {
+			// The common miss: no tag in the window is k's (zeroLanes
+			// misses no zero byte), and an empty slot in it ends k's run.
+			runtime.KeepAlive(t)
+			return 0, false
+		}
+	}
+	backend, ok = t.lookupSlow(k, hash, now, tcpFlags)
+	runtime.KeepAlive(t)
+	return backend, ok
+}
+
+// lookupSlow is Lookup for every case but the read-only hit in the tag
+// window, retried until it sees the shard without a writer in the way.
+//
+//go:noinline
+func (t *Table) lookupSlow(k *Key, hash uint64, now Tick, tcpFlags uint8) (backend uint32, ok bool) {
 	s := t.shard(hash)
 	home := s.home(hash)
 	s0 := binary.LittleEndian.Uint64(k.Src[0:8])
@@ -225,55 +416,99 @@ func (t *Table) Lookup(k *Key, hash uint64, now Tick, tcpFlags uint8) (backend u
 	d0 := binary.LittleEndian.Uint64(k.Dst[0:8])
 	d1 := binary.LittleEndian.Uint64(k.Dst[8:16])
 	km := uint64(k.SrcPort) | uint64(k.DstPort)<<16 | uint64(k.Proto)<<32 | metaLive
+	tags := tagOf(hash) * tagLanes
 	slots := s.slots[home : home+maxProbe]
 	for spins := 0; ; spins++ {
 		seq := s.seq.Load()
-		if seq&1 != 0 {
-			if spins > 16 {
-				runtime.Gosched()
-			}
-			continue
-		}
-		for i := range slots {
-			sl := &slots[i]
-			m := sl.w[4].Load()
-			if m&metaLive == 0 || pslOf(m) < i {
-				break // Robin Hood order: k would sit here or earlier
-			}
-			if m&metaKeyMask != km || sl.w[0].Load() != s0 || sl.w[1].Load() != s1 ||
-				sl.w[2].Load() != d0 || sl.w[3].Load() != d1 {
-				continue
-			}
-			v := sl.w[5].Load()
-			if s.seq.Load() != seq {
-				goto retry // the words read may mix two entries
-			}
-			if t.expired(m, v, now) {
-				return 0, false
-			}
-			if st := stateOf(m); st != nextState(st, k.Proto, tcpFlags) {
-				nm := m&^metaStateMask | uint64(nextState(st, k.Proto, tcpFlags))<<metaStateShift
-				if !sl.w[4].CompareAndSwap(m, nm) {
-					goto retry
+		if seq&1 == 0 {
+			win := s.window(home)
+			for match := zeroLanes(win ^ tags); match != 0; match &= match - 1 {
+				sl := &slots[bits.TrailingZeros64(match)/8]
+				m := sl.w[4].Load()
+				if m&metaKeyMask != km || sl.w[0].Load() != s0 || sl.w[1].Load() != s1 ||
+					sl.w[2].Load() != d0 || sl.w[3].Load() != d1 {
+					continue // another flow with the same tag
 				}
-			}
-			if int32(uint32(now)-uint32(lastSeenOf(v))) > 0 {
-				if !sl.w[5].CompareAndSwap(v, value(backendOf(v), now)) {
-					goto retry
+				v := sl.w[5].Load()
+				if s.seq.Load() != seq {
+					goto retry // the words read may mix two entries
 				}
-			}
-			if s.seq.Load() != seq {
-				// A writer moved or removed the entry while the updates
-				// landed: redo them where the entry is now.
+				if b, hit, done := t.refresh(s, sl, seq, m, v, now, tcpFlags); done {
+					return b, hit
+				}
 				goto retry
 			}
-			return backendOf(v), true
-		}
-		if s.seq.Load() == seq {
-			return 0, false
+			// Not in the window. An empty slot in it ends k's run; else k
+			// may sit further on (at full load about 1 flow in 400 does).
+			if zeroLanes(win) == 0 {
+				if b, hit, done := t.lookupFar(s, slots, seq, s0, s1, d0, d1, km, now, tcpFlags); done {
+					return b, hit
+				}
+				goto retry
+			}
+			if s.seq.Load() == seq {
+				return 0, false
+			}
 		}
 	retry:
+		if spins > 16 {
+			runtime.Gosched()
+		}
 	}
+}
+
+// lookupFar continues a Lookup past the tag window with the plain Robin
+// Hood probe. done=false means a writer got in the way.
+//
+//go:noinline
+func (t *Table) lookupFar(s *shard, slots []slot, seq, s0, s1, d0, d1, km uint64, now Tick, tcpFlags uint8) (backend uint32, ok, done bool) {
+	for i := tagWindow; i < len(slots); i++ {
+		sl := &slots[i]
+		m := sl.w[4].Load()
+		if m&metaLive == 0 || pslOf(m) < i {
+			break // Robin Hood order: k would sit here or earlier
+		}
+		if m&metaKeyMask != km || sl.w[0].Load() != s0 || sl.w[1].Load() != s1 ||
+			sl.w[2].Load() != d0 || sl.w[3].Load() != d1 {
+			continue
+		}
+		v := sl.w[5].Load()
+		if s.seq.Load() != seq {
+			return 0, false, false
+		}
+		return t.refresh(s, sl, seq, m, v, now, tcpFlags)
+	}
+	return 0, false, s.seq.Load() == seq
+}
+
+// refresh is the part of a Lookup hit that writes: it expires, promotes
+// and refreshes the entry at sl, whose words m and v a reader saw
+// consistent under seq. done=false means a writer got in the way and the
+// lookup must start over. It is kept out of Lookup so that the read-only
+// hit path stays short.
+//
+//go:noinline
+func (t *Table) refresh(s *shard, sl *slot, seq, m, v uint64, now Tick, tcpFlags uint8) (backend uint32, ok, done bool) {
+	if t.expired(m, v, now) {
+		return 0, false, true
+	}
+	if st := stateOf(m); st != nextState(st, protoOf(m), tcpFlags) {
+		nm := m&^metaStateMask | uint64(nextState(st, protoOf(m), tcpFlags))<<metaStateShift
+		if !sl.w[4].CompareAndSwap(m, nm) {
+			return 0, false, false
+		}
+	}
+	if int32(uint32(now)-uint32(lastSeenOf(v))) > 0 {
+		if !sl.w[5].CompareAndSwap(v, value(backendOf(v), now)) {
+			return 0, false, false
+		}
+	}
+	if s.seq.Load() != seq {
+		// A writer moved or removed the entry while the updates landed:
+		// redo them where the entry is now.
+		return 0, false, false
+	}
+	return backendOf(v), true, true
 }
 
 // find returns the index of k's live entry, or -1. Caller holds s.mu.
@@ -299,6 +534,7 @@ func (s *shard) copySlot(dst, src int, pslDelta uint64) {
 	}
 	d.w[5].Store(o.w[5].Load())
 	d.w[4].Store(o.w[4].Load() + pslDelta)
+	s.setTag(dst, s.tagAt(src))
 }
 
 // place stores a new entry at its Robin Hood position, shifting the richer
@@ -341,6 +577,7 @@ func (s *shard) place(home uint64, kw *keyWords, st State, v uint64) int {
 	sl.w[3].Store(kw.d1)
 	sl.w[5].Store(v)
 	sl.w[4].Store(kw.meta | uint64(st)<<metaStateShift | uint64(p-int(home))<<metaPSLShift)
+	s.setTag(p, kw.tag)
 	s.seq.Add(1)
 	return p
 }
@@ -368,6 +605,7 @@ func (s *shard) remove(i int) {
 		sl.w[w].Store(0)
 	}
 	sl.w[5].Store(0)
+	s.setTag(i, 0)
 	s.seq.Add(1)
 }
 
@@ -423,9 +661,16 @@ func (t *Table) victim(s *shard, home uint64, now Tick) (idx int, expired bool) 
 // never evicts an established or closing flow and does not allocate. hash
 // must be t.Hash(k).
 func (t *Table) Insert(k *Key, hash uint64, now Tick, backend uint32) (got uint32, inserted bool, err error) {
+	got, inserted, err = t.insert(k, hash, now, backend)
+	runtime.KeepAlive(t)
+	return got, inserted, err
+}
+
+func (t *Table) insert(k *Key, hash uint64, now Tick, backend uint32) (got uint32, inserted bool, err error) {
 	s := t.shard(hash)
 	home := s.home(hash)
 	kw := k.words()
+	kw.tag = tagOf(hash)
 	v := value(backend, now)
 	var gone record
 
@@ -502,6 +747,7 @@ func (t *Table) reportEvict(r *record) {
 // is reassigned too (Sweep then reports it with the new backend). hash must
 // be t.Hash(k).
 func (t *Table) Reassign(k *Key, hash uint64, backend uint32) bool {
+	defer runtime.KeepAlive(t)
 	s := t.shard(hash)
 	kw := k.words()
 	s.mu.Lock()
@@ -524,6 +770,7 @@ func (t *Table) Reassign(k *Key, hash uint64, backend uint32) bool {
 // Delete removes flow k and reports whether it was present. hash must be
 // t.Hash(k).
 func (t *Table) Delete(k *Key, hash uint64) bool {
+	defer runtime.KeepAlive(t)
 	s := t.shard(hash)
 	kw := k.words()
 	s.mu.Lock()

@@ -2,4 +2,5 @@
 
 package flowtable
 
+// raceEnabled is set in race-detector builds (see race.go).
 const raceEnabled = false
