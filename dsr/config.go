@@ -134,8 +134,10 @@ type Service struct {
 	Backends []Backend
 	// Checks are health checks run against every backend; a backend is
 	// healthy while all of them pass. An unhealthy backend takes no new
-	// flows and its established flows are rescheduled. Empty means no
-	// checks: backends count as healthy.
+	// flows and its established flows are rescheduled. A backend counts as
+	// healthy until its first result (so a starting balancer does not
+	// black-hole its services), and is checked only once its MAC is known.
+	// Empty means no checks: backends count as healthy.
 	Checks []HealthCheck
 	// SlowStart ramps the share of new flows of a backend that joins or
 	// recovers from 0 to its weight over this duration, so a cold server is

@@ -238,7 +238,14 @@ func (b *Balancer) reconcileHealth() {
 				mac = b.resolved[be.Addr]
 			}
 			var keys []health.Key
-			for _, hc := range s.Checks {
+			// An unresolved backend takes no flows, and checks that need its
+			// MAC would only report a spurious failure: check it once it is
+			// resolved.
+			checks := s.Checks
+			if mac == nil {
+				checks = nil
+			}
+			for _, hc := range checks {
 				port := hc.Port
 				if port == 0 {
 					port = s.Port

@@ -108,7 +108,8 @@ func startDaemon(t *testing.T, lab *netlab.Lab, bin, config string) *runningDaem
 			t.Logf("daemon output:\n%s", d.logs.String())
 		}
 	})
-	// Ready when every backend is resolved and healthy.
+	// Ready when the first backend is resolved and healthy.
+	d.waitMetric(`dsrlb_backend_resolved{backend="`+lab.Servers[servers(config)[0]].IP.String()+`",service="web"}`, 1)
 	d.waitMetric(`dsrlb_backend_healthy{backend="`+lab.Servers[servers(config)[0]].IP.String()+`",service="web"}`, 1)
 	return d
 }
@@ -199,6 +200,7 @@ func TestIntegrationDaemon(t *testing.T) {
 	lab := netlab.NewT(t, &netlab.Config{Servers: 3})
 	d := startDaemon(t, lab, bin, labConfig(lab, []int{0, 1}, ""))
 	for _, i := range []int{0, 1} {
+		d.waitMetric(fmt.Sprintf(`dsrlb_backend_resolved{backend="%s",service="web"}`, lab.Servers[i].IP), 1)
 		d.waitMetric(fmt.Sprintf(`dsrlb_backend_healthy{backend="%s",service="web"}`, lab.Servers[i].IP), 1)
 	}
 
@@ -222,6 +224,7 @@ func TestIntegrationDaemon(t *testing.T) {
 		require.NoError(t, os.WriteFile(d.config, []byte(labConfig(lab, []int{0, 1, 2}, "")), 0o644))
 		require.NoError(t, d.cmd.Process.Signal(syscall.SIGHUP))
 		d.waitMetric(`dsrlb_config_reloads_total{result="ok"}`, 1)
+		d.waitMetric(`dsrlb_backend_resolved{backend="`+lab.Servers[2].IP.String()+`",service="web"}`, 1)
 		d.waitMetric(`dsrlb_backend_healthy{backend="`+lab.Servers[2].IP.String()+`",service="web"}`, 1)
 		seen := map[string]bool{}
 		for range 60 {

@@ -13,7 +13,7 @@ type collector struct {
 
 	received, forwarded, drops, malformed, flows, capacity, stateless *prometheus.Desc
 	svcPackets, svcBytes, svcFlows, svcRescheduled                    *prometheus.Desc
-	bePackets, beBytes, beFlows, beActive, beState, beUp              *prometheus.Desc
+	bePackets, beBytes, beFlows, beActive, beState, beUp, beResolved  *prometheus.Desc
 	healthEvents, arpConflicts, reloads                               *prometheus.Desc
 }
 
@@ -39,6 +39,7 @@ func newCollector(d *daemon) *collector {
 		beActive:       prometheus.NewDesc("dsrlb_backend_active_flows", "Flows of a backend in the flow table.", be, nil),
 		beState:        prometheus.NewDesc("dsrlb_backend_state", "Backend state: 1 for the current one.", append(be, "state"), nil),
 		beUp:           prometheus.NewDesc("dsrlb_backend_healthy", "1 when the backend's health checks pass (or it has none), 0 when they fail.", be, nil),
+		beResolved:     prometheus.NewDesc("dsrlb_backend_resolved", "1 when the backend's MAC address is known (configured or resolved), 0 while it takes no flows for want of one.", be, nil),
 		healthEvents:   prometheus.NewDesc("dsrlb_health_events_total", "Health state changes, by result.", []string{"backend", "result"}, nil),
 		arpConflicts:   prometheus.NewDesc("dsrlb_arp_conflicts_total", "Other hosts seen claiming a VIP.", []string{"vip"}, nil),
 		reloads:        prometheus.NewDesc("dsrlb_config_reloads_total", "Configuration reloads, by result.", []string{"result"}, nil),
@@ -93,6 +94,11 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 				healthy = 0
 			}
 			gauge(c.beUp, healthy, name, addr)
+			resolved := 0.0
+			if b.MAC != nil {
+				resolved = 1
+			}
+			gauge(c.beResolved, resolved, name, addr)
 		}
 	}
 	for k, v := range c.d.healthEventCounts() {
