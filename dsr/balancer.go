@@ -307,11 +307,18 @@ func (w *worker) flow(p *frame.Packet, s *snapshot, now flowtable.Tick) *beEntry
 	// them); schedulers get a hash with the configured seed, so balancers
 	// sharing a seed pick alike.
 	h := w.b.flows.Hash(&k)
+	// A bare SYN on a flow still waiting for its handshake is a client
+	// retrying because it got no answer; on a flow that closed it is a new
+	// connection reusing the port. Only the first counts: the control loop
+	// watches its rate. Asked before Lookup, which moves the state on.
+	retransmit := false
+	if flags&(frame.FlagSYN|frame.FlagACK) == frame.FlagSYN {
+		st, held := w.b.flows.State(&k, h)
+		retransmit = held && st == flowtable.Embryonic
+	}
 	if id, ok := w.b.flows.Lookup(&k, h, now, flags); ok {
 		if be := s.backend(id); be != nil && be.usable {
-			if flags&(frame.FlagSYN|frame.FlagACK) == frame.FlagSYN {
-				// A SYN on a flow we already hold: the client got no
-				// answer and retries. The control loop watches the rate.
+			if retransmit {
 				be.stats.synRetrans.Add(1)
 			}
 			return be

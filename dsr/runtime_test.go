@@ -259,8 +259,14 @@ func TestSlowStart(t *testing.T) {
 
 func TestSYNRetransmitSuspicion(t *testing.T) {
 	h := newEventHarness(t, &Config{SYNRetransmitThreshold: 5}, web4(2))
-	flows := h.open(0, 0)
-	_ = flows
+	// Connections that completed and closed, then reuse their ports: new
+	// connections, not retransmissions.
+	for sport := range h.open(30, 2000) {
+		for _, fl := range []uint8{frame.FlagFIN | frame.FlagACK, frame.FlagSYN} {
+			in := tcp4(sport, fl)
+			expectForward(t, in, h.send(in))
+		}
+	}
 	for sport := uint16(100); sport < 120; sport++ {
 		for range 3 { // the SYN and two retransmissions
 			in := tcp4(sport, frame.FlagSYN)

@@ -785,6 +785,24 @@ func (t *Table) Delete(k *Key, hash uint64) bool {
 	return true
 }
 
+// State returns the state of flow k without refreshing it, and whether k is
+// held. It takes the shard's lock: it is for rare questions off the common
+// path (the balancer asks it about a SYN that hits an existing flow, to tell
+// a retransmission from a reused port), not for every packet. An expired
+// entry that was not yet removed is reported as held.
+func (t *Table) State(k *Key, hash uint64) (State, bool) {
+	defer runtime.KeepAlive(t)
+	s := t.shard(hash)
+	kw := k.words()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	i := s.find(s.home(hash), &kw)
+	if i < 0 {
+		return 0, false
+	}
+	return stateOf(s.slots[i].w[4].Load()), true
+}
+
 // Len returns the number of entries held, including expired ones that
 // neither Sweep nor Insert has removed yet. Under concurrent writers it is
 // approximate: a snapshot of a moving count.

@@ -431,3 +431,24 @@ func TestErrFullIsSentinel(t *testing.T) {
 	err := error(ErrFull)
 	assert.True(t, errors.Is(err, ErrFull))
 }
+
+func TestStateReportsWithoutRefreshing(t *testing.T) {
+	tab, err := New(&Config{MaxFlows: 1024})
+	require.NoError(t, err)
+	k := MakeKey(netip.MustParseAddr("198.51.100.1"), netip.MustParseAddr("192.0.2.100"), 1000, 80, 6)
+	h := tab.Hash(&k)
+	_, ok := tab.State(&k, h)
+	assert.False(t, ok)
+	_, _, err = tab.Insert(&k, h, 1, 7)
+	require.NoError(t, err)
+	st, ok := tab.State(&k, h)
+	require.True(t, ok)
+	assert.Equal(t, Embryonic, st)
+	_, ok = tab.Lookup(&k, h, 2, TCPFlagACK)
+	require.True(t, ok)
+	st, _ = tab.State(&k, h)
+	assert.Equal(t, Established, st)
+	_, _ = tab.Lookup(&k, h, 3, TCPFlagFIN|TCPFlagACK)
+	st, _ = tab.State(&k, h)
+	assert.Equal(t, Closing, st)
+}
