@@ -19,8 +19,9 @@ func ExampleRunChildIfRequested() {
 	// ... the program proper: flag parsing, netlab.New, ...
 }
 
-// Build a lab, aim the client at server s1 for the VIP (what the balancer
-// would do), and fetch a page through the VIP.
+// Build a lab and fetch a page from server s1 over the segment. (To reach
+// the servers through the VIP, run a balancer in lab.Balancer: see package
+// dsr's integration tests.)
 func ExampleNew() {
 	ctx := context.Background()
 	lab, err := netlab.New(ctx, &netlab.Config{Servers: 2})
@@ -29,13 +30,10 @@ func ExampleNew() {
 	}
 	defer lab.Close()
 
-	client, s1, vip := lab.Clients[0], lab.Servers[1], lab.VIPs[0]
-	if err := client.SetNeighbor(vip, s1.MAC); err != nil {
-		log.Fatal(err)
-	}
+	client, s1 := lab.Clients[0], lab.Servers[1]
 	hc := client.HTTPClient()
 	defer hc.CloseIdleConnections()
-	resp, err := hc.Get("http://" + netip.AddrPortFrom(vip, 80).String() + "/")
+	resp, err := hc.Get("http://" + netip.AddrPortFrom(s1.IP, 80).String() + "/")
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -299,7 +299,7 @@ func TestIntegrationDSRWithoutBalancer(t *testing.T) {
 			t.Run(vip.String()+"/"+s.Name, func(t *testing.T) {
 				// Aim the client's VIP traffic at one server's MAC, as the
 				// balancer would, without touching the IP header.
-				require.NoError(t, cl.SetNeighbor(vip, s.MAC))
+				aimVIP(t, l, vip, s)
 
 				c := cl.HTTPClient()
 				defer c.CloseIdleConnections()
@@ -358,7 +358,11 @@ func TestIntegrationMisconfiguredServers(t *testing.T) {
 	assert.Equal(t, "s2", body)
 
 	// s1 has no VIP: its kernel drops VIP traffic, a silent black hole.
-	require.NoError(t, cl.SetNeighbor(vip, l.Servers[1].MAC))
+	// (s2 stops answering for the VIP first, or it would keep stealing it.)
+	for _, k := range []string{"net.ipv4.conf.all.arp_ignore", "net.ipv4.conf.eth0.arp_ignore"} {
+		require.NoError(t, l.Servers[2].Sysctl(k, "1"))
+	}
+	aimVIP(t, l, vip, l.Servers[1])
 	short, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
 	defer cancel()
 	_, _, err = get(short, cl.HTTPClient(), httpURL(vip, 80, "/"))
@@ -373,7 +377,7 @@ func TestIntegrationBulkViaVIP(t *testing.T) {
 	s := l.Servers[1]
 	for _, vip := range l.VIPs {
 		t.Run(vip.String(), func(t *testing.T) {
-			require.NoError(t, cl.SetNeighbor(vip, s.MAC))
+			aimVIP(t, l, vip, s)
 			c := cl.HTTPClient()
 			defer c.CloseIdleConnections()
 
@@ -464,7 +468,7 @@ func TestIntegrationOffSegmentVIP(t *testing.T) {
 	l := NewT(t, &Config{Servers: 1, VIPs: []netip.Addr{vip}, HTTPPort: 8080, UDPPort: 9999})
 	ctx := testCtx(t)
 	cl := l.Clients[0]
-	require.NoError(t, cl.SetNeighbor(vip, l.Servers[0].MAC))
+	aimVIP(t, l, vip, l.Servers[0])
 	body, _, err := get(ctx, cl.HTTPClient(), httpURL(vip, 8080, "/"))
 	require.NoError(t, err)
 	assert.Equal(t, "s0", body)
