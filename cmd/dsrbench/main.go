@@ -4,7 +4,11 @@
 // prints the Markdown tables of docs/PERFORMANCE.md. It needs Linux, root
 // and the ip command.
 //
-//	go run ./cmd/dsrbench -reps 5 -duration 2s
+//	go run ./cmd/dsrbench -reps 5          # as root; -v logs every step
+//
+// On a shared machine, samples disturbed by other load are measured again
+// (see -max-foreign and -reruns) and the tables show how much foreign load
+// remained.
 package main
 
 import (
@@ -27,12 +31,14 @@ func main() {
 	var sizes, cands string
 	flag.IntVar(&cfg.Reps, "reps", 5, "interleaved repetitions")
 	flag.DurationVar(&cfg.Duration, "duration", 0, "length of each measured phase (default 2s)")
-	flag.DurationVar(&cfg.Warmup, "warmup", 0, "unmeasured traffic before each candidate's phases (default 200ms)")
+	flag.DurationVar(&cfg.Warmup, "warmup", 0, "unmeasured traffic before each candidate's phases (default 500ms)")
 	flag.IntVar(&cfg.Flows, "flows", 0, "distinct UDP flows, a power of two (default 1024)")
-	flag.Float64Var(&cfg.PacedLoad, "load", 0, "paced phase rate as a fraction of saturation (default 0.8)")
+	flag.Float64Var(&cfg.PacedLoad, "load", 0, "paced phase rate as a fraction of the candidate's capacity (default 0.8)")
+	flag.Float64Var(&cfg.MaxForeignLoad, "max-foreign", 0, "share of the forwarder CPU other work may take before a sample is measured again (default 0.05)")
+	flag.IntVar(&cfg.Reruns, "reruns", 0, "re-measurements of a disturbed sample; negative: none, and no waiting for a quiet machine (default 2)")
 	flag.StringVar(&sizes, "sizes", "60,1514", "comma-separated Ethernet frame sizes without FCS")
 	flag.StringVar(&cands, "candidates", "", "comma-separated candidates (default all)")
-	verbose := flag.Bool("v", false, "log every sample to stderr")
+	verbose := flag.Bool("v", false, "log every sample and capacity-search step to stderr")
 	flag.Parse()
 	for f := range strings.SplitSeq(sizes, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(f))
@@ -48,7 +54,7 @@ func main() {
 		}
 	}
 	if *verbose {
-		cfg.Log = slog.New(slog.NewTextHandler(os.Stderr, nil))
+		cfg.Log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

@@ -86,6 +86,10 @@ type Stats struct {
 	Received uint64
 	// Sent is the number of frames the kernel accepted for transmission.
 	Sent uint64
+	// SendDrops counts frames WriteBatch dropped because the kernel had no
+	// room for them (ENOBUFS, or EAGAIN persisting after a wait): the
+	// transmit-side congestion loss, which is not returned as an error.
+	SendDrops uint64
 	// Truncated counts frames dropped because they did not fit their
 	// buffer (or had no room left to re-insert a stripped VLAN tag).
 	Truncated uint64

@@ -50,11 +50,13 @@ type Conn struct {
 	wiov    []unix.Iovec
 	wvnet   []byte
 	wvlen   int
-	wdone   int
+	wdone   int  // frames of the batch dealt with: sent or dropped
+	wdrops  int  // frames of the batch dropped (ENOBUFS, persistent EAGAIN)
+	wwaited bool // the current frame already waited for the poller once
 	werr    error
 	writeFn func(fd uintptr) bool
 
-	received, sent, truncated, ownSource, invalid atomic.Uint64
+	received, sent, sendDrops, truncated, ownSource, invalid atomic.Uint64
 
 	statsMu                    sync.Mutex
 	kernelPackets, kernelDrops uint64
@@ -374,17 +376,31 @@ func insertVLAN(m *Message, tpid, tci uint16) bool {
 }
 
 // WriteBatch transmits msgs[i].Buf[:N] with each frame's VNet header,
-// in batches of one sendmmsg each. It returns how many frames the kernel
-// accepted; frames after the first failure are not sent.
+// in batches of one sendmmsg each, and returns how many frames the kernel
+// accepted.
+//
+// A frame refused for a transient reason is dropped, counted in
+// Stats.SendDrops, and the rest of the batch is still sent: ENOBUFS (the
+// device's queue, or a veth peer's ring, is full, which waiting on the
+// socket cannot fix) or EAGAIN that persists after the socket reported it
+// had room again. A forwarder under overload must lose the frames that do
+// not fit, not every frame queued behind them. So n < len(msgs) with a nil
+// error means len(msgs)-n frames were dropped this way, not necessarily
+// the last ones.
+//
+// Any other failure (a frame too long for the device, an invalid offload
+// header, the socket closed, the device down) stops the batch: the error
+// is returned with the count of frames accepted before it, and the frames
+// from the failing one on are not sent.
 func (c *Conn) WriteBatch(msgs []Message) (int, error) {
 	sent := 0
-	for sent < len(msgs) {
-		vlen := min(len(msgs)-sent, c.batch)
+	for done := 0; done < len(msgs); {
+		vlen := min(len(msgs)-done, c.batch)
 		for i := range vlen {
-			m := &msgs[sent+i]
+			m := &msgs[done+i]
 			if m.N <= 0 || m.N > len(m.Buf) {
 				vlen = i
-				c.werr = fmt.Errorf("afpacket: frame %d: length %d outside its buffer of %d bytes", sent+i, m.N, len(m.Buf))
+				c.werr = fmt.Errorf("afpacket: frame %d: length %d outside its buffer of %d bytes", done+i, m.N, len(m.Buf))
 				break
 			}
 			encodeVNet(c.wvnet[VNetHeaderLen*i:], m.VNet)
@@ -393,37 +409,53 @@ func (c *Conn) WriteBatch(msgs []Message) (int, error) {
 			iov.SetLen(m.N)
 		}
 		if vlen > 0 {
-			c.wvlen, c.wdone = vlen, 0
-			if err := c.rc.Write(c.writeFn); err != nil {
-				sent += c.wdone
-				c.sent.Add(uint64(c.wdone))
+			c.wvlen, c.wdone, c.wdrops, c.wwaited = vlen, 0, 0, false
+			err := c.rc.Write(c.writeFn)
+			ok := c.wdone - c.wdrops
+			sent += ok
+			c.sent.Add(uint64(ok))
+			c.sendDrops.Add(uint64(c.wdrops))
+			if err != nil {
 				c.werr = nil
 				return sent, err
 			}
-			sent += c.wdone
-			c.sent.Add(uint64(c.wdone))
+			if c.werr == nil {
+				done += vlen
+				continue
+			}
 		}
-		if c.werr != nil {
-			err := c.werr
-			c.werr = nil
-			return sent, err
-		}
+		err := c.werr
+		c.werr = nil
+		return sent, err
 	}
 	return sent, nil
 }
 
+// doWrite sends frames wdone..wvlen-1 of the prepared batch. wdone counts
+// the frames dealt with, sent or dropped; wdrops those dropped.
 func (c *Conn) doWrite(fd uintptr) bool {
 	for c.wdone < c.wvlen {
 		n, _, errno := unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&c.whdrs[c.wdone])),
 			uintptr(c.wvlen-c.wdone), unix.MSG_DONTWAIT, 0, 0)
 		switch errno {
 		case 0:
+			// sendmmsg reports the frames sent before the first one that
+			// failed; the next call starts at that one and sees its error.
 			c.wdone += int(n)
+			c.wwaited = false
 		case unix.EAGAIN:
-			// Send buffer full: the poller wakes us when it drains.
-			// (ENOBUFS, a queueing discipline drop, has no such wake-up
-			// and is returned as an error below.)
-			return false
+			if !c.wwaited {
+				// Send buffer full: the poller wakes us when it drains.
+				c.wwaited = true
+				return false
+			}
+			// Still full after the wake-up: give up on this frame
+			// rather than wait for one slot per frame.
+			c.dropFrame()
+		case unix.ENOBUFS:
+			// The queue below the socket is full. Nothing wakes the
+			// socket when it drains, and retrying at once would spin.
+			c.dropFrame()
 		case unix.EINTR:
 		default:
 			c.werr = fmt.Errorf("afpacket: sendmmsg: %w", os.NewSyscallError("sendmmsg", errno))
@@ -431,6 +463,13 @@ func (c *Conn) doWrite(fd uintptr) bool {
 		}
 	}
 	return true
+}
+
+// dropFrame gives up on frame wdone of the batch being sent.
+func (c *Conn) dropFrame() {
+	c.wdone++
+	c.wdrops++
+	c.wwaited = false
 }
 
 // Stats returns the counters since the Conn was opened. The kernel's
@@ -441,6 +480,7 @@ func (c *Conn) Stats() (Stats, error) {
 	s := Stats{
 		Received:  c.received.Load(),
 		Sent:      c.sent.Load(),
+		SendDrops: c.sendDrops.Load(),
 		Truncated: c.truncated.Load(),
 		OwnSource: c.ownSource.Load(),
 		Invalid:   c.invalid.Load(),

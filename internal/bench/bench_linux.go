@@ -79,15 +79,17 @@ func Run(ctx context.Context, cfg *Config) (*Report, error) {
 				if err := ctx.Err(); err != nil {
 					return rep, err
 				}
-				s, err := t.measure(ctx, cand, frames[size])
+				s, err := t.measureClean(ctx, cand, frames[size])
 				if err != nil {
 					return rep, fmt.Errorf("bench: %s, %d bytes, rep %d: %w", cand, size, r+1, err)
 				}
 				s.Rep = r
 				rep.Samples = append(rep.Samples, s)
 				c.Log.Info("sample", "rep", r+1, "size", size, "candidate", cand,
-					"sat_kpps", s.SatDelivered/1e3, "sat_ns_per_pkt", s.SatCPUPerPacket,
-					"paced_kpps", s.PacedOffered/1e3, "loss", s.PacedLoss, "paced_ns_per_pkt", s.PacedCPUPerPacket)
+					"capacity_kpps", s.Capacity/1e3, "lossfree_kpps", s.LossFreeRate/1e3,
+					"flood_kpps", s.SatDelivered/1e3, "flood_ns_per_pkt", s.SatCPUPerPacket,
+					"paced_kpps", s.PacedOffered/1e3, "loss", s.PacedLoss, "paced_ns_per_pkt", s.PacedCPUPerPacket,
+					"foreign", s.ForeignLoad, "shortfall", s.PacedShortfall, "reruns", s.Reruns)
 			}
 		}
 	}
@@ -230,6 +232,25 @@ const boostNice = -15
 func boost(tid int) error {
 	if err := unix.Setpriority(unix.PRIO_PROCESS, tid, boostNice); err != nil {
 		return fmt.Errorf("bench: renice task %d: %w", tid, err)
+	}
+	return nil
+}
+
+// batchPolicy moves the calling thread (and the processes it starts) to
+// SCHED_BATCH at boostNice. A batch task keeps its fair share of the CPU
+// but never preempts a running task when it wakes up. The forwarder's
+// NAPI thread and the user-space candidate share one CPU: in the normal
+// policy every frame the NAPI thread queues wakes the candidate, which
+// preempts it at once, takes that one frame, transmits it (waking the
+// sink's NAPI thread on the other CPU, an inter-processor interrupt) and
+// sleeps again. That ping-pong costs tens of microseconds per frame and
+// dominates whatever the candidate does. On a real host receive
+// processing runs in softirq context, which the process cannot preempt,
+// so it hands over whole batches: the batch policy restores that.
+func batchPolicy() error {
+	attr := unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_BATCH, Nice: boostNice}
+	if err := unix.SchedSetAttr(0, &attr, 0); err != nil {
+		return fmt.Errorf("bench: SCHED_BATCH: %w", err)
 	}
 	return nil
 }
@@ -382,7 +403,7 @@ func (t *topo) startChild(ctx context.Context, cand Candidate) (*running, error)
 	waited := make(chan error, 1)
 	go func() {
 		_ = doIn(t.fwdNS, t.fwdCPU, func() error {
-			if err := boost(0); err != nil {
+			if err := batchPolicy(); err != nil {
 				started <- err
 				return nil
 			}
@@ -487,6 +508,10 @@ type phaseResult struct {
 	loss               float64
 	cpuPerPacket       float64 // ns
 	busyPerPacket      float64 // ns
+	// foreign is the share of the phase's wall time the forwarder CPU was
+	// busy with anything but the measured tasks: other load on a shared
+	// machine (or work the measurement misses).
+	foreign float64
 }
 
 // phase offers traffic for d (at rate frames/s, or as fast as the
@@ -516,9 +541,13 @@ func (t *topo) phase(ctx context.Context, r *running, napi []int, frame []byte, 
 	if sent > 0 {
 		res.loss = max(0, 1-got/sent)
 	}
+	task, busy := float64(after.taskNS-before.taskNS), float64(after.busyNS-before.busyNS)
 	if got > 0 {
-		res.cpuPerPacket = float64(after.taskNS-before.taskNS) / got
-		res.busyPerPacket = float64(after.busyNS-before.busyNS) / got
+		res.cpuPerPacket = task / got
+		res.busyPerPacket = busy / got
+	}
+	if wall := float64(after.at.Sub(before.at)); wall > 0 {
+		res.foreign = max(0, busy-task) / wall
 	}
 	return res, nil
 }
@@ -561,7 +590,8 @@ func (t *topo) generate(ctx context.Context, frame []byte, rate float64, d time.
 		Data, DataEnd, DataMeta, IngressIfindex, RxQueueIndex, EgressIfindex uint32
 	}
 	md := xdpMD{DataEnd: uint32(len(frame)), IngressIfindex: uint32(t.genIdx)}
-	var p paceState
+	var p genState
+	copy(p.Header[:], frame)
 	if rate > 0 {
 		p.Interval = uint64(max(1, 1e9/rate))
 		p.Window = 32 * p.Interval
@@ -606,7 +636,109 @@ func (t *topo) generate(ctx context.Context, frame []byte, rate float64, d time.
 	return took, err
 }
 
-// measure runs one candidate through warmup, saturation and paced phases.
+// measureClean measures cand and, while the sample is disturbed (other
+// load took more than MaxForeignLoad of the forwarder CPU, or the
+// generator fell more than maxShortfall short of the paced rate because
+// its CPU was taken), measures it again, up to Reruns more times. It
+// returns the first clean attempt or else the least disturbed one, with
+// the number of re-runs.
+func (t *topo) measureClean(ctx context.Context, cand Candidate, frame []byte) (Sample, error) {
+	var best Sample
+	for attempt := 0; ; attempt++ {
+		if t.cfg.Reruns > 0 {
+			if err := t.waitQuiet(ctx); err != nil {
+				return best, err
+			}
+		}
+		s, err := t.measure(ctx, cand, frame)
+		if err != nil {
+			return s, err
+		}
+		if !t.cfg.disturbed(s) {
+			s.Reruns = attempt
+			return s, nil // a clean attempt always wins
+		}
+		if attempt == 0 || disturbance(s) < disturbance(best) {
+			best = s
+		}
+		if attempt >= t.cfg.Reruns {
+			best.Reruns = attempt
+			return best, nil
+		}
+		t.cfg.Log.Info("disturbed sample, measuring again", "candidate", cand, "size", len(frame),
+			"foreign", s.ForeignLoad, "shortfall", s.PacedShortfall)
+	}
+}
+
+// Quiet-machine check before each measurement: both benchmark CPUs must be
+// at most MaxForeignLoad busy over quietWindow while nothing of the
+// benchmark runs. The wait is bounded by quietTimeout; after it the sample
+// is measured anyway (and then judged by its own foreign load).
+const (
+	quietWindow  = 500 * time.Millisecond
+	quietTimeout = 10 * time.Second
+)
+
+// waitQuiet waits until the benchmark CPUs are quiet (see quietWindow).
+func (t *topo) waitQuiet(ctx context.Context) error {
+	deadline := time.Now().Add(quietTimeout)
+	for {
+		load, err := t.cpuLoad(ctx, quietWindow)
+		if err != nil {
+			return err
+		}
+		if load <= t.cfg.MaxForeignLoad {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			t.cfg.Log.Info("machine not quiet, measuring anyway", "load", load)
+			return nil
+		}
+	}
+}
+
+// cpuLoad returns the busier of the two benchmark CPUs' busy share over d.
+func (t *topo) cpuLoad(ctx context.Context, d time.Duration) (float64, error) {
+	var before, after [2]uint64
+	read := func(v *[2]uint64) error {
+		var err error
+		for i, cpu := range []int{t.genCPU, t.fwdCPU} {
+			if v[i], err = cpuBusy(cpu); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if err := read(&before); err != nil {
+		return 0, err
+	}
+	t0 := time.Now()
+	select {
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	case <-time.After(d):
+	}
+	if err := read(&after); err != nil {
+		return 0, err
+	}
+	wall := float64(time.Since(t0))
+	return max(float64(after[0]-before[0]), float64(after[1]-before[1])) / wall, nil
+}
+
+// The capacity search: paced steps from searchStart frames/s, each
+// searchFactor times the last, each Duration/8 long (at least
+// minSearchStep), until more than searchLoss of a step is lost or the
+// generator cannot come near the step's rate.
+const (
+	searchStart   = 32e3
+	searchFactor  = 1.5
+	searchMax     = 32e6
+	searchLoss    = 0.01
+	minSearchStep = 50 * time.Millisecond
+)
+
+// measure runs one candidate through warmup, the capacity search, the
+// overload (flood) phase and the paced phase.
 func (t *topo) measure(ctx context.Context, cand Candidate, frame []byte) (s Sample, err error) {
 	s = Sample{Candidate: cand, FrameSize: len(frame)}
 	r, err := t.start(ctx, cand)
@@ -625,25 +757,52 @@ func (t *topo) measure(ctx context.Context, cand Candidate, frame []byte) (s Sam
 	if _, err := t.pinNAPI(t.genIf, t.genCPU, true); err != nil {
 		return s, err
 	}
-	if _, err := t.generate(ctx, frame, 0, t.cfg.Warmup); err != nil {
+	// Warm up at the search's first rate: a flood would measure (and
+	// disturb) nothing useful yet.
+	if _, err := t.generate(ctx, frame, searchStart, t.cfg.Warmup); err != nil {
 		return s, err
 	}
 	if err := t.drain(ctx); err != nil {
 		return s, err
+	}
+	// Capacity: the highest rate delivered while the offered rate rises
+	// step by step until frames are lost.
+	step := max(t.cfg.Duration/8, minSearchStep)
+	foreign := 0.0
+	for rate := searchStart; rate <= searchMax; rate *= searchFactor {
+		p, err := t.phase(ctx, r, napi, frame, rate, step)
+		if err != nil {
+			return s, err
+		}
+		foreign = max(foreign, p.foreign)
+		t.cfg.Log.Debug("search step", "candidate", cand, "rate", rate, "offered", p.offered, "delivered", p.delivered, "loss", p.loss)
+		s.Capacity = max(s.Capacity, p.delivered)
+		// A short step falls some way short of its rate (each generator
+		// call starts with a fixed pause), so the step is judged by what
+		// it offered; well below the rate means the generator is the
+		// limit.
+		if p.loss > searchLoss || p.offered < rate/2 {
+			break
+		}
+		s.LossFreeRate = p.offered
 	}
 	sat, err := t.phase(ctx, r, napi, frame, 0, t.cfg.Duration)
 	if err != nil {
 		return s, err
 	}
 	s.SatOffered, s.SatDelivered, s.SatCPUPerPacket = sat.offered, sat.delivered, sat.cpuPerPacket
-	if sat.delivered == 0 {
-		return s, errors.New("nothing delivered at saturation")
+	s.Capacity = max(s.Capacity, sat.delivered)
+	if s.Capacity == 0 {
+		return s, errors.New("nothing delivered")
 	}
-	paced, err := t.phase(ctx, r, napi, frame, t.cfg.PacedLoad*sat.delivered, t.cfg.Duration)
+	s.PacedTarget = t.cfg.PacedLoad * s.Capacity
+	paced, err := t.phase(ctx, r, napi, frame, s.PacedTarget, t.cfg.Duration)
 	if err != nil {
 		return s, err
 	}
 	s.PacedOffered, s.PacedLoss = paced.offered, paced.loss
 	s.PacedCPUPerPacket, s.CPUBusyPerPacket = paced.cpuPerPacket, paced.busyPerPacket
+	s.ForeignLoad = max(foreign, sat.foreign, paced.foreign)
+	s.PacedShortfall = max(0, 1-paced.offered/s.PacedTarget)
 	return s, nil
 }

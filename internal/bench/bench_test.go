@@ -27,7 +27,13 @@ func TestConfigDefaults(t *testing.T) {
 	assert.Equal(t, 2*time.Second, c.Duration)
 	assert.Equal(t, AllCandidates, c.Candidates)
 	assert.InDelta(t, 0.8, c.PacedLoad, 1e-9)
+	assert.Equal(t, 500*time.Millisecond, c.Warmup)
+	assert.InDelta(t, 0.05, c.MaxForeignLoad, 1e-9)
+	assert.Equal(t, 2, c.Reruns)
 	assert.NotNil(t, c.Log)
+	never, err := (&Config{Reruns: -1}).withDefaults()
+	require.NoError(t, err)
+	assert.Zero(t, never.Reruns, "negative means no re-runs")
 }
 
 func TestConfigInvalid(t *testing.T) {
@@ -40,6 +46,8 @@ func TestConfigInvalid(t *testing.T) {
 		"candidate": {Candidates: []Candidate{"nginx"}},
 		"load":      {PacedLoad: 1.5},
 		"duration":  {Duration: time.Hour},
+		"foreign":   {MaxForeignLoad: -0.1},
+		"reruns":    {Reruns: 11},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := c.withDefaults()
@@ -165,13 +173,34 @@ func FuzzParseSchedstat(f *testing.F) {
 	})
 }
 
+func TestDisturbed(t *testing.T) {
+	c, err := (*Config)(nil).withDefaults()
+	require.NoError(t, err)
+	for _, tc := range []struct {
+		name string
+		s    Sample
+		want bool
+	}{
+		{"quiet", Sample{ForeignLoad: 0.01}, false},
+		{"at the limit", Sample{ForeignLoad: 0.05, PacedShortfall: 0.10, PacedTarget: 100e3, SatOffered: 5e6}, false},
+		{"foreign load", Sample{ForeignLoad: 0.2}, true},
+		{"generator starved", Sample{PacedShortfall: 0.3, PacedTarget: 100e3, SatOffered: 5e6}, true},
+		{"target near the generator's top rate", Sample{PacedShortfall: 0.3, PacedTarget: 2e6, SatOffered: 3e6}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			assert.Equal(t, tc.want, c.disturbed(tc.s))
+		})
+	}
+	assert.Less(t, disturbance(Sample{ForeignLoad: 0.1}), disturbance(Sample{ForeignLoad: 0.05, PacedShortfall: 0.1}))
+}
+
 func TestReportRatiosAndMarkdown(t *testing.T) {
 	r := &Report{Config: Config{Reps: 2, Flows: 8, Duration: time.Second, PacedLoad: 0.8,
 		FrameSizes: []int{60}, Candidates: AllCandidates}}
 	for rep, k := range []float64{1, 2} {
 		r.Samples = append(r.Samples,
-			Sample{Candidate: Balancer, FrameSize: 60, Rep: rep, PacedCPUPerPacket: 1000 * k, SatDelivered: 100e3},
-			Sample{Candidate: PacketReflector, FrameSize: 60, Rep: rep, PacedCPUPerPacket: 800 * k, SatDelivered: 125e3},
+			Sample{Candidate: Balancer, FrameSize: 60, Rep: rep, PacedCPUPerPacket: 1000 * k, Capacity: 100e3, Reruns: rep, ForeignLoad: 0.01},
+			Sample{Candidate: PacketReflector, FrameSize: 60, Rep: rep, PacedCPUPerPacket: 800 * k, Capacity: 125e3},
 			Sample{Candidate: XDPReflector, FrameSize: 60, Rep: rep, PacedCPUPerPacket: 100 * k},
 			Sample{Candidate: KernelForward, FrameSize: 60, Rep: rep, PacedCPUPerPacket: 500 * k},
 		)
@@ -188,4 +217,6 @@ func TestReportRatiosAndMarkdown(t *testing.T) {
 	out := b.String()
 	assert.Contains(t, out, "| CPU/packet at paced load | 1.25 (1.25–1.25) | 10.00 (10.00–10.00) | 2.00 (2.00–2.00) |")
 	assert.Contains(t, out, "#### 60-byte frames: absolute")
+	assert.Contains(t, out, "| re-runs of disturbed samples (total) | 1 | 0 | 0 | 0 |")
+	assert.Contains(t, out, "| foreign load on forwarder CPU (%) | 1.00 (1.00–1.00) |")
 }

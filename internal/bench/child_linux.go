@@ -105,8 +105,9 @@ func runBalancer(ctx context.Context, spec childSpec, ready func() error) error 
 	return serveErr
 }
 
-// runReflector is the bare AF_PACKET baseline: the same socket, filter and
-// batch size as the Balancer's forwarder, and per frame only a MAC swap.
+// runReflector is the bare AF_PACKET baseline: the same socket, filter,
+// receive buffer and batch size as the Balancer's forwarder, and per frame
+// only a MAC swap.
 // The frames' offload headers go back out unchanged, as the forwarder's do.
 func runReflector(ctx context.Context, spec childSpec, ready func() error) error {
 	ifi, err := net.InterfaceByName(spec.Ifname)
@@ -117,7 +118,11 @@ func runReflector(ctx context.Context, spec childSpec, ready func() error) error
 	if err != nil {
 		return err
 	}
-	conn, err := afpacket.Listen(ifi, &afpacket.Config{Filter: filter, BatchSize: spec.BatchSize})
+	conn, err := afpacket.Listen(ifi, &afpacket.Config{
+		Filter:        filter,
+		BatchSize:     spec.BatchSize,
+		ReceiveBuffer: dsr.DefaultReceiveBuffer, // what dsr.ListenPacket uses by default
+	})
 	if err != nil {
 		return err
 	}
@@ -145,9 +150,9 @@ func runReflector(ctx context.Context, spec childSpec, ready func() error) error
 		for i := range n {
 			swapMAC(msgs[i].Buf[:msgs[i].N])
 		}
-		// A failed transmit (ENOBUFS when the sink's ring is full) loses
-		// the rest of the batch, exactly as in the Balancer's forwarder;
-		// the sink counts it as loss.
+		// A frame the kernel has no room for (ENOBUFS when the sink's
+		// ring is full) is dropped and the rest of the batch still sent,
+		// as in the Balancer's forwarder; the sink counts it as loss.
 		_, _ = conn.WriteBatch(msgs[:n])
 	}
 }

@@ -13,17 +13,32 @@
 //
 // Candidates run interleaved (for each repetition, each candidate in turn),
 // so slow drifts of a shared machine hit all of them alike, and results are
-// medians with min-max over the repetitions.
+// medians with min-max over the repetitions. Each sample waits for the two
+// benchmark CPUs to be quiet, records how much of the forwarder CPU other
+// work took meanwhile, and is measured again when that share (or a
+// starved generator) makes it suspect.
+//
+// Per candidate: a warmup, a capacity search (paced steps of rising rate
+// until frames are lost; the capacity is the highest delivered rate), a
+// flood (the generator flat out: behaviour under overload, which on veth
+// is not the capacity, because the flood itself takes CPU from the
+// forwarder) and a paced phase at a fraction of the capacity, the
+// headline.
 //
 // Topology: two throw-away network namespaces joined by one veth pair. The
 // generator namespace transmits with BPF_PROG_RUN in live-frame mode
 // (the kernel emits frames straight into the veth, far faster than any
-// candidate forwards) and counts what comes back with an XDP program; the
+// candidate forwards; every frame's headers are rewritten from the
+// template, because live-frame pages are recycled with whatever the
+// receiver wrote into them) and counts what comes back with an XDP
+// program; the
 // forwarder namespace runs the candidate one-armed, as an L2 DSR balancer
 // runs. Both veth ends use threaded NAPI: the forwarder's receive kthread
 // and candidate process are pinned to one CPU, the generator, its receive
 // kthread and the sink to the other, and the forwarder's cost is the CPU
-// time of exactly those forwarder-side tasks.
+// time of exactly those forwarder-side tasks. User-space candidates run
+// as SCHED_BATCH, so that, as with softirq receive processing on a real
+// host, their wake-ups do not preempt the receive thread that feeds them.
 //
 // Everything needs Linux and root; elsewhere Run returns ErrUnsupported.
 // Binaries that call Run must call RunChildIfRequested first thing in main

@@ -92,13 +92,13 @@ func loadXDP(name string, insns asm.Instructions) (*ebpf.Program, error) {
 	return p, nil
 }
 
-// paceMap holds the generator's schedule: one paceState.
+// paceMap holds the generator's state: one genState.
 func paceMap() (*ebpf.Map, error) {
 	m, err := ebpf.NewMap(&ebpf.MapSpec{
 		Name:       "dsrbench_pace",
 		Type:       ebpf.Array,
 		KeySize:    4,
-		ValueSize:  24,
+		ValueSize:  uint32(genStateSize),
 		MaxEntries: 1,
 	})
 	if err != nil {
@@ -107,18 +107,37 @@ func paceMap() (*ebpf.Map, error) {
 	return m, nil
 }
 
-// paceState is the generator's token schedule, in CLOCK_MONOTONIC
-// nanoseconds. Interval zero means unpaced.
-type paceState struct {
+// genHeaderLen is how much of the template the generator restores before
+// every transmission: the Ethernet, IPv4 and UDP headers, rounded up to
+// whole 8-byte words.
+const genHeaderLen = (minGenFrame + 7) &^ 7
+
+// genStateSize is the size of genState in the map.
+const genStateSize = 24 + genHeaderLen
+
+// genState is the generator's token schedule, in CLOCK_MONOTONIC
+// nanoseconds, and the template's headers. Interval zero means unpaced.
+type genState struct {
 	Interval uint64 // between two transmitted frames
 	Next     uint64 // earliest time of the next transmission
 	Window   uint64 // how far behind schedule the generator may catch up
+	// Header is the start of the template frame (its first minGenFrame
+	// bytes are used), written back into every frame before it is sent.
+	Header [genHeaderLen]byte
 }
 
 // generatorProgram is run with BPF_F_TEST_XDP_LIVE_FRAMES on the template
-// frame built by buildFrame. Each run turns the frame into one of flows
-// flows (flows is a power of two, at most maxFlows) and transmits it:
+// frame built by buildFrame. Each run restores the template's headers,
+// turns the frame into one of flows flows (flows is a power of two, at
+// most maxFlows) and transmits it:
 //
+//   - the headers (Ethernet, IPv4, UDP) are copied from the state map on
+//     every run: live-frame mode recycles its pages with whatever a
+//     receiver wrote into them, and a candidate that works in place on the
+//     same memory (the kernel's IP forwarding rewrites the MAC addresses,
+//     the TTL and the checksum; the XDP reflector swaps the MACs) would
+//     otherwise change the template (frames to a foreign MAC address, the
+//     TTL running out after 64 trips);
 //   - flow bits 0-6 pick the source address 198.51.100.1-128 and bits 7-14
 //     the low byte of the UDP source port;
 //   - the IPv4 identification's low byte goes down by what the source
@@ -126,18 +145,40 @@ type paceState struct {
 //     the template's header checksum, stays right without recomputing it;
 //   - the UDP checksum is zero (none), which IPv4 allows.
 //
-// When pace holds a non-zero interval, a frame whose time has not come yet
-// is dropped instead (cheaply, before it reaches any device): the kernel
-// loop runs flat out and the schedule lets through an evenly spaced
+// When the state holds a non-zero interval, a frame whose time has not
+// come yet is dropped instead (cheaply, before it reaches any device): the
+// kernel loop runs flat out and the schedule lets through an evenly spaced
 // stream, with no bursts beyond Window. A sleeping user-space pacer could
 // not do that: its timer granularity here is about a millisecond, which
 // would mean bursts larger than the veth ring. Every transmitted frame is
 // counted in sent.
-func generatorProgram(flows int, sent, pace *ebpf.Map) (*ebpf.Program, error) {
+func generatorProgram(flows int, sent, state *ebpf.Map) (*ebpf.Program, error) {
 	if flows <= 0 || flows > maxFlows || flows&(flows-1) != 0 {
 		return nil, fmt.Errorf("bench: flows %d is not a power of two in 1..%d", flows, maxFlows)
 	}
 	insns := loadPacket(minGenFrame, xdpDrop)
+	// R6 (the context) is not needed any more: it keeps the state.
+	insns = append(insns,
+		asm.StoreImm(asm.RFP, -4, 0, asm.Word),
+		asm.LoadMapPtr(asm.R1, state.FD()),
+		asm.Mov.Reg(asm.R2, asm.RFP),
+		asm.Add.Imm(asm.R2, -4),
+		asm.FnMapLookupElem.Call(),
+		asm.JEq.Imm(asm.R0, 0, "early"),
+		asm.Mov.Reg(asm.R6, asm.R0),
+	)
+	// Restore the headers: whole words, then the rest.
+	off := int16(0)
+	for ; off+8 <= minGenFrame; off += 8 {
+		insns = append(insns,
+			asm.LoadMem(asm.R1, asm.R6, 24+off, asm.DWord),
+			asm.StoreMem(asm.R7, off, asm.R1, asm.DWord))
+	}
+	for ; off+2 <= minGenFrame; off += 2 {
+		insns = append(insns,
+			asm.LoadMem(asm.R1, asm.R6, 24+off, asm.Half),
+			asm.StoreMem(asm.R7, off, asm.R1, asm.Half))
+	}
 	insns = append(insns,
 		asm.FnGetPrandomU32.Call(),
 		asm.Mov.Reg(asm.R9, asm.R0),
@@ -157,24 +198,18 @@ func generatorProgram(flows int, sent, pace *ebpf.Map) (*ebpf.Program, error) {
 		asm.And.Imm(asm.R1, 0xff),
 		asm.StoreMem(asm.R7, offUDPSport+1, asm.R1, asm.Byte),
 		// pacing
-		asm.FnKtimeGetNs.Call(),
-		asm.Mov.Reg(asm.R9, asm.R0),
-		asm.StoreImm(asm.RFP, -4, 0, asm.Word),
-		asm.LoadMapPtr(asm.R1, pace.FD()),
-		asm.Mov.Reg(asm.R2, asm.RFP),
-		asm.Add.Imm(asm.R2, -4),
-		asm.FnMapLookupElem.Call(),
-		asm.JEq.Imm(asm.R0, 0, "count"),
-		asm.LoadMem(asm.R1, asm.R0, 0, asm.DWord), // interval
+		asm.LoadMem(asm.R1, asm.R6, 0, asm.DWord), // interval
 		asm.JEq.Imm(asm.R1, 0, "count"),
-		asm.LoadMem(asm.R2, asm.R0, 8, asm.DWord), // next
-		asm.JGT.Reg(asm.R2, asm.R9, "early"),
-		asm.Add.Reg(asm.R2, asm.R1),
-		asm.LoadMem(asm.R3, asm.R0, 16, asm.DWord), // window
+		asm.Mov.Reg(asm.R9, asm.R1),
+		asm.FnKtimeGetNs.Call(),
+		asm.LoadMem(asm.R2, asm.R6, 8, asm.DWord), // next
+		asm.JGT.Reg(asm.R2, asm.R0, "early"),
+		asm.Add.Reg(asm.R2, asm.R9),
+		asm.LoadMem(asm.R3, asm.R6, 16, asm.DWord), // window
 		asm.Add.Reg(asm.R3, asm.R2),
-		asm.JGE.Reg(asm.R3, asm.R9, "store"),
-		asm.Mov.Reg(asm.R2, asm.R9), // too far behind: restart the schedule now
-		asm.StoreMem(asm.R0, 8, asm.R2, asm.DWord).WithSymbol("store"),
+		asm.JGE.Reg(asm.R3, asm.R0, "store"),
+		asm.Mov.Reg(asm.R2, asm.R0), // too far behind: restart the schedule now
+		asm.StoreMem(asm.R6, 8, asm.R2, asm.DWord).WithSymbol("store"),
 	)
 	count := countInsns(sent, "out")
 	count[0] = count[0].WithSymbol("count")
