@@ -77,8 +77,11 @@ type Forwarder interface {
 	// Buf is too small for a received frame are never truncated silently:
 	// implementations count and drop them.
 	ReadBatch(frames []Frame) (n int, err error)
-	// WriteBatch transmits frames. It returns how many were sent; frames
-	// after the first failure are not sent.
+	// WriteBatch transmits frames and returns how many were sent. A frame
+	// the host has no room for (a full transmit queue) may be dropped
+	// without an error while the rest are still sent, so n < len(frames)
+	// with a nil error counts congestion drops. After a non-nil error, the
+	// frames from the failing one on were not sent.
 	WriteBatch(frames []Frame) (n int, err error)
 	// SetReadDeadline makes a blocked or future ReadBatch return an error
 	// wrapping os.ErrDeadlineExceeded once t has passed. The zero time

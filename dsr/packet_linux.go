@@ -67,6 +67,9 @@ type PacketStats struct {
 	// KernelDrops counts frames the kernel dropped because the receive
 	// buffer was full: the forwarder did not keep up.
 	KernelDrops uint64
+	// SendDrops counts frames dropped on transmit because the kernel had no
+	// room for them (a full transmit queue).
+	SendDrops uint64
 }
 
 // PacketForwarder is a Forwarder on a Linux packet socket (AF_PACKET). It
@@ -148,14 +151,16 @@ func (p *PacketForwarder) ReadBatch(frames []Frame) (int, error) {
 	return k, nil
 }
 
-// WriteBatch implements Forwarder.
+// WriteBatch implements Forwarder. A frame the kernel has no room for (a
+// full transmit queue: ENOBUFS) is dropped and counted in
+// PacketStats.SendDrops, and the rest are still sent.
 func (p *PacketForwarder) WriteBatch(frames []Frame) (int, error) {
-	sent := 0
-	for sent < len(frames) {
-		n := min(len(frames)-sent, len(p.wmsgs))
+	sent, done := 0, 0
+	for done < len(frames) {
+		n := min(len(frames)-done, len(p.wmsgs))
 		msgs := p.wmsgs[:n]
 		for i := range msgs {
-			f := &frames[sent+i]
+			f := &frames[done+i]
 			msgs[i] = afpacket.Message{Buf: f.Buf, N: f.N, VNet: vnetFromOffload(f.Offload)}
 		}
 		k, err := p.conn.WriteBatch(msgs)
@@ -163,6 +168,7 @@ func (p *PacketForwarder) WriteBatch(frames []Frame) (int, error) {
 			msgs[i].Buf = nil
 		}
 		sent += k
+		done += n
 		if err != nil {
 			return sent, fmt.Errorf("dsr: write to %s: %w", p.ifname, err)
 		}
@@ -203,6 +209,7 @@ func (p *PacketForwarder) Stats() PacketStats {
 		OwnSource:   s.OwnSource,
 		Invalid:     s.Invalid,
 		KernelDrops: s.KernelDrops,
+		SendDrops:   s.SendDrops,
 	}
 }
 
