@@ -75,6 +75,7 @@ func run(ctx context.Context, phase time.Duration, clients, size int) error {
 		}
 	}()
 	vip := lab.VIPs[0]
+	say("namespaces dsrlb-%s-* (look inside with: ip netns exec dsrlb-%s-lb ip addr)", lab.ID, lab.ID)
 	say("VIP %s; servers hold it on lo with arp_ignore=1, arp_announce=2", vip)
 
 	// Everything that touches the segment is opened inside the balancer's

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -120,4 +121,63 @@ func TestDemoWithoutPrivileges(t *testing.T) {
 	require.ErrorAs(t, err, &ee, "output: %s", out)
 	assert.Equal(t, 2, ee.ExitCode())
 	assert.Contains(t, string(out), "needs Linux and root")
+}
+
+// TestIntegrationDemoInterrupted: Ctrl-C mid-run removes everything the demo
+// built.
+func TestIntegrationDemoInterrupted(t *testing.T) {
+	netlab.RequirePrivileged(t)
+	bin := buildDemo(t)
+	var out syncWriter
+	cmd := exec.Command(bin, "-phase", "30s")
+	cmd.Stdout, cmd.Stderr = &out, &out
+	require.NoError(t, cmd.Start())
+	// Wait until traffic flows, then interrupt.
+	deadline := time.Now().Add(60 * time.Second)
+	for !strings.Contains(out.String(), "phase 1: balancing") {
+		require.True(t, time.Now().Before(deadline), "demo did not start: %s", out.String())
+		time.Sleep(20 * time.Millisecond)
+	}
+	m := regexp.MustCompile(`namespaces dsrlb-([0-9a-f]+)-\*`).FindStringSubmatch(out.String())
+	require.NotNil(t, m, "the demo names its namespaces: %s", out.String())
+	require.NotEmpty(t, labNamespaces(t, m[1]), "the demo's namespaces exist while it runs")
+	require.NoError(t, cmd.Process.Signal(syscall.SIGINT))
+	err := cmd.Wait()
+	var ee *exec.ExitError
+	require.ErrorAs(t, err, &ee)
+	assert.Equal(t, 130, ee.ExitCode())
+	assert.Contains(t, out.String(), "interrupted; everything the demo built has been removed")
+	assert.Empty(t, labNamespaces(t, m[1]), "no namespace left behind")
+}
+
+// labNamespaces lists the named namespaces of the lab with this ID.
+func labNamespaces(t *testing.T, id string) []string {
+	entries, err := os.ReadDir("/run/netns")
+	if err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), "dsrlb-"+id+"-") {
+			out = append(out, e.Name())
+		}
+	}
+	return out
+}
+
+type syncWriter struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (w *syncWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(p)
+}
+
+func (w *syncWriter) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.String()
 }
