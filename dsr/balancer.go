@@ -325,12 +325,7 @@ func (w *worker) flow(p *frame.Packet, s *snapshot, now flowtable.Tick) *beEntry
 		}
 		return w.reschedule(p, s, &k, h, id)
 	}
-	svc := s.service(p.Dst, p.Proto, p.DstPort)
-	if svc == nil {
-		return w.missReason(s, p.Dst)
-	}
-	fl := scheduler.Flow{Src: p.Src, Dst: p.Dst, SrcPort: p.SrcPort, DstPort: p.DstPort, Proto: p.Proto, Hash: k.Hash(w.b.cfg.Seed)}
-	idx, be := w.pick(s, svc, &fl)
+	svc, idx, be := w.schedule(p, s, &k)
 	if be == nil {
 		return nil
 	}
@@ -360,6 +355,20 @@ func (w *worker) flow(p *frame.Packet, s *snapshot, now flowtable.Tick) *beEntry
 	return be
 }
 
+// schedule finds the service of a flow and picks a backend for it, or
+// counts why it cannot (not a VIP, no service, no backend) and returns a nil
+// backend.
+func (w *worker) schedule(p *frame.Packet, s *snapshot, k *flowtable.Key) (*svcEntry, int, *beEntry) {
+	svc := s.service(p.Dst, p.Proto, p.DstPort)
+	if svc == nil {
+		w.missReason(s, p.Dst)
+		return nil, 0, nil
+	}
+	fl := scheduler.Flow{Src: p.Src, Dst: p.Dst, SrcPort: p.SrcPort, DstPort: p.DstPort, Proto: p.Proto, Hash: k.Hash(w.b.cfg.Seed)}
+	idx, be := w.pick(s, svc, &fl)
+	return svc, idx, be
+}
+
 // pick asks the service's scheduler for a backend and returns its index and
 // entry, or counts DropNoBackend and returns nil.
 func (w *worker) pick(s *snapshot, svc *svcEntry, fl *scheduler.Flow) (int, *beEntry) {
@@ -378,12 +387,7 @@ func (w *worker) pick(s *snapshot, svc *svcEntry, fl *scheduler.Flow) (int, *beE
 
 // reschedule moves a flow whose backend is down or gone to a new backend.
 func (w *worker) reschedule(p *frame.Packet, s *snapshot, k *flowtable.Key, h uint64, oldID uint32) *beEntry {
-	svc := s.service(p.Dst, p.Proto, p.DstPort)
-	if svc == nil {
-		return w.missReason(s, p.Dst)
-	}
-	fl := scheduler.Flow{Src: p.Src, Dst: p.Dst, SrcPort: p.SrcPort, DstPort: p.DstPort, Proto: p.Proto, Hash: k.Hash(w.b.cfg.Seed)}
-	idx, be := w.pick(s, svc, &fl)
+	svc, idx, be := w.schedule(p, s, k)
 	if be == nil {
 		return nil
 	}
