@@ -352,6 +352,16 @@ func TestFlowsSurviveConfigChanges(t *testing.T) {
 			s.SchedulerConfig.Seed = 42
 			return h.b.UpdateService(s)
 		}},
+		{"change scheduler to rr", func() error {
+			cur := h.b.Services()[0]
+			cur.Scheduler = "rr"
+			return h.b.UpdateService(cur)
+		}},
+		{"change scheduler to lc", func() error {
+			cur := h.b.Services()[0]
+			cur.Scheduler = "lc"
+			return h.b.UpdateService(cur)
+		}},
 		{"drain a backend", func() error { return h.b.DrainBackend(key, backends(3, false)[1].Addr) }},
 		{"unrelated service", func() error { return h.b.AddService(Service{VIP: vip6, Protocol: UDP, Port: 53}) }},
 		{"replace everything with the same", func() error { return h.b.SetServices(h.b.Services()) }},
