@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"runtime/pprof"
 	"time"
 
 	"github.com/dsrlb/dsrlb/dsr"
@@ -52,6 +53,19 @@ func runChild(raw string, in io.Reader, out io.Writer) error {
 	var spec childSpec
 	if err := json.Unmarshal([]byte(raw), &spec); err != nil {
 		return fmt.Errorf("bad spec: %w", err)
+	}
+	// DSRLB_BENCH_CPUPROFILE=dir writes one CPU profile per candidate run
+	// into dir, to see where a candidate's time goes.
+	if dir := os.Getenv("DSRLB_BENCH_CPUPROFILE"); dir != "" {
+		f, err := os.CreateTemp(dir, string(spec.Role)+"-*.prof")
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
