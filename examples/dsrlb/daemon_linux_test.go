@@ -220,6 +220,18 @@ func TestIntegrationDaemon(t *testing.T) {
 	})
 
 	t.Run("reload", func(t *testing.T) {
+		// A download in progress across both reloads: its flow must stay on
+		// its backend.
+		hc := lab.Clients[0].HTTPClient()
+		defer hc.CloseIdleConnections()
+		const size = 8 << 20
+		resp, err := hc.Get(fmt.Sprintf("http://%s/bytes?n=%d", lab.VIPs[0], size))
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		head := make([]byte, 1<<20)
+		_, err = io.ReadFull(resp.Body, head)
+		require.NoError(t, err)
+
 		// Good: a third backend.
 		require.NoError(t, os.WriteFile(d.config, []byte(labConfig(lab, []int{0, 1, 2}, "")), 0o644))
 		require.NoError(t, d.cmd.Process.Signal(syscall.SIGHUP))
@@ -247,6 +259,14 @@ func TestIntegrationDaemon(t *testing.T) {
 			seen[strings.Split(got, ":")[0]] = true
 		}
 		assert.Len(t, seen, 3, "still three backends after the rejected reload: %v", seen)
+
+		rest, err := io.ReadAll(resp.Body)
+		require.NoError(t, err, "the download survives both reloads")
+		assert.Equal(t, size, len(head)+len(rest))
+		assert.Equal(t, -1, netlab.CheckPattern(head, 0))
+		assert.Equal(t, -1, netlab.CheckPattern(rest, int64(len(head))), "byte-exact")
+		v, _ := d.metric(`dsrlb_service_rescheduled_flows_total{service="web"}`)
+		assert.Zero(t, v, "no established flow moved")
 	})
 
 	t.Run("status page in a browser", func(t *testing.T) {
