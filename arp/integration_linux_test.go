@@ -123,33 +123,7 @@ func TestIntegrationClientResolvesVIP(t *testing.T) {
 	s, events := startSpeaker(t, lab, Config{ConflictProbeInterval: time.Hour})
 	s.SetVIPs([]netip.Addr{vip})
 
-	// Watch the client's neighbour table, then make its kernel resolve the
-	// VIP by sending to it.
-	updates := make(chan netlink.NeighUpdate, 64)
-	stop := make(chan struct{})
-	defer close(stop)
-	require.NoError(t, client.Do(func() error { return netlink.NeighSubscribe(updates, stop) }))
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	conn, err := client.DialContext(ctx, "udp4", netip.AddrPortFrom(vip, lab.Cfg.UDPPort).String())
-	require.NoError(t, err)
-	defer conn.Close()
-	_, err = conn.Write([]byte("who has the VIP?"))
-	require.NoError(t, err)
-
-	// Wait for REACHABLE: only a solicited answer (our reply) makes the
-	// entry reachable; an announcement that overtakes the request leaves it
-	// STALE.
-	deadline := time.After(5 * time.Second)
-	for resolved := false; !resolved; {
-		select {
-		case u := <-updates:
-			ip, _ := netip.AddrFromSlice(u.IP)
-			resolved = ip.Unmap() == vip && len(u.HardwareAddr) == 6 && u.State&netlink.NUD_REACHABLE != 0
-		case <-deadline:
-			t.Fatal("the client's kernel did not resolve the VIP")
-		}
-	}
+	resolveThroughKernel(t, client, vip, lab.Cfg.UDPPort, s)
 	mac, found := neigh()
 	require.True(t, found)
 	assert.Equal(t, lab.Balancer.MAC, mac, "the VIP resolves to the balancer")
@@ -228,4 +202,33 @@ func TestIntegrationConflictNamesServer(t *testing.T) {
 	assert.Equal(t, thief.IP, e.Backend, "the conflict names the misconfigured server")
 	assert.NotZero(t, s.Stats().Conflicts)
 	t.Log(e)
+}
+
+// resolveThroughKernel makes client's kernel resolve vip (by sending a
+// datagram to it) and waits until its neighbour entry is REACHABLE: only a
+// solicited answer (the speaker's reply) makes it reachable; an announcement
+// that overtakes the request leaves it STALE.
+func resolveThroughKernel(t *testing.T, client *netlab.Host, vip netip.Addr, port uint16, s *Speaker) {
+	t.Helper()
+	updates := make(chan netlink.NeighUpdate, 64)
+	stop := make(chan struct{})
+	defer close(stop)
+	require.NoError(t, client.Do(func() error { return netlink.NeighSubscribe(updates, stop) }))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, err := client.DialContext(ctx, "udp", netip.AddrPortFrom(vip, port).String())
+	require.NoError(t, err)
+	defer conn.Close()
+	_, err = conn.Write([]byte("who has the VIP?"))
+	require.NoError(t, err)
+	deadline := time.After(5 * time.Second)
+	for resolved := false; !resolved; {
+		select {
+		case u := <-updates:
+			ip, _ := netip.AddrFromSlice(u.IP)
+			resolved = ip.Unmap() == vip && len(u.HardwareAddr) == 6 && u.State&netlink.NUD_REACHABLE != 0
+		case <-deadline:
+			t.Fatalf("the client's kernel did not resolve the VIP; speaker stats %+v", s.Stats())
+		}
+	}
 }

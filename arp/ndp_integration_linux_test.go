@@ -1,7 +1,6 @@
 package arp
 
 import (
-	"context"
 	"net"
 	"net/netip"
 	"os"
@@ -85,31 +84,7 @@ func TestIntegrationNDClientResolvesVIP(t *testing.T) {
 	s.SetVIPs([]netip.Addr{vip4(lab), vip})
 	assert.Contains(t, balancerGroups(t, lab), group, "the socket joined the VIP's solicited-node group")
 
-	updates := make(chan netlink.NeighUpdate, 64)
-	stop := make(chan struct{})
-	defer close(stop)
-	require.NoError(t, client.Do(func() error { return netlink.NeighSubscribe(updates, stop) }))
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	conn, err := client.DialContext(ctx, "udp6", netip.AddrPortFrom(vip, lab.Cfg.UDPPort).String())
-	require.NoError(t, err)
-	defer conn.Close()
-	_, err = conn.Write([]byte("who has the VIP?"))
-	require.NoError(t, err)
-
-	// Wait for REACHABLE: only a solicited answer (our reply) makes the
-	// entry reachable; an announcement that overtakes the request leaves it
-	// STALE.
-	deadline := time.After(5 * time.Second)
-	for resolved := false; !resolved; {
-		select {
-		case u := <-updates:
-			ip, _ := netip.AddrFromSlice(u.IP)
-			resolved = ip == vip && len(u.HardwareAddr) == 6 && u.State&netlink.NUD_REACHABLE != 0
-		case <-deadline:
-			t.Fatalf("the client's kernel did not resolve the VIP; speaker stats %+v", s.Stats())
-		}
-	}
+	resolveThroughKernel(t, client, vip, lab.Cfg.UDPPort, s)
 	mac, found := neigh()
 	require.True(t, found)
 	assert.Equal(t, lab.Balancer.MAC, mac, "the VIP resolves to the balancer")

@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -45,8 +46,9 @@ type Balancer struct {
 	slotGen  []uint16
 	free     []uint32
 
-	fwdMu      sync.Mutex
-	forwarders map[Forwarder]struct{}
+	fwdMu        sync.Mutex
+	forwarders   map[Forwarder]struct{}
+	filteredVIPs []netip.Addr // the VIP set the forwarders' filters hold
 
 	// Runtime state, guarded by mu.
 	resolved     map[netip.Addr]net.HardwareAddr // MACs learned by address resolution
@@ -483,10 +485,15 @@ func (b *Balancer) unregisterForwarder(fwd Forwarder) {
 
 // syncVIPs pushes the VIP set to forwarders that filter in the kernel. It
 // runs after a new snapshot is live, so a VIP is never filtered out while
-// it is served. Called with b.mu held.
+// it is served; a change that leaves the VIP set as it was (weights,
+// backends, health) rebuilds no filter. Called with b.mu held.
 func (b *Balancer) syncVIPs(vips []netip.Addr) {
 	b.fwdMu.Lock()
 	defer b.fwdMu.Unlock()
+	if slices.Equal(vips, b.filteredVIPs) {
+		return
+	}
+	b.filteredVIPs = vips
 	for fwd := range b.forwarders {
 		if vs, ok := fwd.(vipSetter); ok {
 			if err := vs.SetVIPs(vips); err != nil {
