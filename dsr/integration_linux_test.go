@@ -74,7 +74,9 @@ func startBalancerWith(t *testing.T, lab *netlab.Lab, cfg *Config, arpCfg *arp.C
 			return fmt.Errorf("host check: %v", problems)
 		}
 		for range workers {
-			f, err := ListenPacket(lab.Balancer.Link, &PacketConfig{Fanout: 7})
+			// The filter passes the VIPs from the start: traffic that arrives
+			// before Serve takes over the socket is not lost.
+			f, err := ListenPacket(lab.Balancer.Link, &PacketConfig{Fanout: 7, VIPs: vips})
 			if err != nil {
 				return err
 			}

@@ -98,7 +98,7 @@ func run(ctx context.Context, phase time.Duration, clients, size int) error {
 		if err != nil {
 			return err
 		}
-		if fwd, err = dsr.ListenPacket(lab.Balancer.Link, nil); err != nil {
+		if fwd, err = dsr.ListenPacket(lab.Balancer.Link, &dsr.PacketConfig{VIPs: []netip.Addr{vip}}); err != nil {
 			return err
 		}
 		if speaker, err = arp.Listen(ifi, nil); err != nil {

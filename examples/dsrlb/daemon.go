@@ -108,7 +108,7 @@ func newDaemon(path string, cfg *Loaded, log *slog.Logger) (*daemon, error) {
 	// (a mistake, but a possible one) from sharing queues.
 	group := uint16(os.Getpid())
 	for range workers {
-		f, err := dsr.ListenPacket(cfg.File.Interface, &dsr.PacketConfig{Fanout: group})
+		f, err := dsr.ListenPacket(cfg.File.Interface, &dsr.PacketConfig{Fanout: group, VIPs: vips})
 		if err != nil {
 			return nil, err
 		}
