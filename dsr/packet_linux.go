@@ -29,7 +29,9 @@ type PacketConfig struct {
 	// VIPs selects the traffic the kernel passes to the forwarder: ARP,
 	// IPv6 neighbour solicitations and packets to these addresses. Empty
 	// means only ARP and neighbour solicitations until SetVIPs is called
-	// (a Balancer calls it when it serves the forwarder).
+	// (a Balancer calls it when it serves the forwarder); VIP traffic that
+	// arrives before then is dropped, so pass the VIPs here when they are
+	// known.
 	VIPs []netip.Addr
 	// BatchSize is the most frames moved per system call. Zero means 64.
 	BatchSize int
