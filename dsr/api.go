@@ -19,6 +19,8 @@ type svcState struct {
 	// The scheduler is rebuilt only when its inputs change, so that a change
 	// elsewhere keeps stateful schedulers (rr position, lc counts) intact.
 	sched       scheduler.Scheduler
+	fragSched   scheduler.Scheduler // see svcEntry.frag
+	turn        int                 // see svcEntry.turn; kept for the service's life
 	runtime     *svcRuntime
 	schedName   string
 	schedConfig scheduler.Config
@@ -219,12 +221,15 @@ func (b *Balancer) change(edit func([]Service) ([]Service, error)) error {
 func (b *Balancer) commit(next []Service) error {
 	states := make(map[ServiceKey]*svcState, len(next))
 	order := make([]ServiceKey, 0, len(next))
-	// IDs allocated during this commit, released again if it fails.
+	// IDs and turn indices allocated during this commit, released again if
+	// it fails.
 	var fresh []uint32
+	var freshTurns []int
 	fail := func(err error) error {
 		for _, id := range fresh {
 			b.releaseID(id)
 		}
+		b.freeTurns = append(b.freeTurns, freshTurns...)
 		return err
 	}
 	for i := range next {
@@ -235,10 +240,13 @@ func (b *Balancer) commit(next []Service) error {
 		if old != nil {
 			st.stats = old.stats
 			st.runtime = old.runtime
-			st.sched, st.schedName, st.schedConfig, st.schedInput = old.sched, old.schedName, old.schedConfig, old.schedInput
+			st.turn = old.turn
+			st.sched, st.fragSched, st.schedName, st.schedConfig, st.schedInput = old.sched, old.fragSched, old.schedName, old.schedConfig, old.schedInput
 		} else {
 			st.stats = &serviceStats{traffic: newTraffic(len(b.workers))}
 			st.runtime = &svcRuntime{}
+			st.turn = b.allocTurn()
+			freshTurns = append(freshTurns, st.turn)
 		}
 		for _, be := range s.Backends {
 			if old != nil {
@@ -267,6 +275,9 @@ func (b *Balancer) commit(next []Service) error {
 	// IDs unknown to the snapshot.
 	for key, old := range b.services {
 		st := states[key]
+		if st == nil {
+			b.freeTurns = append(b.freeTurns, old.turn)
+		}
 		for addr, ob := range old.backends {
 			if st == nil || st.backends[addr] != ob {
 				b.releaseID(ob.id)
@@ -286,10 +297,14 @@ func (b *Balancer) buildSnapshot(states map[ServiceKey]*svcState, order []Servic
 		frag:     map[fragLookup]*svcEntry{},
 		vips:     map[[16]byte]struct{}{},
 		backends: make([]beEntry, len(b.slotGen)),
+		turns:    b.turnsUsed,
 	}
 	for _, key := range order {
 		st := states[key]
-		e := &svcEntry{key: key, sched: st.sched, stats: st.stats, ids: make([]uint32, len(st.svc.Backends))}
+		e := &svcEntry{key: key, sched: st.sched, frag: st.fragSched, turn: st.turn, stats: st.stats, ids: make([]uint32, len(st.svc.Backends))}
+		if e.frag == nil {
+			e.frag = e.sched
+		}
 		e.obs, _ = st.sched.(scheduler.FlowObserver)
 		for j, be := range st.svc.Backends {
 			bs := st.backends[be.Addr]
@@ -338,6 +353,19 @@ func (b *Balancer) allocID() (uint32, bool) {
 	}
 	b.slotGen = append(b.slotGen, 0)
 	return uint32(len(b.slotGen) - 1), true
+}
+
+// allocTurn returns a free index into the workers' per-service turn
+// counters. Indices are reused, so the counters stay as many as the most
+// services ever configured at once.
+func (b *Balancer) allocTurn() int {
+	if n := len(b.freeTurns); n > 0 {
+		t := b.freeTurns[n-1]
+		b.freeTurns = b.freeTurns[:n-1]
+		return t
+	}
+	b.turnsUsed++
+	return b.turnsUsed - 1
 }
 
 func (b *Balancer) releaseID(id uint32) {

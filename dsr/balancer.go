@@ -2,9 +2,11 @@ package dsr
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/bits"
 	"net"
 	"net/netip"
 	"os"
@@ -45,6 +47,9 @@ type Balancer struct {
 	order    []ServiceKey
 	slotGen  []uint16
 	free     []uint32
+
+	turnsUsed int   // turn indices handed out (see allocTurn)
+	freeTurns []int // turn indices of removed services, for reuse
 
 	fwdMu        sync.Mutex
 	forwarders   map[Forwarder]struct{}
@@ -237,6 +242,10 @@ type worker struct {
 	pkt   frame.Packet
 	pend  [8]pendingCount
 	npend int
+	// turns numbers this worker's new flows per service (indexed by
+	// svcEntry.turn) for rotating schedulers. Only this worker writes it,
+	// so a rotation costs no write shared between workers.
+	turns []uint64
 }
 
 func (w *worker) drop(r DropReason) bool {
@@ -366,15 +375,60 @@ func (w *worker) schedule(p *frame.Packet, s *snapshot, k *flowtable.Key) (*svcE
 		w.missReason(s, p.Dst)
 		return nil, 0, nil
 	}
-	fl := scheduler.Flow{Src: p.Src, Dst: p.Dst, SrcPort: p.SrcPort, DstPort: p.DstPort, Proto: p.Proto, Hash: k.Hash(w.b.cfg.Seed)}
-	idx, be := w.pick(s, svc, &fl)
+	fl := scheduler.Flow{Src: p.Src, Dst: p.Dst, SrcPort: p.SrcPort, DstPort: p.DstPort, Proto: p.Proto,
+		Hash: k.Hash(w.b.cfg.Seed), SrcHash: sourceHash(k, w.b.cfg.Seed), Turn: w.nextTurn(s, svc)}
+	idx, be := w.pick(s, svc, svc.sched, &fl)
 	return svc, idx, be
 }
 
+// nextTurn advances and returns the worker's turn counter for svc. Each
+// worker starts its counters at a different point, so that W workers do not
+// all begin their rotation at the same backend.
+func (w *worker) nextTurn(s *snapshot, svc *svcEntry) uint64 {
+	if svc.turn >= len(w.turns) {
+		w.growTurns(s.turns)
+	}
+	t := w.turns[svc.turn] + 1
+	if t == 0 {
+		t = 1 // zero means "no turn" to a scheduler
+	}
+	w.turns[svc.turn] = t
+	return t
+}
+
+// growTurns makes room for n services' turn counters. It allocates, but
+// only when a configuration change added services beyond any this worker
+// has seen.
+func (w *worker) growTurns(n int) {
+	grown := make([]uint64, n)
+	copy(grown, w.turns)
+	for i := len(w.turns); i < n; i++ {
+		grown[i] = (uint64(w.slot)*workerTurnStride + uint64(i)) * 0x9e3779b97f4a7c15
+	}
+	w.turns = grown
+}
+
+// workerTurnStride separates the workers' starting turns.
+const workerTurnStride = 1 << 20
+
+// sourceHash hashes a flow's source address alone with the configured seed,
+// for source-hashing schedulers (scheduler.Flow.SrcHash). It is never zero,
+// which to a scheduler means "not computed".
+func sourceHash(k *flowtable.Key, seed uint64) uint64 {
+	hi, lo := bits.Mul64(binary.LittleEndian.Uint64(k.Src[0:8])^seed^srcHashK0, binary.LittleEndian.Uint64(k.Src[8:16])^seed^srcHashK1)
+	return (hi ^ lo) | 1
+}
+
+// Keys of sourceHash: odd constants with well-spread bits.
+const (
+	srcHashK0 = 0x9e3779b97f4a7c15
+	srcHashK1 = 0xbf58476d1ce4e5b9
+)
+
 // pick asks the service's scheduler for a backend and returns its index and
 // entry, or counts DropNoBackend and returns nil.
-func (w *worker) pick(s *snapshot, svc *svcEntry, fl *scheduler.Flow) (int, *beEntry) {
-	idx, ok := svc.sched.Pick(fl)
+func (w *worker) pick(s *snapshot, svc *svcEntry, sched scheduler.Scheduler, fl *scheduler.Flow) (int, *beEntry) {
+	idx, ok := sched.Pick(fl)
 	if !ok || idx < 0 || idx >= len(svc.ids) {
 		w.drop(DropNoBackend)
 		return 0, nil
@@ -456,8 +510,8 @@ func (w *worker) fragment(p *frame.Packet, s *snapshot) *beEntry {
 		return nil
 	}
 	k := flowtable.MakeKey(p.Src, p.Dst, 0, 0, p.Proto)
-	fl := scheduler.Flow{Src: p.Src, Dst: p.Dst, Proto: p.Proto, Hash: k.Hash(w.b.cfg.Seed)}
-	_, be := w.pick(s, svc, &fl)
+	fl := scheduler.Flow{Src: p.Src, Dst: p.Dst, Proto: p.Proto, Hash: k.Hash(w.b.cfg.Seed), SrcHash: sourceHash(&k, w.b.cfg.Seed)}
+	_, be := w.pick(s, svc, svc.frag, &fl)
 	return be
 }
 

@@ -276,20 +276,33 @@ func TestICMPErrorFollowsItsFlow(t *testing.T) {
 }
 
 func TestFragmentHashPolicy(t *testing.T) {
+	// Whatever the service's scheduler — rotating and least-connection
+	// ones included, whose picks do not follow the flow — every fragment
+	// of a datagram reaches one backend.
+	for _, name := range []string{"mh", "sh", "hrw", "rr", "wrr", "lc", "wlc"} {
+		t.Run(name, func(t *testing.T) {
+			udp := Service{VIP: vip4, Protocol: UDP, Port: 5000, Scheduler: name, Backends: backends(4, false)}
+			h := newHarness(t, &Config{Fragments: FragmentsHash}, udp)
+			spread := map[int]bool{}
+			for src := range 40 {
+				client := netip.AddrFrom4([4]byte{198, 51, 100, byte(10 + src)})
+				first := ft.Build(ft.Ethernet{Dst: lbMAC, Src: clientMAC}, ft.IPv4{Src: client, Dst: vip4, MF: true, ID: 77}, ft.UDP{SrcPort: 7000, DstPort: 5000, Length: 3000}, ft.Raw(make([]byte, 1472)))
+				later := ft.Build(ft.Ethernet{Dst: lbMAC, Src: clientMAC}, ft.IPv4{Src: client, Dst: vip4, FragOffset: 185, ID: 77, Protocol: frame.ProtoUDP}, ft.Raw(make([]byte, 1000)))
+				last := ft.Build(ft.Ethernet{Dst: lbMAC, Src: clientMAC}, ft.IPv4{Src: client, Dst: vip4, FragOffset: 310, ID: 77, Protocol: frame.ProtoUDP}, ft.Raw(make([]byte, 500)))
+				a := expectForward(t, first, h.send(first))
+				b := expectForward(t, later, h.send(later))
+				c := expectForward(t, last, h.send(last))
+				assert.Equal(t, a, b, "all fragments of a datagram reach one backend")
+				assert.Equal(t, a, c, "all fragments of a datagram reach one backend")
+				spread[a] = true
+			}
+			assert.Greater(t, len(spread), 1, "fragments of different sources spread over backends")
+			assert.Equal(t, 0, h.b.Stats().Flows, "fragments create no flow state")
+		})
+	}
+
 	udp := Service{VIP: vip4, Protocol: UDP, Port: 5000, Backends: backends(4, false)}
 	h := newHarness(t, &Config{Fragments: FragmentsHash}, udp)
-	spread := map[int]bool{}
-	for src := range 40 {
-		client := netip.AddrFrom4([4]byte{198, 51, 100, byte(10 + src)})
-		first := ft.Build(ft.Ethernet{Dst: lbMAC, Src: clientMAC}, ft.IPv4{Src: client, Dst: vip4, MF: true, ID: 77}, ft.UDP{SrcPort: 7000, DstPort: 5000, Length: 3000}, ft.Raw(make([]byte, 1472)))
-		later := ft.Build(ft.Ethernet{Dst: lbMAC, Src: clientMAC}, ft.IPv4{Src: client, Dst: vip4, FragOffset: 185, ID: 77, Protocol: frame.ProtoUDP}, ft.Raw(make([]byte, 1000)))
-		a := expectForward(t, first, h.send(first))
-		b := expectForward(t, later, h.send(later))
-		assert.Equal(t, a, b, "all fragments of a datagram reach one backend")
-		spread[a] = true
-	}
-	assert.Greater(t, len(spread), 1, "fragments of different sources spread over backends")
-	assert.Equal(t, 0, h.b.Stats().Flows, "fragments create no flow state")
 
 	// Two port services on the VIP: a later fragment cannot be assigned.
 	require.NoError(t, h.b.AddService(Service{VIP: vip4, Protocol: UDP, Port: 5001, Backends: backends(2, false)}))
@@ -615,4 +628,60 @@ func BenchmarkProcess(b *testing.B) {
 	if len(out) != len(frames) {
 		b.Fatalf("forwarded %d of %d", len(out), len(frames))
 	}
+}
+
+// TestRoundRobinTurnsPerServiceAndWorker checks the balancer's turn
+// counters: they are kept per service, so new flows interleaved over two
+// rr services still rotate exactly within each (a counter shared by the
+// services would send every other flow of each to the same backend), and
+// per worker, so two workers rotate independently, each exactly.
+func TestRoundRobinTurnsPerServiceAndWorker(t *testing.T) {
+	a := Service{VIP: vip4, Protocol: TCP, Port: 80, Scheduler: "rr", Backends: backends(2, false)}
+	b := Service{VIP: vip4, Protocol: TCP, Port: 443, Scheduler: "rr", Backends: backends(2, false)}
+	h := newHarness(t, nil, a, b)
+	second := &worker{b: h.b, mac: lbMAC, slot: 1, c: &h.b.workers[1%len(h.b.workers)]}
+	count := map[string]map[int]int{}
+	for _, w := range []*worker{h.w, second} {
+		for port := range uint16(40) {
+			for _, dport := range []uint16{80, 443} {
+				in := ft.Build(ft.Ethernet{Dst: lbMAC, Src: clientMAC}, ft.IPv4{Src: client4, Dst: vip4}, ft.TCP{SrcPort: 1000 + port + 100*uint16(w.slot), DstPort: dport, Flags: frame.FlagSYN})
+				f := []Frame{{Buf: make([]byte, MaxFrameSize)}}
+				f[0].N = copy(f[0].Buf, in)
+				out := w.processBatch(f, nil)
+				require.Len(t, out, 1)
+				be := expectForward(t, in, out[0].Bytes())
+				key := fmt.Sprintf("worker%d/%d", w.slot, dport)
+				if count[key] == nil {
+					count[key] = map[int]int{}
+				}
+				count[key][be]++
+			}
+		}
+	}
+	for key, c := range count {
+		assert.Equal(t, map[int]int{0: 20, 1: 20}, c, "%s: exact rotation", key)
+	}
+}
+
+// TestSourceHashScheduler checks sh through the balancer (which hands it a
+// precomputed source hash): every connection of one client reaches one
+// backend, and clients spread.
+func TestSourceHashScheduler(t *testing.T) {
+	svc := Service{VIP: vip4, Protocol: TCP, Port: 80, Scheduler: "sh", Backends: backends(4, false)}
+	h := newHarness(t, nil, svc)
+	spread := map[int]bool{}
+	for c := range 32 {
+		client := netip.AddrFrom4([4]byte{198, 51, 100, byte(c)})
+		first := -1
+		for port := range uint16(8) {
+			in := ft.Build(ft.Ethernet{Dst: lbMAC, Src: clientMAC}, ft.IPv4{Src: client, Dst: vip4}, ft.TCP{SrcPort: 2000 + port, DstPort: 80, Flags: frame.FlagSYN})
+			be := expectForward(t, in, h.send(in))
+			if first < 0 {
+				first = be
+			}
+			require.Equal(t, first, be, "client %v: every connection to one backend", client)
+		}
+		spread[first] = true
+	}
+	assert.Len(t, spread, 4, "clients spread over every backend")
 }

@@ -82,6 +82,10 @@ const (
 	// all fragments of one datagram reach the same server (which reassembles
 	// it). Fragments use no flow-table state; the VIP must have exactly one
 	// service for the protocol (or one all-ports service) to pick from.
+	// The service's scheduler places them when its picks follow the flow
+	// (mh, sh, hrw); for the others (rr, wrr, lc, wlc and plugins), whose
+	// picks depend on more than the flow and would scatter a datagram's
+	// fragments, a Maglev table over the same weighted backends does.
 	FragmentsHash
 )
 

@@ -55,6 +55,7 @@ func (b *Balancer) rebuild(states map[ServiceKey]*svcState, order []ServiceKey, 
 	type schedUpdate struct {
 		st          *svcState
 		sched       scheduler.Scheduler
+		fragSched   scheduler.Scheduler
 		name        string
 		input       []scheduler.Backend
 		fresh       bool
@@ -128,13 +129,20 @@ func (b *Balancer) rebuild(states map[ServiceKey]*svcState, order []ServiceKey, 
 		if name == "" {
 			name = scheduler.Default
 		}
-		u.name, u.input, u.sched = name, input, st.sched
+		u.name, u.input, u.sched, u.fragSched = name, input, st.sched, st.fragSched
 		if st.sched == nil || st.schedName != name || st.schedConfig != s.SchedulerConfig || !slices.Equal(st.schedInput, input) {
 			sch, err := scheduler.New(name, input, s.SchedulerConfig)
 			if err != nil {
 				return fieldErr(fmt.Sprintf("%s[%d].scheduler", field, i), "%v", err)
 			}
-			u.sched, u.fresh = sch, true
+			u.sched, u.fresh, u.fragSched = sch, true, nil
+			if b.cfg.Fragments == FragmentsHash && !placesByFlow(name) {
+				fs, err := scheduler.New("mh", input, scheduler.Config{Seed: s.SchedulerConfig.Seed})
+				if err != nil {
+					return fieldErr(fmt.Sprintf("%s[%d].scheduler", field, i), "fragment placement: %v", err)
+				}
+				u.fragSched = fs
+			}
 		}
 		updates = append(updates, u)
 	}
@@ -152,7 +160,7 @@ func (b *Balancer) rebuild(states map[ServiceKey]*svcState, order []ServiceKey, 
 				}
 			}
 		}
-		st.sched, st.schedName, st.schedConfig, st.schedInput = u.sched, u.name, st.svc.SchedulerConfig, u.input
+		st.sched, st.fragSched, st.schedName, st.schedConfig, st.schedInput = u.sched, u.fragSched, u.name, st.svc.SchedulerConfig, u.input
 		if u.failOpen && !rt.failOpen {
 			b.emit(Event{Kind: EventFailOpen, Service: key, At: now})
 		}
@@ -170,6 +178,19 @@ func (b *Balancer) rebuild(states map[ServiceKey]*svcState, order []ServiceKey, 
 	b.ramping = ramping
 	b.snap.Store(b.buildSnapshot(states, order, eff))
 	return nil
+}
+
+// placesByFlow reports whether the named scheduler's picks depend only on
+// the flow and the backend set, so that it can place fragments: every
+// fragment of a datagram, offered with the same addresses and protocol,
+// then reaches the same backend. Rotating and least-connection schedulers
+// (and plugins, which promise nothing) would scatter them.
+func placesByFlow(name string) bool {
+	switch name {
+	case "mh", "sh", "hrw":
+		return true
+	}
+	return false
 }
 
 func (b *Balancer) rampingAt(s *Service, bs *beState, now time.Time) bool {

@@ -39,7 +39,13 @@ type svcEntry struct {
 	key   ServiceKey
 	sched scheduler.Scheduler
 	obs   scheduler.FlowObserver // nil unless sched implements it
-	ids   []uint32               // scheduler index → backend ID
+	// frag places fragments under FragmentsHash: sched itself when its
+	// picks depend only on the flow (mh, sh, hrw), else a Maglev table over
+	// the same weighted set, so that every fragment of a datagram reaches
+	// one backend whatever the service's scheduler.
+	frag  scheduler.Scheduler
+	turn  int      // the service's index into each worker's turn counters
+	ids   []uint32 // scheduler index → backend ID
 	stats *serviceStats
 }
 
@@ -62,6 +68,7 @@ type snapshot struct {
 	vips     map[[16]byte]struct{}
 	backends []beEntry // indexed by id & idSlotMask
 	vipList  []netip.Addr
+	turns    int // every svcEntry.turn is below it
 }
 
 func (s *snapshot) backend(id uint32) *beEntry {

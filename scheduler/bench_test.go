@@ -11,8 +11,21 @@ var benchNames = []string{"mh", "sh", "hrw", "rr", "wrr", "lc", "wlc"}
 
 // benchFlows returns 4096 flows (a power of two, for cheap cycling) with
 // random hashes and sources (half IPv4, half IPv6), so table lookups hit
-// random cache lines as in production.
+// random cache lines as in production. They are filled in as the balancer
+// fills them: a source hash per address and consecutive turns, as one
+// worker numbers its new flows.
 func benchFlows() []Flow {
+	fs := bareFlows()
+	for k := range fs {
+		fs[k].SrcHash = hashAddr(fs[k].Src, 7) | 1
+		fs[k].Turn = uint64(k + 1)
+	}
+	return fs
+}
+
+// bareFlows returns benchFlows without SrcHash and Turn, as a caller that
+// computes neither offers them.
+func bareFlows() []Flow {
 	r := rand.New(rand.NewPCG(1, 2))
 	fs := make([]Flow, 4096)
 	for k := range fs {
@@ -51,6 +64,28 @@ func BenchmarkPick(b *testing.B) {
 				}
 			})
 		}
+	}
+}
+
+// BenchmarkPickBare measures the schedulers whose Pick has a slower path
+// for callers that set neither Flow.SrcHash nor Flow.Turn: sh then reads
+// the address out of Src, rr and wrr take turns from one shared atomic
+// counter.
+func BenchmarkPickBare(b *testing.B) {
+	flows := bareFlows()
+	for _, name := range []string{"mh", "sh", "rr", "wrr"} {
+		b.Run(name+"/N=1000", func(b *testing.B) {
+			s, err := New(name, testBackends(1000, 1, 2, 3), Config{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			k := 0
+			for b.Loop() {
+				s.Pick(&flows[k&4095])
+				k++
+			}
+		})
 	}
 }
 

@@ -195,11 +195,22 @@ func newSourceHash(backends []Backend, cfg Config) (Scheduler, error) {
 	return &sourceHash{table: t, k1: k1, k2: k2, ports: cfg.HashPorts}, nil
 }
 
-// Pick hashes the flow's source address (and port with HashPorts).
+// Pick hashes the flow's source address (and port with HashPorts): the
+// balancer's precomputed Flow.SrcHash when set, else Src itself.
 func (s *sourceHash) Pick(f *Flow) (int, bool) {
 	if len(s.table) == 0 {
 		return 0, false
 	}
-	h := sourceKey(f.Src, f.SrcPort, s.ports, s.k1, s.k2)
+	var h uint64
+	if f.SrcHash != 0 {
+		// The balancer's source hash, rekeyed with this scheduler's seed.
+		lo := s.k2
+		if s.ports {
+			lo ^= uint64(f.SrcPort) << 40
+		}
+		h = mum(f.SrcHash^s.k1, lo)
+	} else {
+		h = sourceKey(f.Src, f.SrcPort, s.ports, s.k1, s.k2)
+	}
 	return int(s.table[reduce(h, uint64(len(s.table)))]), true
 }

@@ -16,12 +16,15 @@ func init() {
 // 1/maxSequence of its weight share.
 const maxSequence = 1 << 16
 
-// sequence serves a precomputed cyclic order of backend indices. A single
-// atomic counter indexes it, so Pick is lock-free and allocation-free, and
-// concurrent workers together walk the order exactly: no backend gets a
-// second turn before the others had theirs, whatever the interleaving.
+// sequence serves a precomputed cyclic order of backend indices. The
+// caller's Flow.Turn indexes it when set: each caller (each forwarding
+// worker) then walks the order exactly on its own and no memory is written
+// by two workers, so Pick costs no more than a hash lookup. Without a turn
+// a single shared atomic counter indexes it, and concurrent callers together
+// walk the order exactly: no backend gets a second turn before the others
+// had theirs, whatever the interleaving.
 //
-// The counter is 32 bits wide. When the sequence length does not divide
+// Turns are taken modulo 2^32. When the sequence length does not divide
 // 2^32, the cycle restarts early once every 4 billion picks: a single
 // uneven round, which no operator can observe.
 type sequence struct {
@@ -40,12 +43,19 @@ func newSequence(seq []int32) *sequence {
 	return s
 }
 
-// Pick returns the next backend of the cycle. The flow is ignored.
-func (s *sequence) Pick(*Flow) (int, bool) {
+// Pick returns the next backend of the cycle: the one at the caller's
+// Flow.Turn when it keeps turns (the balancer does, per worker), else the
+// one at the shared counter. Only the turn is read from the flow.
+func (s *sequence) Pick(f *Flow) (int, bool) {
 	if s.n == 0 {
 		return 0, false
 	}
-	i := s.next.Add(1) - 1
+	var i uint32
+	if f.Turn != 0 {
+		i = uint32(f.Turn)
+	} else {
+		i = s.next.Add(1) - 1
+	}
 	return int(s.seq[fastMod(i, s.m, s.n)]), true
 }
 

@@ -98,3 +98,83 @@ func TestSequenceCounterWrap(t *testing.T) {
 	// 2^32-2 = 2 mod 3, 2^32-1 = 0 mod 3, then the counter wraps to 0.
 	assert.Equal(t, []int{2, 0, 0, 1}, picks(t, s, 4))
 }
+
+// TestSequenceTurns checks the per-caller path: a Flow.Turn indexes the
+// rotation directly, the shared counter is neither read nor advanced, and
+// several callers, each walking its own turns from its own start, together
+// stay within one turn per caller of every backend's exact share.
+func TestSequenceTurns(t *testing.T) {
+	bs := testBackends(5, 5, 1, 0, 3, 1)
+	for _, name := range []string{"rr", "wrr"} {
+		t.Run(name, func(t *testing.T) {
+			s, err := New(name, bs, Config{})
+			require.NoError(t, err)
+			seq := s.(*sequence)
+			n := len(seq.seq)
+			for turn := uint64(1); turn <= uint64(3*n); turn++ {
+				i, ok := s.Pick(&Flow{Turn: turn})
+				require.True(t, ok)
+				require.Equal(t, int(seq.seq[turn%uint64(n)]), i, "turn %d", turn)
+			}
+			assert.Zero(t, seq.next.Load(), "turns leave the shared counter alone")
+
+			// Four workers with scattered starts and unequal amounts of work.
+			const workers = 4
+			got := make([]int, len(bs))
+			total := 0
+			for w := range workers {
+				turn := uint64(w+1) * 0x9e3779b97f4a7c15
+				for range 1000 + 377*w {
+					turn++
+					i, _ := s.Pick(&Flow{Turn: turn})
+					got[i]++
+					total++
+				}
+			}
+			var sum float64
+			for _, b := range bs {
+				if name == "rr" {
+					sum += float64(min(b.Weight, 1))
+				} else {
+					sum += float64(b.Weight)
+				}
+			}
+			for i, b := range bs {
+				w := float64(b.Weight)
+				if name == "rr" {
+					w = float64(min(b.Weight, 1))
+				}
+				want := float64(total) * w / sum
+				// One partial cycle per worker: at most one turn each
+				// (wrr's smooth order keeps every prefix within one turn
+				// of its share, rr's trivially).
+				assert.InDelta(t, want, float64(got[i]), workers, "backend %d (weight %d)", i, b.Weight)
+			}
+		})
+	}
+}
+
+// TestSequenceTurnsConcurrent picks with per-goroutine turns from many
+// goroutines at once (run with -race): nothing is shared but the immutable
+// order.
+func TestSequenceTurnsConcurrent(t *testing.T) {
+	s, err := New("wrr", testBackends(7, 1, 2, 3), Config{})
+	require.NoError(t, err)
+	var wg sync.WaitGroup
+	counts := make([][]int, 4)
+	for w := range counts {
+		counts[w] = make([]int, 7)
+		wg.Go(func() {
+			for turn := uint64(1); turn <= 1200; turn++ {
+				i, ok := s.Pick(&Flow{Turn: turn})
+				if ok {
+					counts[w][i]++
+				}
+			}
+		})
+	}
+	wg.Wait()
+	for w := 1; w < len(counts); w++ {
+		assert.Equal(t, counts[0], counts[w], "equal turns give equal picks")
+	}
+}

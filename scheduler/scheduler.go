@@ -34,9 +34,16 @@
 //     precomputed bucket table. Minimal disruption (removing a backend moves
 //     only its own flows) at the price of coarser balance than mh.
 //
-// rr and wrr share one atomic counter; lc and wlc read two (or up to eight)
-// atomic counters; mh, sh and hrw read one table entry. All are lock-free and
-// allocation-free.
+// rr and wrr rotate by the caller's Flow.Turn. The balancer keeps one turn
+// counter per forwarding worker and service, so each worker rotates exactly
+// and, with W workers, every backend stays within W new flows of its exact
+// share, while no worker writes memory another one reads. A caller without
+// turns gets one rotation shared exactly by all callers.
+//
+// rr and wrr read one entry of a precomputed rotation; lc and wlc read two
+// (or up to eight) atomic counters; mh, sh and hrw read one table entry,
+// keyed by the hashes the balancer computes once per new flow (Flow.Hash,
+// Flow.SrcHash). All are lock-free and allocation-free.
 //
 // # Plugins
 //
@@ -72,6 +79,24 @@ type Flow struct {
 	// balancer with its configured seed. Schedulers may use it instead of
 	// hashing the fields themselves.
 	Hash uint64
+	// SrcHash, when nonzero, is a well-mixed 64-bit hash of Src alone,
+	// computed once by the balancer with its configured seed (it never
+	// sets zero). Source-hashing schedulers (sh) use it instead of reading
+	// the address out of Src. Zero means unset: sh then hashes Src itself.
+	// A caller must fill it for every flow or for none, or one client's
+	// flows would be placed by two different hashes.
+	SrcHash uint64
+	// Turn, when nonzero, numbers this flow among the new flows that one
+	// caller offers to one service: the balancer keeps a counter per
+	// forwarding worker and service, never shared between workers, and
+	// increments it before every Pick. Rotating schedulers (rr, wrr) take
+	// their turn from it, so they need no counter written by every worker:
+	// each worker walks the rotation exactly, and with W workers every
+	// backend's count of new flows stays within W of its exact share. Zero
+	// means unset: rr and wrr then take turns from one atomic counter shared
+	// by all callers, which is exact across callers but costs an atomic
+	// read-modify-write per Pick.
+	Turn uint64
 }
 
 // Scheduler picks a backend for a new flow.

@@ -90,3 +90,42 @@ func TestSourceKeyZonesAndAllocs(t *testing.T) {
 		assert.Zero(t, allocs, "%v", a)
 	}
 }
+
+// TestSourceHashPrecomputed checks sh on flows that carry the balancer's
+// source hash: the address bytes are then not read, one SrcHash keeps a
+// client on one backend, ports spread it only with HashPorts, and sources
+// with distinct hashes spread evenly.
+func TestSourceHashPrecomputed(t *testing.T) {
+	bs := testBackends(8, 1)
+	s, err := New("sh", bs, Config{})
+	require.NoError(t, err)
+	client := netip.MustParseAddr("203.0.113.9")
+	first, ok := s.Pick(&Flow{Src: client, SrcHash: 0xdeadbeefcafe, SrcPort: 1})
+	require.True(t, ok)
+	for port := range uint16(200) {
+		// A different Src with the same SrcHash proves the hash, not the
+		// address, is what places the flow.
+		i, _ := s.Pick(&Flow{Src: netip.MustParseAddr("2001:db8::7"), SrcHash: 0xdeadbeefcafe, SrcPort: port, Hash: uint64(port)})
+		require.Equal(t, first, i)
+	}
+
+	sp, err := New("sh", bs, Config{HashPorts: true})
+	require.NoError(t, err)
+	seen := map[int]bool{}
+	for port := range uint16(200) {
+		i, _ := sp.Pick(&Flow{SrcHash: 0xdeadbeefcafe, SrcPort: port})
+		seen[i] = true
+	}
+	assert.Len(t, seen, len(bs), "ports spread one client's flows")
+
+	// Well-mixed source hashes (as the balancer computes) spread evenly.
+	c := make([]float64, len(bs))
+	const clients = 4096
+	for k := range uint64(clients) {
+		i, _ := s.Pick(&Flow{SrcHash: mix64(k) | 1})
+		c[i]++
+	}
+	for i := range c {
+		assert.InDelta(t, clients/8, c[i], 110, "backend %d", i)
+	}
+}

@@ -14,7 +14,7 @@ run() { # package, benchmark regexp, benchtime
 run ./dsr/ 'BenchmarkProcess$' 2000000x
 run ./internal/frame/ 'BenchmarkParse|BenchmarkSetMACs' 2000000x
 run ./internal/flowtable/ 'BenchmarkLookup$|BenchmarkGoMapLookup|BenchmarkHash' 2000000x
-run ./scheduler/ 'BenchmarkPick$' 2000000x
+run ./scheduler/ 'BenchmarkPick$|BenchmarkPickBare' 2000000x
 run ./scheduler/ 'BenchmarkBuild' 20x
 
 go run golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da "$out/all.txt"

@@ -12,9 +12,15 @@
 // within a stated tolerance, allocation-free Pick and FlowObserver calls,
 // safe concurrent use, and, for deterministic schedulers, agreement between
 // two instances built from the same set.
+//
+// Every check runs twice: with flows filled in as the balancer fills them
+// (Flows: with Flow.SrcHash and per-caller Flow.Turn) and with bare flows
+// (BareFlows: neither set), since a scheduler must serve both kinds of
+// caller.
 package schedulertest
 
 import (
+	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
@@ -60,6 +66,8 @@ type Options struct {
 	// Flows is the number of flows offered when measuring shares. Zero
 	// means 40000.
 	Flows int
+
+	bare bool // offer BareFlows instead of Flows
 }
 
 func (o *Options) withDefaults() Options {
@@ -80,17 +88,36 @@ func (o *Options) withDefaults() Options {
 // a subtest of t.
 func Run(t *testing.T, f scheduler.Factory, opts *Options) {
 	o := opts.withDefaults()
-	t.Run("EmptySet", func(t *testing.T) { testEmpty(t, f, o) })
-	t.Run("SingleBackend", func(t *testing.T) { testSingle(t, f, o) })
-	t.Run("InSetAndNotDraining", func(t *testing.T) { testInSet(t, f, o) })
-	if o.Shares != Unchecked {
-		t.Run("Shares", func(t *testing.T) { testShares(t, f, o) })
+	for _, bare := range []bool{false, true} {
+		o.bare = bare
+		name := "BalancerFlows"
+		if bare {
+			// Callers that set neither SrcHash nor Turn.
+			name = "BareFlows"
+		}
+		t.Run(name, func(t *testing.T) {
+			t.Run("EmptySet", func(t *testing.T) { testEmpty(t, f, o) })
+			t.Run("SingleBackend", func(t *testing.T) { testSingle(t, f, o) })
+			t.Run("InSetAndNotDraining", func(t *testing.T) { testInSet(t, f, o) })
+			if o.Shares != Unchecked {
+				t.Run("Shares", func(t *testing.T) { testShares(t, f, o) })
+			}
+			t.Run("Concurrent", func(t *testing.T) { testConcurrent(t, f, o) })
+			t.Run("NoAllocs", func(t *testing.T) { testAllocs(t, f, o) })
+			if o.Deterministic {
+				t.Run("Deterministic", func(t *testing.T) { testDeterministic(t, f, o) })
+			}
+		})
 	}
-	t.Run("Concurrent", func(t *testing.T) { testConcurrent(t, f, o) })
-	t.Run("NoAllocs", func(t *testing.T) { testAllocs(t, f, o) })
-	if o.Deterministic {
-		t.Run("Deterministic", func(t *testing.T) { testDeterministic(t, f, o) })
+}
+
+// flows returns the suite's flows of the current kind (see Flows and
+// BareFlows).
+func (o *Options) flows(n int, seed uint64) []scheduler.Flow {
+	if o.bare {
+		return BareFlows(n, seed)
 	}
+	return Flows(n, seed)
 }
 
 // Backends returns n backends with distinct documentation addresses (the
@@ -112,10 +139,30 @@ func Backends(n int, weights ...uint32) []scheduler.Backend {
 	return bs
 }
 
-// Flows returns n pseudo-random flows from seed, with sources spread over
-// 2001:db8::/32 and 203.0.113.0/24 and a uniformly random Hash standing in
-// for the balancer's flow hash. The same seed yields the same flows.
+// Flows returns n pseudo-random flows from seed, filled in as the balancer
+// fills them: sources spread over 2001:db8::/32 and 203.0.113.0/24, a
+// uniformly random Hash standing in for the balancer's flow hash, a SrcHash
+// that depends on the source address alone, and consecutive Turns from a
+// seed-derived start, as one forwarding worker numbers its new flows. The
+// same seed yields the same flows.
 func Flows(n int, seed uint64) []scheduler.Flow {
+	fs := BareFlows(n, seed)
+	turn := seed*0x9e3779b97f4a7c15 | 1
+	for i := range fs {
+		fs[i].SrcHash = srcHash(fs[i].Src)
+		fs[i].Turn = turn
+		turn++
+		if turn == 0 {
+			turn = 1
+		}
+	}
+	return fs
+}
+
+// BareFlows returns the flows of Flows without SrcHash and Turn, as a
+// caller that computes neither offers them. Every scheduler must work for
+// such callers too; the suite checks both kinds.
+func BareFlows(n int, seed uint64) []scheduler.Flow {
 	r := rand.New(rand.NewPCG(seed, 0x5eed))
 	fs := make([]scheduler.Flow, n)
 	vip4 := netip.AddrFrom4([4]byte{192, 0, 2, 1})
@@ -180,7 +227,7 @@ func testEmpty(t *testing.T, f scheduler.Factory, o Options) {
 		"empty":      {},
 		"allDrained": Backends(5, 0),
 	}
-	flows := Flows(64, 1)
+	flows := o.flows(64, 1)
 	for name, bs := range sets {
 		t.Run(name, func(t *testing.T) {
 			s, err := build(t, f, bs, o.Config)
@@ -198,7 +245,7 @@ func testEmpty(t *testing.T, f scheduler.Factory, o Options) {
 
 func testSingle(t *testing.T, f scheduler.Factory, o Options) {
 	s := mustBuild(t, f, Backends(1, 7), o.Config)
-	flows := Flows(256, 2)
+	flows := o.flows(256, 2)
 	for k := range flows {
 		i, ok := pick(t, s, &flows[k])
 		require.True(t, ok, "no pick from a one-backend set")
@@ -241,7 +288,7 @@ func testInSet(t *testing.T, f scheduler.Factory, o Options) {
 		{"largeMixed", 1000, []uint32{1, 0, 5, 100, 2}},
 		{"hugeWeights", 4, []uint32{1 << 31, 1, 0, 1<<32 - 1}},
 	}
-	flows := Flows(5000, 3)
+	flows := o.flows(5000, 3)
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			bs := Backends(tc.n, tc.weights...)
@@ -271,7 +318,7 @@ func testShares(t *testing.T, f scheduler.Factory, o Options) {
 		{"weighted", 5, []uint32{1, 2, 0, 3, 4}},
 		{"scaled", 3, []uint32{1000, 3000, 2000}},
 	}
-	flows := Flows(o.Flows, 4)
+	flows := o.flows(o.Flows, 4)
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			bs := Backends(tc.n, tc.weights...)
@@ -321,7 +368,7 @@ func testConcurrent(t *testing.T, f scheduler.Factory, o Options) {
 	var wg sync.WaitGroup
 	for w := range workers {
 		wg.Go(func() {
-			flows := Flows(perWorker, uint64(100+w))
+			flows := o.flows(perWorker, uint64(100+w))
 			for k := range flows {
 				i, ok := s.Pick(&flows[k])
 				if err := checkPick(bs, i, ok); err != nil {
@@ -347,7 +394,7 @@ func testAllocs(t *testing.T, f scheduler.Factory, o Options) {
 		t.Run(fmt.Sprint(n), func(t *testing.T) {
 			bs := Backends(n, 1, 2)
 			s := mustBuild(t, f, bs, o.Config)
-			flows := Flows(128, 5)
+			flows := o.flows(128, 5)
 			k := 0
 			allocs := testing.AllocsPerRun(200, func() {
 				fl := &flows[k%len(flows)]
@@ -379,7 +426,7 @@ func testDeterministic(t *testing.T, f scheduler.Factory, o Options) {
 			for i := range cp {
 				cp[i] = scheduler.Backend{}
 			}
-			flows := Flows(5000, 6)
+			flows := o.flows(5000, 6)
 			for k := range flows {
 				ia, oka := a.Pick(&flows[k])
 				ib, okb := b.Pick(&flows[k])
@@ -388,4 +435,17 @@ func testDeterministic(t *testing.T, f scheduler.Factory, o Options) {
 			}
 		})
 	}
+}
+
+// srcHash stands in for the balancer's source-address hash: well mixed,
+// a function of the address alone, never zero.
+func srcHash(a netip.Addr) uint64 {
+	b := a.As16()
+	h := binary.LittleEndian.Uint64(b[:8])*0x9e3779b97f4a7c15 ^ binary.LittleEndian.Uint64(b[8:])
+	h ^= h >> 31
+	h *= 0xff51afd7ed558ccd
+	h ^= h >> 29
+	h *= 0xc4ceb9fe1a85ec53
+	h ^= h >> 32
+	return h | 1
 }

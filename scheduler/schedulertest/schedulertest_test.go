@@ -106,6 +106,22 @@ var broken = map[string]struct {
 			return inner.Pick(&g)
 		}), nil
 	}, &schedulertest.Options{Deterministic: true}, "instances disagree"},
+	"needsTurns": {func(bs []scheduler.Backend, cfg scheduler.Config) (scheduler.Scheduler, error) {
+		// Rotates by the caller's turn, and without one always picks
+		// the first backend: fine for the balancer, wrong for others.
+		var act []int
+		for i, b := range bs {
+			if b.Weight > 0 {
+				act = append(act, i)
+			}
+		}
+		return funcSched(func(f *scheduler.Flow) (int, bool) {
+			if len(act) == 0 {
+				return 0, false
+			}
+			return act[f.Turn%uint64(len(act))], true
+		}), nil
+	}, &schedulertest.Options{Shares: schedulertest.Equal}, "BareFlows/Shares"},
 	"retainsSlice": {func(bs []scheduler.Backend, _ scheduler.Config) (scheduler.Scheduler, error) {
 		return funcSched(func(f *scheduler.Flow) (int, bool) {
 			inner, _ := hashPick(bs, scheduler.Config{}) // reads bs at pick time
