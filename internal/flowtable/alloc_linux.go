@@ -30,9 +30,14 @@ func allocRegion(nSlots, nTags int) (slots []slot, tags []atomic.Uint64, mem []b
 		slots, tags = heapRegion(nSlots, nTags)
 		return slots, tags, nil
 	}
-	length := (size + hugePage - 1) &^ (hugePage - 1)
+	// The length is rounded to small pages only: rounding it to a huge
+	// page would waste up to 2 MiB (2 bytes per flow at 1M) for one more
+	// huge page at the very end of the block.
+	page := uintptr(unix.Getpagesize())
+	length := (size + page - 1) &^ (page - 1)
 	// Map one huge page more than needed, then return the unaligned head
-	// and the tail, so that every huge page of the block is whole.
+	// and the tail, so that the block starts on a huge page's boundary and
+	// every huge page it spans but the last is whole.
 	p, err := unix.MmapPtr(-1, 0, nil, length+hugePage, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
 	if err != nil {
 		slots, tags = heapRegion(nSlots, nTags)
