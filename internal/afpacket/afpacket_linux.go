@@ -243,9 +243,24 @@ func (c *Conn) ReadBatch(msgs []Message) (int, error) {
 // mean a bug here, surfaces as an error instead of a spin.
 const invalidRetries = 64
 
+// Both batch calls are made with RawSyscall6, not Syscall6. They never
+// sleep (MSG_DONTWAIT; waiting is the poller's job), but a batch of large
+// frames keeps the kernel copying for a long while (64 full-size frames:
+// on the order of 100 µs). Syscall6 tells the Go scheduler the thread may
+// block, and once such a call outlives a scheduler tick the runtime may
+// hand the goroutine's P to another thread; when the call returns, the
+// goroutine has to win a P back, and often continues on another thread
+// while its own goes to sleep. Those are extra wake-ups and thread
+// switches per batch, mostly with large frames, and with 1514-byte frames
+// they cost a single-core forwarder about a fifth of its capacity
+// (docs/PERFORMANCE.md, "Data path"). The price: while a call runs, its P
+// runs no other goroutine and a stop-the-world waits for it (a batch of
+// GSO super-frames may take about a millisecond), which suits a thread
+// that exists to forward. TestBatchCallsAreRaw keeps it so.
+
 func (c *Conn) doRead(fd uintptr) bool {
 	for retries := 0; ; {
-		n, _, errno := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&c.rhdrs[0])),
+		n, _, errno := unix.RawSyscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&c.rhdrs[0])),
 			uintptr(c.rvlen), unix.MSG_DONTWAIT, 0, 0)
 		switch errno {
 		case 0:
@@ -435,7 +450,7 @@ func (c *Conn) WriteBatch(msgs []Message) (int, error) {
 // the frames dealt with, sent or dropped; wdrops those dropped.
 func (c *Conn) doWrite(fd uintptr) bool {
 	for c.wdone < c.wvlen {
-		n, _, errno := unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&c.whdrs[c.wdone])),
+		n, _, errno := unix.RawSyscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&c.whdrs[c.wdone])),
 			uintptr(c.wvlen-c.wdone), unix.MSG_DONTWAIT, 0, 0)
 		switch errno {
 		case 0:

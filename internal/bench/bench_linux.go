@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"os"
 	"os/exec"
@@ -75,6 +76,7 @@ func Run(ctx context.Context, cfg *Config) (*Report, error) {
 	}
 	for r := range c.Reps {
 		for _, size := range c.FrameSizes {
+			first := len(rep.Samples)
 			for _, cand := range c.Candidates {
 				if err := ctx.Err(); err != nil {
 					return rep, err
@@ -89,11 +91,106 @@ func Run(ctx context.Context, cfg *Config) (*Report, error) {
 					"capacity_kpps", s.Capacity/1e3, "lossfree_kpps", s.LossFreeRate/1e3,
 					"flood_kpps", s.SatDelivered/1e3, "flood_ns_per_pkt", s.SatCPUPerPacket,
 					"paced_kpps", s.PacedOffered/1e3, "loss", s.PacedLoss, "paced_ns_per_pkt", s.PacedCPUPerPacket,
+					"paced_frames_per_read", s.PacedCalls.FramesPerRead, "paced_wakeups_per_pkt", s.PacedCalls.WakeupsPerPacket,
+					"flood_frames_per_read", s.FloodCalls.FramesPerRead, "flood_kernel_drops", s.FloodCalls.KernelDrops,
 					"foreign", s.ForeignLoad, "shortfall", s.PacedShortfall, "reruns", s.Reruns)
+			}
+			samples := rep.Samples[first:]
+			rate := commonRate(samples, c.CommonLoad)
+			if rate == 0 {
+				continue
+			}
+			for i := range samples {
+				s := &samples[i]
+				if err := ctx.Err(); err != nil {
+					return rep, err
+				}
+				cp, err := t.measureCommonClean(ctx, s.Candidate, frames[size], rate, s.SatOffered)
+				if err != nil {
+					return rep, fmt.Errorf("bench: %s, %d bytes, rep %d, common rate: %w", s.Candidate, size, r+1, err)
+				}
+				s.Common = cp
+				c.Log.Info("common rate", "rep", r+1, "size", size, "candidate", s.Candidate,
+					"target_kpps", cp.Target/1e3, "offered_kpps", cp.Offered/1e3, "loss", cp.Loss,
+					"ns_per_pkt", cp.CPUPerPacket, "frames_per_read", cp.Calls.FramesPerRead,
+					"frames_per_write", cp.Calls.FramesPerWrite, "wakeups_per_pkt", cp.Calls.WakeupsPerPacket,
+					"preempt_per_pkt", cp.Calls.PreemptionsPerPacket, "napi_wakeups_per_pkt", cp.Calls.NAPIWakeupsPerPacket,
+					"kernel_drops", cp.Calls.KernelDrops, "send_drops", cp.Calls.SendDrops, "ring_drops", cp.Calls.RingDrops,
+					"foreign", cp.ForeignLoad, "shortfall", cp.Shortfall, "reruns", cp.Reruns)
 			}
 		}
 	}
 	return rep, nil
+}
+
+// measureCommon starts cand, warms it up at rate and measures one paced
+// phase at rate.
+func (t *topo) measureCommon(ctx context.Context, cand Candidate, frame []byte, rate float64) (cp CommonPhase, err error) {
+	cp.Target = rate
+	r, err := t.start(ctx, cand)
+	if err != nil {
+		return cp, err
+	}
+	defer func() {
+		if serr := r.stop(); serr != nil && err == nil {
+			err = serr
+		}
+	}()
+	napi, err := t.pinNAPI(t.fwdIf, t.fwdCPU, false)
+	if err != nil {
+		return cp, err
+	}
+	if _, err := t.pinNAPI(t.genIf, t.genCPU, true); err != nil {
+		return cp, err
+	}
+	if _, err := t.generate(ctx, frame, rate, t.cfg.Warmup); err != nil {
+		return cp, err
+	}
+	if err := t.drain(ctx); err != nil {
+		return cp, err
+	}
+	p, err := t.phase(ctx, r, napi, frame, rate, t.cfg.Duration)
+	if err != nil {
+		return cp, err
+	}
+	cp.Offered, cp.Loss = p.offered, p.loss
+	cp.CPUPerPacket, cp.BusyPerPacket = p.cpuPerPacket, p.busyPerPacket
+	cp.ForeignLoad = p.foreign
+	cp.Shortfall = max(0, 1-p.offered/rate)
+	cp.Calls = p.calls
+	return cp, nil
+}
+
+// measureCommonClean is measureCommon with the re-runs of measureClean;
+// floodRate is the generator's unpaced rate in the candidate's sample,
+// which tells whether a shortfall means a starved generator.
+func (t *topo) measureCommonClean(ctx context.Context, cand Candidate, frame []byte, rate, floodRate float64) (CommonPhase, error) {
+	var best CommonPhase
+	for attempt := 0; ; attempt++ {
+		if t.cfg.Reruns > 0 {
+			if err := t.waitQuiet(ctx); err != nil {
+				return best, err
+			}
+		}
+		cp, err := t.measureCommon(ctx, cand, frame, rate)
+		if err != nil {
+			return cp, err
+		}
+		d := Sample{ForeignLoad: cp.ForeignLoad, PacedShortfall: cp.Shortfall, PacedTarget: rate, SatOffered: floodRate}
+		if !t.cfg.disturbed(d) {
+			cp.Reruns = attempt
+			return cp, nil
+		}
+		if attempt == 0 || disturbance(d) < best.ForeignLoad+best.Shortfall {
+			best = cp
+		}
+		if attempt >= t.cfg.Reruns {
+			best.Reruns = attempt
+			return best, nil
+		}
+		t.cfg.Log.Info("disturbed common-rate phase, measuring again", "candidate", cand, "size", len(frame),
+			"foreign", cp.ForeignLoad, "shortfall", cp.Shortfall)
+	}
 }
 
 func (t *topo) build(ctx context.Context) error {
@@ -313,6 +410,9 @@ func isNilCloser(c io.Closer) bool {
 type running struct {
 	stop  func() error
 	child int // pid of the user-space candidate, 0 for in-kernel ones
+	// stats asks a user-space candidate for its counters; nil for
+	// in-kernel ones.
+	stats func() (childStats, error)
 }
 
 func (t *topo) start(ctx context.Context, cand Candidate) (*running, error) {
@@ -425,8 +525,9 @@ func (t *topo) startChild(ctx context.Context, cand Candidate) (*running, error)
 		return fmt.Errorf("%s child: %w: %s", cand, err, strings.TrimSpace(stderr.String()))
 	}
 	ready := make(chan error, 1)
+	rd := bufio.NewReader(stdout)
 	go func() {
-		line, err := bufio.NewReader(stdout).ReadString('\n')
+		line, err := rd.ReadString('\n')
 		if err == nil && line != "ready\n" {
 			err = fmt.Errorf("unexpected %q", line)
 		}
@@ -459,7 +560,23 @@ func (t *topo) startChild(ctx context.Context, cand Candidate) (*running, error)
 			return childErr(errors.Join(errors.New("did not stop within 10s"), <-waited))
 		}
 	}
-	return &running{stop: stop, child: cmd.Process.Pid}, nil
+	// Questions are asked by one goroutine at a time (the driver's), and
+	// the child answers each with one line before the next is asked.
+	stats := func() (childStats, error) {
+		var st childStats
+		if _, err := io.WriteString(stdin, "stats\n"); err != nil {
+			return st, childErr(err)
+		}
+		line, err := rd.ReadBytes('\n')
+		if err != nil {
+			return st, childErr(err)
+		}
+		if err := json.Unmarshal(line, &st); err != nil {
+			return st, childErr(fmt.Errorf("bad stats %q: %w", line, err))
+		}
+		return st, nil
+	}
+	return &running{stop: stop, child: cmd.Process.Pid, stats: stats}, nil
 }
 
 type writerFunc func([]byte) (int, error)
@@ -471,6 +588,14 @@ type counters struct {
 	at              time.Time
 	sent, delivered uint64
 	taskNS, busyNS  uint64
+	// Context switches of the candidate's threads: voluntary ones are
+	// its sleeps (each followed by a wake-up), involuntary ones
+	// preemptions. napiWakeups are the forwarder NAPI thread's voluntary
+	// switches.
+	wakeups, preempted, napiWakeups uint64
+	child                           childStats
+	user                            bool // a user-space candidate: child and switches are set
+	ringDrops                       uint64
 }
 
 func (t *topo) read(r *running, napi []int) (counters, error) {
@@ -488,6 +613,11 @@ func (t *topo) read(r *running, napi []int) (counters, error) {
 			return c, err
 		}
 		c.taskNS += ns
+		v, _, err := taskSwitches(p, p)
+		if err != nil {
+			return c, err
+		}
+		c.napiWakeups += v
 	}
 	if r.child != 0 {
 		ns, err := processCPU(r.child)
@@ -495,8 +625,20 @@ func (t *topo) read(r *running, napi []int) (counters, error) {
 			return c, err
 		}
 		c.taskNS += ns
+		if c.wakeups, c.preempted, err = processSwitches(r.child); err != nil {
+			return c, err
+		}
+		c.user = true
+	}
+	if r.stats != nil {
+		if c.child, err = r.stats(); err != nil {
+			return c, err
+		}
 	}
 	if c.busyNS, err = cpuBusy(t.fwdCPU); err != nil {
+		return c, err
+	}
+	if c.ringDrops, err = rxDropped(t.fwdNS, t.fwdIf); err != nil {
 		return c, err
 	}
 	return c, nil
@@ -512,6 +654,7 @@ type phaseResult struct {
 	// busy with anything but the measured tasks: other load on a shared
 	// machine (or work the measurement misses).
 	foreign float64
+	calls   Calls
 }
 
 // phase offers traffic for d (at rate frames/s, or as fast as the
@@ -549,6 +692,7 @@ func (t *topo) phase(ctx context.Context, r *running, napi []int, frame []byte, 
 	if wall := float64(after.at.Sub(before.at)); wall > 0 {
 		res.foreign = max(0, busy-task) / wall
 	}
+	res.calls = callsBetween(before, after, got)
 	return res, nil
 }
 
@@ -666,7 +810,7 @@ func (t *topo) measureClean(ctx context.Context, cand Candidate, frame []byte) (
 			return best, nil
 		}
 		t.cfg.Log.Info("disturbed sample, measuring again", "candidate", cand, "size", len(frame),
-			"foreign", s.ForeignLoad, "shortfall", s.PacedShortfall)
+			"foreign", s.ForeignLoad, "shortfall", s.PacedShortfall, "search_starved", s.SearchStarved)
 	}
 }
 
@@ -735,6 +879,10 @@ const (
 	searchMax     = 32e6
 	searchLoss    = 0.01
 	minSearchStep = 50 * time.Millisecond
+	// searchBisections refine the capacity between the last step that
+	// held and the first that lost: three halve the factor 1.5 three
+	// times (in logarithm), to about 5 %.
+	searchBisections = 3
 )
 
 // measure runs one candidate through warmup, the capacity search, the
@@ -769,29 +917,65 @@ func (t *topo) measure(ctx context.Context, cand Candidate, frame []byte) (s Sam
 	// step by step until frames are lost.
 	step := max(t.cfg.Duration/8, minSearchStep)
 	foreign := 0.0
+	// Target rates (not offered ones: a short step falls some way short
+	// of its target) of the last step that held and the first that lost.
+	held, failed := 0.0, 0.0
 	for rate := searchStart; rate <= searchMax; rate *= searchFactor {
 		p, err := t.phase(ctx, r, napi, frame, rate, step)
 		if err != nil {
 			return s, err
 		}
 		foreign = max(foreign, p.foreign)
-		t.cfg.Log.Debug("search step", "candidate", cand, "rate", rate, "offered", p.offered, "delivered", p.delivered, "loss", p.loss)
+		t.cfg.Log.Debug("search step", "candidate", cand, "rate", rate, "offered", p.offered, "delivered", p.delivered, "loss", p.loss,
+			"frames_per_read", p.calls.FramesPerRead, "kernel_drops", p.calls.KernelDrops, "send_drops", p.calls.SendDrops, "ring_drops", p.calls.RingDrops)
 		s.Capacity = max(s.Capacity, p.delivered)
 		// A short step falls some way short of its rate (each generator
 		// call starts with a fixed pause), so the step is judged by what
 		// it offered; well below the rate means the generator is the
 		// limit.
-		if p.loss > searchLoss || p.offered < rate/2 {
+		if p.loss > searchLoss {
+			failed = rate
 			break
 		}
+		if p.offered < rate/2 {
+			// The generator is the limit, or it was starved: the
+			// flood below tells which (see Sample.SearchStarved).
+			s.searchLimit = rate
+			break
+		}
+		held = rate
 		s.LossFreeRate = p.offered
+	}
+	// The steps are a factor of 1.5 apart, too coarse to tell candidates
+	// within a third of each other apart: bisect (geometrically) between
+	// the last step that held and the first that lost.
+	if lo, hi := held, failed; lo > 0 && hi > lo {
+		for range searchBisections {
+			mid := math.Sqrt(lo * hi)
+			p, err := t.phase(ctx, r, napi, frame, mid, step)
+			if err != nil {
+				return s, err
+			}
+			foreign = max(foreign, p.foreign)
+			t.cfg.Log.Debug("bisection step", "candidate", cand, "rate", mid, "offered", p.offered, "delivered", p.delivered, "loss", p.loss,
+				"frames_per_read", p.calls.FramesPerRead, "kernel_drops", p.calls.KernelDrops, "send_drops", p.calls.SendDrops, "ring_drops", p.calls.RingDrops)
+			s.Capacity = max(s.Capacity, p.delivered)
+			if p.loss > searchLoss {
+				hi = mid
+				continue
+			}
+			lo = mid
+			s.LossFreeRate = max(s.LossFreeRate, p.offered)
+		}
 	}
 	sat, err := t.phase(ctx, r, napi, frame, 0, t.cfg.Duration)
 	if err != nil {
 		return s, err
 	}
 	s.SatOffered, s.SatDelivered, s.SatCPUPerPacket = sat.offered, sat.delivered, sat.cpuPerPacket
+	s.FloodCalls = sat.calls
 	s.Capacity = max(s.Capacity, sat.delivered)
+	s.SearchStarved = s.searchLimit > 0 && s.searchLimit < sat.offered/2
 	if s.Capacity == 0 {
 		return s, errors.New("nothing delivered")
 	}
@@ -801,8 +985,40 @@ func (t *topo) measure(ctx context.Context, cand Candidate, frame []byte) (s Sam
 		return s, err
 	}
 	s.PacedOffered, s.PacedLoss = paced.offered, paced.loss
+	s.PacedCalls = paced.calls
 	s.PacedCPUPerPacket, s.CPUBusyPerPacket = paced.cpuPerPacket, paced.busyPerPacket
 	s.ForeignLoad = max(foreign, sat.foreign, paced.foreign)
 	s.PacedShortfall = max(0, 1-paced.offered/s.PacedTarget)
 	return s, nil
+}
+
+// callsBetween derives how the candidate moved frames between two
+// readings, per got frames delivered. In-kernel candidates have no calls
+// or process: those fields are NaN, which the tables show as n/a.
+func callsBetween(before, after counters, got float64) Calls {
+	nan := math.NaN()
+	c := Calls{FramesPerRead: nan, FramesPerWrite: nan, WakeupsPerPacket: nan, PreemptionsPerPacket: nan, NAPIWakeupsPerPacket: nan}
+	c.RingDrops = after.ringDrops - before.ringDrops
+	if got <= 0 {
+		return c
+	}
+	c.NAPIWakeupsPerPacket = float64(after.napiWakeups-before.napiWakeups) / got
+	if !after.user || !before.user {
+		return c
+	}
+	a, b := after.child, before.child
+	c.FramesPerRead = ratio(a.ReadFrames-b.ReadFrames, a.ReadCalls-b.ReadCalls)
+	c.FramesPerWrite = ratio(a.WriteFrames-b.WriteFrames, a.WriteCalls-b.WriteCalls)
+	c.WakeupsPerPacket = float64(after.wakeups-before.wakeups) / got
+	c.PreemptionsPerPacket = float64(after.preempted-before.preempted) / got
+	c.KernelDrops = a.KernelDrops - b.KernelDrops
+	c.SendDrops = a.SendDrops - b.SendDrops
+	return c
+}
+
+func ratio(num, den uint64) float64 {
+	if den == 0 {
+		return math.NaN()
+	}
+	return float64(num) / float64(den)
 }

@@ -27,6 +27,7 @@ func TestConfigDefaults(t *testing.T) {
 	assert.Equal(t, 2*time.Second, c.Duration)
 	assert.Equal(t, AllCandidates, c.Candidates)
 	assert.InDelta(t, 0.8, c.PacedLoad, 1e-9)
+	assert.InDelta(t, 0.5, c.CommonLoad, 1e-9)
 	assert.Equal(t, 500*time.Millisecond, c.Warmup)
 	assert.InDelta(t, 0.05, c.MaxForeignLoad, 1e-9)
 	assert.Equal(t, 2, c.Reruns)
@@ -45,6 +46,7 @@ func TestConfigInvalid(t *testing.T) {
 		"size high": {FrameSizes: []int{1515}},
 		"candidate": {Candidates: []Candidate{"nginx"}},
 		"load":      {PacedLoad: 1.5},
+		"common":    {CommonLoad: -0.5},
 		"duration":  {Duration: time.Hour},
 		"foreign":   {MaxForeignLoad: -0.1},
 		"reruns":    {Reruns: 11},
@@ -186,37 +188,107 @@ func TestDisturbed(t *testing.T) {
 		{"foreign load", Sample{ForeignLoad: 0.2}, true},
 		{"generator starved", Sample{PacedShortfall: 0.3, PacedTarget: 100e3, SatOffered: 5e6}, true},
 		{"target near the generator's top rate", Sample{PacedShortfall: 0.3, PacedTarget: 2e6, SatOffered: 3e6}, false},
+		{"capacity search starved", Sample{ForeignLoad: 0.01, SearchStarved: true}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			assert.Equal(t, tc.want, c.disturbed(tc.s))
 		})
 	}
 	assert.Less(t, disturbance(Sample{ForeignLoad: 0.1}), disturbance(Sample{ForeignLoad: 0.05, PacedShortfall: 0.1}))
+	assert.Less(t, disturbance(Sample{ForeignLoad: 0.5}), disturbance(Sample{SearchStarved: true}), "a wrong capacity is worse than foreign load")
 }
 
 func TestReportRatiosAndMarkdown(t *testing.T) {
 	r := &Report{Config: Config{Reps: 2, Flows: 8, Duration: time.Second, PacedLoad: 0.8,
 		FrameSizes: []int{60}, Candidates: AllCandidates}}
+	nan := math.NaN()
+	kernel := Calls{FramesPerRead: nan, FramesPerWrite: nan, WakeupsPerPacket: nan, PreemptionsPerPacket: nan, NAPIWakeupsPerPacket: 0.5}
 	for rep, k := range []float64{1, 2} {
 		r.Samples = append(r.Samples,
-			Sample{Candidate: Balancer, FrameSize: 60, Rep: rep, PacedCPUPerPacket: 1000 * k, Capacity: 100e3, Reruns: rep, ForeignLoad: 0.01},
-			Sample{Candidate: PacketReflector, FrameSize: 60, Rep: rep, PacedCPUPerPacket: 800 * k, Capacity: 125e3},
-			Sample{Candidate: XDPReflector, FrameSize: 60, Rep: rep, PacedCPUPerPacket: 100 * k},
-			Sample{Candidate: KernelForward, FrameSize: 60, Rep: rep, PacedCPUPerPacket: 500 * k},
+			Sample{Candidate: Balancer, FrameSize: 60, Rep: rep, PacedCPUPerPacket: 1300 * k, Capacity: 100e3, Reruns: rep, ForeignLoad: 0.01,
+				Common: CommonPhase{CPUPerPacket: 1000 * k, Offered: 80e3, Reruns: 1, Calls: Calls{FramesPerRead: 4 * k, FramesPerWrite: 4 * k}}},
+			Sample{Candidate: PacketReflector, FrameSize: 60, Rep: rep, PacedCPUPerPacket: 800 * k, Capacity: 125e3,
+				Common: CommonPhase{CPUPerPacket: 800 * k, Offered: 80e3, Calls: Calls{FramesPerRead: 2 * k, FramesPerWrite: 2 * k}}},
+			Sample{Candidate: XDPReflector, FrameSize: 60, Rep: rep, PacedCPUPerPacket: 100 * k,
+				Common: CommonPhase{CPUPerPacket: 100 * k, Calls: kernel}},
+			Sample{Candidate: KernelForward, FrameSize: 60, Rep: rep, PacedCPUPerPacket: 500 * k,
+				Common: CommonPhase{CPUPerPacket: 500 * k, Calls: kernel}},
 		)
 	}
-	cpu := Metrics[0]
-	assert.InDelta(t, 1.25, r.Ratio(cpu, PacketReflector, 60).Median, 1e-9)
-	assert.InDelta(t, 10, r.Ratio(cpu, XDPReflector, 60).Median, 1e-9)
-	assert.Equal(t, 0, r.Ratio(Metrics[2], XDPReflector, 60).N, "zero baseline leaves the ratio undefined")
-	abs := r.Absolute(cpu, Balancer, 60)
+	require.Equal(t, Headline.Name, Metrics[0].Name, "the headline leads the tables")
+	assert.InDelta(t, 1.25, r.Ratio(Headline, PacketReflector, 60).Median, 1e-9)
+	assert.InDelta(t, 10, r.Ratio(Headline, XDPReflector, 60).Median, 1e-9)
+	own := Metrics[1]
+	assert.InDelta(t, 1.625, r.Ratio(own, PacketReflector, 60).Median, 1e-9, "the own-capacity row stays")
+	capacity := Metrics[3]
+	assert.Equal(t, 0, r.Ratio(capacity, XDPReflector, 60).N, "zero baseline leaves the ratio undefined")
+	abs := r.Absolute(Headline, Balancer, 60)
 	assert.InDelta(t, 1.5, abs.Median, 1e-9)
 	assert.InDelta(t, 1, abs.Min, 1e-9)
 	var b strings.Builder
 	require.NoError(t, r.WriteMarkdown(&b))
 	out := b.String()
-	assert.Contains(t, out, "| CPU/packet at paced load | 1.25 (1.25–1.25) | 10.00 (10.00–10.00) | 2.00 (2.00–2.00) |")
+	assert.Contains(t, out, "| CPU/packet at common paced load (headline) | 1.25 (1.25–1.25) | 10.00 (10.00–10.00) | 2.00 (2.00–2.00) |")
+	assert.Contains(t, out, "| CPU/packet at paced load, own capacity | 1.62 (1.62–1.62) |")
+	assert.Contains(t, out, "| frames per receive call, common rate | 2.00 (2.00–2.00) | n/a | n/a |", "no calls in the kernel: n/a, not 0 or Inf")
+	assert.Contains(t, out, "| frames per receive call, common rate (frames) | 6.0 (4.0–8.0) | 3.0 (2.0–4.0) | n/a | n/a |")
+	assert.Contains(t, out, "| common paced rate offered (kpps) | 80 (80–80) | 80 (80–80) |")
+	assert.NotContains(t, out, "| common paced rate offered |", "a rate equal by construction gets no ratio row")
 	assert.Contains(t, out, "#### 60-byte frames: absolute")
-	assert.Contains(t, out, "| re-runs of disturbed samples (total) | 1 | 0 | 0 | 0 |")
+	assert.Contains(t, out, "| re-runs of disturbed samples (total) | 3 | 0 | 0 | 0 |", "own and common-rate re-runs add up")
 	assert.Contains(t, out, "| foreign load on forwarder CPU (%) | 1.00 (1.00–1.00) |")
+}
+
+func TestCommonRate(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		samples []Sample
+		want    float64
+	}{
+		{"lower packet-socket capacity", []Sample{
+			{Candidate: Balancer, Capacity: 100e3}, {Candidate: PacketReflector, Capacity: 140e3},
+			{Candidate: XDPReflector, Capacity: 3e6}, {Candidate: KernelForward, Capacity: 800e3}}, 80e3},
+		{"the reflector may be the slower", []Sample{
+			{Candidate: Balancer, Capacity: 120e3}, {Candidate: PacketReflector, Capacity: 110e3}}, 88e3},
+		{"a failed capacity is ignored", []Sample{
+			{Candidate: Balancer, Capacity: 0}, {Candidate: PacketReflector, Capacity: 110e3}}, 88e3},
+		{"in-kernel only: their lowest", []Sample{
+			{Candidate: XDPReflector, Capacity: 3e6}, {Candidate: KernelForward, Capacity: 800e3}}, 640e3},
+		{"nothing", nil, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			assert.InDelta(t, tc.want, commonRate(tc.samples, 0.8), 1e-6)
+		})
+	}
+}
+
+const procStatus = `Name:	dsrbench
+State:	S (sleeping)
+Threads:	5
+voluntary_ctxt_switches:	1234
+nonvoluntary_ctxt_switches:	56
+`
+
+func TestParseSwitches(t *testing.T) {
+	v, i, err := parseSwitches([]byte(procStatus))
+	require.NoError(t, err)
+	assert.EqualValues(t, 1234, v)
+	assert.EqualValues(t, 56, i)
+	for _, bad := range []string{
+		"",
+		"voluntary_ctxt_switches:	1\n",
+		"voluntary_ctxt_switches:	x\nnonvoluntary_ctxt_switches:	2\n",
+		"voluntary_ctxt_switches:	-1\nnonvoluntary_ctxt_switches:	2\n",
+	} {
+		_, _, err := parseSwitches([]byte(bad))
+		assert.Error(t, err, "%q", bad)
+	}
+}
+
+func FuzzParseSwitches(f *testing.F) {
+	f.Add([]byte(procStatus))
+	f.Add([]byte("voluntary_ctxt_switches:\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		_, _, _ = parseSwitches(b)
+	})
 }

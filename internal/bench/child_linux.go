@@ -3,6 +3,7 @@
 package bench
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -12,6 +13,8 @@ import (
 	"net/netip"
 	"os"
 	"runtime/pprof"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/dsrlb/dsrlb/dsr"
@@ -69,24 +72,119 @@ func runChild(raw string, in io.Reader, out io.Writer) error {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	var cnt callCounters
+	// After "ready", the parent writes one line per question: "stats"
+	// is answered with one JSON line of childStats. EOF means stop.
+	var outMu sync.Mutex
+	var stats func() childStats
+	var statsMu sync.Mutex
 	go func() {
-		_, _ = io.Copy(io.Discard, in)
-		cancel()
+		defer cancel()
+		sc := bufio.NewScanner(in)
+		for sc.Scan() {
+			if sc.Text() != "stats" {
+				continue
+			}
+			statsMu.Lock()
+			f := stats
+			statsMu.Unlock()
+			var st childStats
+			if f != nil {
+				st = f()
+			}
+			b, err := json.Marshal(st)
+			if err != nil {
+				return
+			}
+			outMu.Lock()
+			_, err = out.Write(append(b, '\n'))
+			outMu.Unlock()
+			if err != nil {
+				return
+			}
+		}
 	}()
-	ready := func() error {
+	ready := func(f func() childStats) error {
+		statsMu.Lock()
+		stats = f
+		statsMu.Unlock()
+		outMu.Lock()
+		defer outMu.Unlock()
 		_, err := io.WriteString(out, "ready\n")
 		return err
 	}
 	switch spec.Role {
 	case Balancer:
-		return runBalancer(ctx, spec, ready)
+		return runBalancer(ctx, spec, &cnt, ready)
 	case PacketReflector:
-		return runReflector(ctx, spec, ready)
+		return runReflector(ctx, spec, &cnt, ready)
 	}
 	return fmt.Errorf("unknown role %q", spec.Role)
 }
 
-func runBalancer(ctx context.Context, spec childSpec, ready func() error) error {
+// childStats is a user-space candidate's answer to "stats": its counters
+// since it started.
+type childStats struct {
+	// ReadCalls counts receive calls that returned frames, ReadFrames
+	// the frames they returned; likewise for transmit.
+	ReadCalls, ReadFrames, WriteCalls, WriteFrames uint64
+	// KernelDrops are frames the kernel dropped for a full socket receive
+	// buffer; SendDrops frames refused on transmit (a full peer ring).
+	KernelDrops, SendDrops uint64
+}
+
+// callCounters counts both user-space candidates' receive and transmit
+// calls at the same level (one ReadBatch or WriteBatch of the packet
+// socket, each one recvmmsg or, barring a full ring, one sendmmsg), so
+// that frames per call compare like with like. One goroutine writes, the
+// stats query reads: atomics, no lock.
+type callCounters struct {
+	readCalls, readFrames, writeCalls, writeFrames atomic.Uint64
+}
+
+func (c *callCounters) read(n int) {
+	if n > 0 {
+		c.readCalls.Add(1)
+		c.readFrames.Add(uint64(n))
+	}
+}
+
+func (c *callCounters) wrote(n int) {
+	if n > 0 {
+		c.writeCalls.Add(1)
+		c.writeFrames.Add(uint64(n))
+	}
+}
+
+func (c *callCounters) stats(kernelDrops, sendDrops uint64) childStats {
+	return childStats{
+		ReadCalls: c.readCalls.Load(), ReadFrames: c.readFrames.Load(),
+		WriteCalls: c.writeCalls.Load(), WriteFrames: c.writeFrames.Load(),
+		KernelDrops: kernelDrops, SendDrops: sendDrops,
+	}
+}
+
+// countingForwarder counts the Balancer's calls into its PacketForwarder
+// exactly as runReflector counts its own, and passes the VIP filter
+// updates through.
+type countingForwarder struct {
+	*dsr.PacketForwarder
+	cnt *callCounters
+}
+
+func (f countingForwarder) ReadBatch(frames []dsr.Frame) (int, error) {
+	n, err := f.PacketForwarder.ReadBatch(frames)
+	f.cnt.read(n)
+	return n, err
+}
+
+func (f countingForwarder) WriteBatch(frames []dsr.Frame) (int, error) {
+	n, err := f.PacketForwarder.WriteBatch(frames)
+	f.cnt.wrote(len(frames))
+	return n, err
+}
+
+func runBalancer(ctx context.Context, spec childSpec, cnt *callCounters, ready func(func() childStats) error) error {
 	mac, err := net.ParseMAC(spec.BackendMAC)
 	if err != nil {
 		return err
@@ -111,10 +209,14 @@ func runBalancer(ctx context.Context, spec childSpec, ready func() error) error 
 	defer f.Close()
 	runDone := make(chan error, 1)
 	go func() { runDone <- b.Run(ctx) }()
-	if err := ready(); err != nil {
+	err = ready(func() childStats {
+		ps := f.Stats()
+		return cnt.stats(ps.KernelDrops, ps.SendDrops)
+	})
+	if err != nil {
 		return err
 	}
-	serveErr := b.Serve(ctx, f)
+	serveErr := b.Serve(ctx, countingForwarder{f, cnt})
 	<-runDone
 	return serveErr
 }
@@ -123,7 +225,7 @@ func runBalancer(ctx context.Context, spec childSpec, ready func() error) error 
 // receive buffer and batch size as the Balancer's forwarder, and per frame
 // only a MAC swap.
 // The frames' offload headers go back out unchanged, as the forwarder's do.
-func runReflector(ctx context.Context, spec childSpec, ready func() error) error {
+func runReflector(ctx context.Context, spec childSpec, cnt *callCounters, ready func(func() childStats) error) error {
 	ifi, err := net.InterfaceByName(spec.Ifname)
 	if err != nil {
 		return err
@@ -147,7 +249,11 @@ func runReflector(ctx context.Context, spec childSpec, ready func() error) error
 	}
 	stop := context.AfterFunc(ctx, func() { _ = conn.SetReadDeadline(time.Unix(1, 0)) })
 	defer stop()
-	if err := ready(); err != nil {
+	err = ready(func() childStats {
+		st, _ := conn.Stats() // on error the locally kept counters are still right
+		return cnt.stats(st.KernelDrops, st.SendDrops)
+	})
+	if err != nil {
 		return err
 	}
 	for {
@@ -161,6 +267,7 @@ func runReflector(ctx context.Context, spec childSpec, ready func() error) error
 			}
 			return err
 		}
+		cnt.read(n)
 		for i := range n {
 			swapMAC(msgs[i].Buf[:msgs[i].N])
 		}
@@ -168,5 +275,6 @@ func runReflector(ctx context.Context, spec childSpec, ready func() error) error
 		// ring is full) is dropped and the rest of the batch still sent,
 		// as in the Balancer's forwarder; the sink counts it as loss.
 		_, _ = conn.WriteBatch(msgs[:n])
+		cnt.wrote(n)
 	}
 }

@@ -19,11 +19,20 @@
 // starved generator) makes it suspect.
 //
 // Per candidate: a warmup, a capacity search (paced steps of rising rate
-// until frames are lost; the capacity is the highest delivered rate), a
-// flood (the generator flat out: behaviour under overload, which on veth
-// is not the capacity, because the flood itself takes CPU from the
-// forwarder) and a paced phase at a fraction of the capacity, the
-// headline.
+// until frames are lost, refined by bisection; the capacity is the highest
+// delivered rate), a flood (the generator flat out: behaviour under
+// overload, which on veth is not the capacity, because the flood itself
+// takes CPU from the forwarder) and a paced phase at a fraction of its own
+// capacity. Then every candidate of the repetition runs once more at one
+// common rate, a fraction of the lower packet-socket capacity: CPU time
+// per frame falls steeply with the rate (more frames per wake-up), so only
+// at the same offered load do candidates compare on their work alone. That
+// common-rate CPU time per frame is the headline.
+//
+// Besides CPU time, the user-space candidates report how they batched:
+// frames per receive and transmit call (counted at the same level in
+// both) and context switches (wake-ups) per frame, which is what explains
+// most differences between them on this kind of machine.
 //
 // Topology: two throw-away network namespaces joined by one veth pair. The
 // generator namespace transmits with BPF_PROG_RUN in live-frame mode

@@ -47,3 +47,34 @@ func parseCPUBusy(b []byte, cpu int, tickNS uint64) (uint64, error) {
 	}
 	return 0, fmt.Errorf("bench: no cpu%d in /proc/stat", cpu)
 }
+
+// parseSwitches returns the voluntary_ctxt_switches and
+// nonvoluntary_ctxt_switches fields of a /proc/.../status file.
+func parseSwitches(b []byte) (voluntary, involuntary uint64, err error) {
+	found := 0
+	for line := range bytes.SplitSeq(b, []byte("\n")) {
+		k, v, ok := bytes.Cut(line, []byte(":"))
+		if !ok {
+			continue
+		}
+		var dst *uint64
+		switch string(k) {
+		case "voluntary_ctxt_switches":
+			dst = &voluntary
+		case "nonvoluntary_ctxt_switches":
+			dst = &involuntary
+		default:
+			continue
+		}
+		n, err := strconv.ParseUint(string(bytes.TrimSpace(v)), 10, 64)
+		if err != nil {
+			return 0, 0, fmt.Errorf("bench: status %s: %w", k, err)
+		}
+		*dst = n
+		found++
+	}
+	if found != 2 {
+		return 0, 0, errors.New("bench: status has no context switch counts")
+	}
+	return voluntary, involuntary, nil
+}

@@ -15,6 +15,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
@@ -195,6 +196,57 @@ func processCPU(pid int) (uint64, error) {
 		sum += ns
 	}
 	return sum, nil
+}
+
+// taskSwitches returns the voluntary and involuntary context switches of
+// task tid of process pid.
+func taskSwitches(pid, tid int) (voluntary, involuntary uint64, err error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/status", pid, tid))
+	if err != nil {
+		return 0, 0, fmt.Errorf("bench: task switches: %w", err)
+	}
+	return parseSwitches(b)
+}
+
+// processSwitches sums taskSwitches over the live threads of pid.
+func processSwitches(pid int) (voluntary, involuntary uint64, err error) {
+	ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil {
+		return 0, 0, fmt.Errorf("bench: process switches: %w", err)
+	}
+	for _, e := range ents {
+		tid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		v, i, err := taskSwitches(pid, tid)
+		if err != nil {
+			continue // thread exited between listing and reading
+		}
+		voluntary += v
+		involuntary += i
+	}
+	return voluntary, involuntary, nil
+}
+
+// rxDropped returns the receive drops of interface ifname in namespace
+// ns. On veth they include the frames the peer could not put into the
+// receiving ring (XDP-redirected frames when the ring is full, because
+// the NAPI thread did not run soon enough): loss before any socket sees
+// the frame.
+func rxDropped(ns, ifname string) (uint64, error) {
+	var n uint64
+	err := doIn(ns, -1, func() error {
+		l, err := netlink.LinkByName(ifname)
+		if err != nil {
+			return fmt.Errorf("bench: link %s: %w", ifname, err)
+		}
+		if st := l.Attrs().Statistics; st != nil {
+			n = st.RxDropped
+		}
+		return nil
+	})
+	return n, err
 }
 
 // cpuBusy returns the busy time of one CPU from /proc/stat in nanoseconds.
