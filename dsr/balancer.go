@@ -73,7 +73,14 @@ func New(cfg *Config) (*Balancer, error) {
 	if c.Workers == 0 {
 		c.Workers = runtime.NumCPU()
 	}
+	var b *Balancer // for OnEvict, which the table calls only once b is set
 	ft, err := flowtable.New(&flowtable.Config{
+		// Flows Insert gives up to make room, or replaces because they
+		// expired before the sweep removed them (a client reusing its
+		// ports soon after a close does that all the time), end like
+		// swept ones: without this their backends would count them as
+		// active for ever, and a draining backend would never drain.
+		OnEvict:             func(_ flowtable.Key, id uint32) { b.flowEnded(b.snap.Load(), id) },
 		MaxFlows:            c.MaxFlows,
 		TCPTimeout:          c.TCPTimeout,
 		TCPEmbryonicTimeout: c.EmbryonicTimeout,
@@ -85,7 +92,7 @@ func New(cfg *Config) (*Balancer, error) {
 	if err != nil {
 		return nil, &ConfigError{Field: "flow table", Err: err}
 	}
-	b := &Balancer{
+	b = &Balancer{
 		cfg:          c,
 		log:          c.Logger,
 		flows:        ft,
@@ -150,6 +157,7 @@ func (b *Balancer) Serve(ctx context.Context, fwd Forwarder) error {
 	for i := range frames {
 		frames[i].Buf = make([]byte, MaxFrameSize)
 	}
+	w.parsed = make([]parsed, len(frames))
 	out := make([]Frame, 0, len(frames))
 
 	stop := context.AfterFunc(ctx, func() { _ = fwd.SetReadDeadline(time.Unix(1, 0)) })
@@ -190,13 +198,56 @@ func (w *worker) processBatch(in []Frame, out []Frame) []Frame {
 	s := w.b.snap.Load()
 	now := w.b.now()
 	w.c.received.Add(uint64(len(in)))
+	if len(w.parsed) < len(in) {
+		// Once per worker, sized for its batches (Serve allocates it).
+		w.parsed = make([]parsed, len(in))
+	}
+	// Two passes. The first parses every frame and, for flow packets,
+	// hashes the flow key and starts loading its flow-table memory; the
+	// second decides. With a large table every lookup misses the cache,
+	// and this way the misses of a whole batch overlap rather than follow
+	// one another.
 	for i := range in {
-		if w.process(&in[i], s, now) {
+		w.parse(&in[i], &w.parsed[i])
+	}
+	// A tight loop of its own: the processor keeps its many loads in
+	// flight at once only while they fit its reorder window, which the
+	// parser's instructions would fill.
+	for i := range in {
+		if ps := &w.parsed[i]; ps.flow {
+			w.b.flows.Prefetch(ps.hash)
+		}
+	}
+	for i := range in {
+		if w.process(&in[i], &w.parsed[i], s, now) {
 			out = append(out, in[i])
 		}
 	}
 	w.flushCounts()
 	return out
+}
+
+// parsed is what the first pass over a batch learns of one frame.
+type parsed struct {
+	pkt  frame.Packet
+	err  error         // from frame.Parse
+	flow bool          // a TCP or UDP packet for us: key and hash are set
+	key  flowtable.Key // the flow's key,
+	hash uint64        // and its flow-table hash
+}
+
+// parse is the first pass for one frame: it parses it and, for a TCP or
+// UDP packet addressed to us that is neither an ICMP error nor a
+// fragment, computes its flow key and hash.
+func (w *worker) parse(f *Frame, ps *parsed) {
+	p := &ps.pkt
+	ps.err = frame.Parse(f.Buf[:f.N], p)
+	ps.flow = ps.err == nil && p.Version != 0 && p.EthDst == w.mac && !p.ICMPError &&
+		p.Fragment == frame.NotFragment && (p.Proto == frame.ProtoTCP || p.Proto == frame.ProtoUDP)
+	if ps.flow {
+		ps.key = flowtable.MakeKey(p.Src, p.Dst, p.SrcPort, p.DstPort, p.Proto)
+		ps.hash = w.b.flows.Hash(&ps.key)
+	}
 }
 
 // pendingCount accumulates one backend's traffic within a batch, so that a
@@ -239,9 +290,10 @@ type worker struct {
 	mac   [6]byte
 	slot  int
 	c     *workerCounters
-	pkt   frame.Packet
 	pend  [8]pendingCount
 	npend int
+	// parsed holds the first pass's results for the frames of a batch.
+	parsed []parsed
 	// turns numbers this worker's new flows per service (indexed by
 	// svcEntry.turn) for rotating schedulers. Only this worker writes it,
 	// so a rotation costs no write shared between workers.
@@ -255,10 +307,10 @@ func (w *worker) drop(r DropReason) bool {
 
 // process decides the fate of one frame: rewrite it in place and return true
 // to forward it, or count why not and return false.
-func (w *worker) process(f *Frame, s *snapshot, now flowtable.Tick) bool {
+func (w *worker) process(f *Frame, ps *parsed, s *snapshot, now flowtable.Tick) bool {
 	data := f.Buf[:f.N]
-	p := &w.pkt
-	if err := frame.Parse(data, p); err != nil {
+	p := &ps.pkt
+	if err := ps.err; err != nil {
 		// A type assertion, not errors.As: As makes its target escape.
 		if fe, ok := err.(frame.Error); ok && int(fe) < len(w.c.malformed) {
 			w.c.malformed[fe].Add(1)
@@ -284,7 +336,7 @@ func (w *worker) process(f *Frame, s *snapshot, now flowtable.Tick) bool {
 	case p.Fragment != frame.NotFragment:
 		be = w.fragment(p, s)
 	default:
-		be = w.flow(p, s, now)
+		be = w.flow(ps, s, now)
 	}
 	if be == nil {
 		return false
@@ -304,39 +356,49 @@ func (w *worker) missReason(s *snapshot, dst netip.Addr) *beEntry {
 	return nil
 }
 
-func (w *worker) flow(p *frame.Packet, s *snapshot, now flowtable.Tick) *beEntry {
-	var flags uint8
-	switch p.Proto {
-	case frame.ProtoTCP:
-		flags = p.TCPFlags
-	case frame.ProtoUDP:
-	default:
+func (w *worker) flow(ps *parsed, s *snapshot, now flowtable.Tick) *beEntry {
+	p := &ps.pkt
+	if !ps.flow {
+		// Neither TCP nor UDP.
 		return w.missReason(s, p.Dst)
 	}
-	k := flowtable.MakeKey(p.Src, p.Dst, p.SrcPort, p.DstPort, p.Proto)
-	// The table hashes with its own seed (it rehashes keys when it moves
-	// them); schedulers get a hash with the configured seed, so balancers
-	// sharing a seed pick alike.
-	h := w.b.flows.Hash(&k)
+	var flags uint8
+	if p.Proto == frame.ProtoTCP {
+		flags = p.TCPFlags
+	}
+	// The first pass computed the key and its hash. The table hashes with
+	// its own seed (it rehashes keys when it moves them); schedulers get a
+	// hash with the configured seed, so balancers sharing a seed pick
+	// alike.
+	k, h := &ps.key, ps.hash
 	// A bare SYN on a flow still waiting for its handshake is a client
 	// retrying because it got no answer; on a flow that closed it is a new
 	// connection reusing the port. Only the first counts: the control loop
 	// watches its rate. Asked before Lookup, which moves the state on.
-	retransmit := false
+	retransmit, reopened := false, false
 	if flags&(frame.FlagSYN|frame.FlagACK) == frame.FlagSYN {
-		st, held := w.b.flows.State(&k, h)
+		st, held := w.b.flows.State(k, h)
 		retransmit = held && st == flowtable.Embryonic
+		reopened = held && st == flowtable.Closing
 	}
-	if id, ok := w.b.flows.Lookup(&k, h, now, flags); ok {
+	if id, ok := w.b.flows.Lookup(k, h, now, flags); ok {
 		if be := s.backend(id); be != nil && be.usable {
+			if reopened && be.state != BackendActive {
+				// A new connection reusing the ports of a closed one:
+				// a draining backend takes no new connections, so it is
+				// scheduled like any new flow (clients that open many
+				// short connections reuse ports all the time, and would
+				// otherwise keep a draining backend busy for ever).
+				return w.reschedule(p, s, k, h, id)
+			}
 			if retransmit {
 				be.stats.synRetrans.Add(1)
 			}
 			return be
 		}
-		return w.reschedule(p, s, &k, h, id)
+		return w.reschedule(p, s, k, h, id)
 	}
-	svc, idx, be := w.schedule(p, s, &k)
+	svc, idx, be := w.schedule(p, s, k)
 	if be == nil {
 		return nil
 	}
@@ -344,7 +406,7 @@ func (w *worker) flow(p *frame.Packet, s *snapshot, now flowtable.Tick) *beEntry
 		// A lone RST for an unknown flow creates no state.
 		return be
 	}
-	got, inserted, err := w.b.flows.Insert(&k, h, now, be.id)
+	got, inserted, err := w.b.flows.Insert(k, h, now, be.id)
 	switch {
 	case err != nil:
 		// Table full of established flows: forward without state.
@@ -361,7 +423,7 @@ func (w *worker) flow(p *frame.Packet, s *snapshot, now flowtable.Tick) *beEntry
 		if other := s.backend(got); other != nil && other.usable {
 			return other
 		}
-		return w.reschedule(p, s, &k, h, got)
+		return w.reschedule(p, s, k, h, got)
 	}
 	return be
 }
@@ -606,14 +668,18 @@ func (b *Balancer) ExpireFlows(maxSlots int) int {
 		maxSlots = limit
 	}
 	s := b.snap.Load()
-	return b.flows.Sweep(b.now(), maxSlots, func(_ *flowtable.Key, id uint32) {
-		if be := s.backend(id); be != nil {
-			be.stats.active.Add(-1)
-			if be.svc.obs != nil {
-				be.svc.obs.FlowEnded(be.index)
-			}
+	return b.flows.Sweep(b.now(), maxSlots, func(_ *flowtable.Key, id uint32) { b.flowEnded(s, id) })
+}
+
+// flowEnded accounts for a flow that left the flow table (expired, or
+// evicted to make room) while on backend id.
+func (b *Balancer) flowEnded(s *snapshot, id uint32) {
+	if be := s.backend(id); be != nil {
+		be.stats.active.Add(-1)
+		if be.svc.obs != nil {
+			be.svc.obs.FlowEnded(be.index)
 		}
-	})
+	}
 }
 
 func (b *Balancer) effectiveMAC(be Backend) net.HardwareAddr {

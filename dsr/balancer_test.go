@@ -630,6 +630,48 @@ func BenchmarkProcess(b *testing.B) {
 	}
 }
 
+// BenchmarkProcessMillionFlows is BenchmarkProcess with a million live
+// flows and every frame of a batch from a different random flow, so that
+// each flow-table access misses the cache as on a busy balancer: it shows
+// what the batch's two passes (prefetch, then decide) buy.
+func BenchmarkProcessMillionFlows(b *testing.B) {
+	h := newHarness(b, &Config{MaxFlows: 1 << 20}, web4(3))
+	frameOf := func(flow int, flags uint8) []byte {
+		src := netip.AddrFrom4([4]byte{198, 51, byte(flow >> 12), byte(flow >> 4)})
+		return ft.Build(ft.Ethernet{Dst: lbMAC, Src: clientMAC}, ft.IPv4{Src: src, Dst: vip4, TTL: 57},
+			ft.TCP{SrcPort: 1000 + uint16(flow&15), DstPort: 80, Flags: flags})
+	}
+	const flows = 1 << 20
+	for i := range flows {
+		h.send(frameOf(i, frame.FlagSYN))
+	}
+	if got := h.b.Stats().Flows; got < flows*9/10 {
+		b.Fatalf("only %d flows in the table", got)
+	}
+	const pool = 1 << 16
+	inputs := make([][]byte, pool)
+	r := uint64(1)
+	for i := range inputs {
+		r = r*6364136223846793005 + 1442695040888963407
+		inputs[i] = frameOf(int(r>>44)%flows, frame.FlagACK)
+	}
+	frames := make([]Frame, 64)
+	for i := range frames {
+		frames[i].Buf = make([]byte, 2048)
+	}
+	out := make([]Frame, 0, len(frames))
+	b.ReportAllocs()
+	b.ResetTimer()
+	k := 0
+	for n := 0; n < b.N; n += len(frames) {
+		for i := range frames {
+			frames[i].N = copy(frames[i].Buf, inputs[k&(pool-1)])
+			k++
+		}
+		out = h.w.processBatch(frames, out[:0])
+	}
+}
+
 // TestRoundRobinTurnsPerServiceAndWorker checks the balancer's turn
 // counters: they are kept per service, so new flows interleaved over two
 // rr services still rotate exactly within each (a counter shared by the
@@ -684,4 +726,94 @@ func TestSourceHashScheduler(t *testing.T) {
 		spread[first] = true
 	}
 	assert.Len(t, spread, 4, "clients spread over every backend")
+}
+
+// TestReusedPortsLeaveDrainingBackend checks a new connection that reuses
+// the ports of a closed one (a bare SYN on a flow in its closing state):
+// it keeps its backend while that backend is active, but a draining
+// backend takes no new connections, so there it is scheduled anew.
+func TestReusedPortsLeaveDrainingBackend(t *testing.T) {
+	svc := web4(3)
+	h := newHarness(t, nil, svc)
+	flows := h.open(60, 3000)
+	closeFlow := func(sport uint16) {
+		fin := tcp4(sport, frame.FlagFIN|frame.FlagACK)
+		expectForward(t, fin, h.send(fin))
+	}
+	for sport := range flows {
+		closeFlow(sport)
+	}
+	// Reused while every backend is active: same backend.
+	for sport, be := range flows {
+		syn := tcp4(sport, frame.FlagSYN)
+		require.Equal(t, be, expectForward(t, syn, h.send(syn)), "port %d", sport)
+		closeFlow(sport)
+	}
+
+	drained := svc.Backends[flows[3000]]
+	require.NoError(t, h.b.DrainBackend(svc.Key(), drained.Addr))
+	moved := 0
+	for sport, be := range flows {
+		syn := tcp4(sport, frame.FlagSYN)
+		got := expectForward(t, syn, h.send(syn))
+		if svc.Backends[be].Addr == drained.Addr {
+			require.NotEqual(t, be, got, "port %d: a reused tuple must not open a connection on a draining backend", sport)
+			moved++
+		} else {
+			require.Equal(t, be, got, "port %d: flows of active backends keep their backend", sport)
+		}
+		// The rest of the new connection follows it.
+		ack := tcp4(sport, frame.FlagACK)
+		require.Equal(t, got, expectForward(t, ack, h.send(ack)))
+	}
+	require.Positive(t, moved)
+	st := h.b.Stats().Services[0]
+	assert.Equal(t, uint64(moved), st.Rescheduled)
+	for _, be := range st.Backends {
+		if be.Addr == drained.Addr {
+			assert.Zero(t, be.ActiveFlows, "the draining backend holds no flow any more")
+		}
+	}
+}
+
+// TestActiveFlowsWhenTableReplacesEntries checks that a flow the table
+// gives up without a sweep still ends on its backend: a flow that expired
+// and is replaced in place by a new connection on the same ports before
+// the sweep came by, and an embryonic flow evicted from a full table.
+// Otherwise the backend counts it as active for ever (and never drains).
+func TestActiveFlowsWhenTableReplacesEntries(t *testing.T) {
+	active := func(h *harness) (n int64) {
+		for _, be := range h.b.Stats().Services[0].Backends {
+			n += be.ActiveFlows
+		}
+		return n
+	}
+	t.Run("expired and replaced", func(t *testing.T) {
+		h := newHarness(t, &Config{TCPClosingTimeout: time.Second}, web4(3))
+		flows := h.open(30, 5000)
+		for sport := range flows {
+			fin := tcp4(sport, frame.FlagFIN|frame.FlagACK)
+			expectForward(t, fin, h.send(fin))
+		}
+		require.Equal(t, int64(30), active(h))
+		h.clock.Advance(2 * time.Second) // closing flows expired, not swept
+		for sport := range flows {
+			syn := tcp4(sport, frame.FlagSYN)
+			expectForward(t, syn, h.send(syn))
+		}
+		assert.Equal(t, int64(30), active(h), "30 new connections replaced 30 expired ones")
+		assert.Equal(t, 30, h.b.Stats().Flows)
+		h.clock.Advance(time.Hour)
+		h.b.ExpireFlows(1 << 30)
+		assert.Zero(t, active(h))
+	})
+	t.Run("embryonic evicted", func(t *testing.T) {
+		h := newHarness(t, &Config{MaxFlows: 4096}, web4(3))
+		capacity := h.b.Stats().FlowCapacity
+		for sport := uint16(1); int(sport) <= 3*capacity; sport++ {
+			syn := tcp4(sport, frame.FlagSYN) // embryonic: evictable
+			expectForward(t, syn, h.send(syn))
+		}
+		assert.Equal(t, int64(h.b.Stats().Flows), active(h), "active flows match the table")
+	})
 }

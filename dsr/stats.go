@@ -103,7 +103,7 @@ type ServiceStats struct {
 	Key            ServiceKey
 	Packets, Bytes uint64
 	Flows          uint64 // flows created
-	Rescheduled    uint64 // flows moved because their backend went down or away
+	Rescheduled    uint64 // flows moved because their backend went down or away, or reopened (a new connection on a closed flow's ports) while it drains
 	Backends       []BackendStats
 }
 

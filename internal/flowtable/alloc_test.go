@@ -32,6 +32,7 @@ func TestHotPathDoesNotAllocate(t *testing.T) {
 				sink++
 			}
 		}},
+		{"Prefetch", func() { tab.Prefetch(h); tab.Prefetch(^h) }},
 		{"Reassign", func() { tab.Reassign(&k, h, 3) }},
 		{"Sweep", func() { sink += uint64(tab.Sweep(now, 64, nil)) }},
 	}

@@ -404,6 +404,22 @@ func (t *Table) Lookup(k *Key, hash uint64, now Tick, tcpFlags uint8) (backend u
 	return backend, ok
 }
 
+// Prefetch starts loading the memory a Lookup or Insert of a key with
+// this hash will read (its tags and its home slot) and returns at once.
+// A caller with a batch of packets prefetches for all of them before
+// looking any up, so that the cache misses of the batch overlap instead of
+// following one another. It is only a hint: it changes nothing and takes
+// no lock.
+func (t *Table) Prefetch(hash uint64) {
+	s := t.shard(hash)
+	home := s.home(hash)
+	base := unsafe.Pointer(unsafe.SliceData(s.slots))
+	// Atomic loads are never dropped by the compiler, even unused.
+	_ = (*atomic.Uint64)(unsafe.Add(unsafe.Pointer(unsafe.SliceData(s.tags)), home/tagWindow*8)).Load()
+	_ = (*slot)(unsafe.Add(base, home*slotSize)).w[4].Load()
+	runtime.KeepAlive(t)
+}
+
 // lookupSlow is Lookup for every case but the read-only hit in the tag
 // window, retried until it sees the shard without a writer in the way.
 //

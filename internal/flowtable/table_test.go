@@ -452,3 +452,31 @@ func TestStateReportsWithoutRefreshing(t *testing.T) {
 	st, _ = tab.State(&k, h)
 	assert.Equal(t, Closing, st)
 }
+
+// TestPrefetchChangesNothing checks that Prefetch is only a hint: for any
+// hash, of present and absent flows alike (including the extremes that
+// pick the first and last shard and slot), it reads without writing, so
+// every lookup answers as before.
+func TestPrefetchChangesNothing(t *testing.T) {
+	tab := newTable(t, Config{MaxFlows: 1 << 12})
+	state := uint64(11)
+	keys := make([]Key, 500)
+	for i := range keys {
+		keys[i] = randKey(&state)
+		ins(t, tab, keys[i], 0, uint32(i))
+	}
+	for _, h := range []uint64{0, ^uint64(0), 1 << 63, 1<<32 - 1} {
+		tab.Prefetch(h)
+	}
+	for i := range keys {
+		tab.Prefetch(tab.Hash(&keys[i]))
+		absent := randKey(&state)
+		tab.Prefetch(tab.Hash(&absent))
+	}
+	assert.Equal(t, len(keys), tab.Len())
+	for i := range keys {
+		b, ok := tab.Lookup(&keys[i], tab.Hash(&keys[i]), 0, 0)
+		require.True(t, ok)
+		assert.Equal(t, uint32(i), b)
+	}
+}
