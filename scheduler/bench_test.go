@@ -56,14 +56,19 @@ func BenchmarkPick(b *testing.B) {
 						}
 					}
 				}
-				b.ReportAllocs()
-				k := 0
-				for b.Loop() {
-					s.Pick(&flows[k&4095])
-					k++
-				}
+				benchPicks(b, s, flows)
 			})
 		}
+	}
+}
+
+// benchPicks times Pick over flows (4096 of them), cycling.
+func benchPicks(b *testing.B, s Scheduler, flows []Flow) {
+	b.ReportAllocs()
+	k := 0
+	for b.Loop() {
+		s.Pick(&flows[k&4095])
+		k++
 	}
 }
 
@@ -79,12 +84,7 @@ func BenchmarkPickBare(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			b.ReportAllocs()
-			k := 0
-			for b.Loop() {
-				s.Pick(&flows[k&4095])
-				k++
-			}
+			benchPicks(b, s, flows)
 		})
 	}
 }

@@ -11,7 +11,7 @@ trap 'rm -rf "$out"' EXIT
 run() { # package, benchmark regexp, benchtime
 	go test -run '^$' -bench "$2" -benchtime "$3" -count "$count" -benchmem "$1" | tee -a "$out/all.txt" >/dev/null
 }
-run ./dsr/ 'BenchmarkProcess$' 2000000x
+run ./dsr/ 'BenchmarkProcess$|BenchmarkProcessMillionFlows' 2000000x
 run ./internal/frame/ 'BenchmarkParse|BenchmarkSetMACs' 2000000x
 run ./internal/flowtable/ 'BenchmarkLookup$|BenchmarkGoMapLookup|BenchmarkHash' 2000000x
 run ./scheduler/ 'BenchmarkPick$|BenchmarkPickBare' 2000000x

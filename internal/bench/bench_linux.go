@@ -123,11 +123,42 @@ func Run(ctx context.Context, cfg *Config) (*Report, error) {
 	return rep, nil
 }
 
+// begin starts cand, pins both veths' NAPI threads and warms the
+// candidate up at rate. It returns the running candidate, which the caller
+// must stop, and the forwarder's NAPI thread IDs; on error it has stopped
+// the candidate itself.
+func (t *topo) begin(ctx context.Context, cand Candidate, frame []byte, rate float64) (*running, []int, error) {
+	r, err := t.start(ctx, cand)
+	if err != nil {
+		return nil, nil, err
+	}
+	fail := func(err error) (*running, []int, error) {
+		if serr := r.stop(); serr != nil {
+			err = errors.Join(err, serr)
+		}
+		return nil, nil, err
+	}
+	napi, err := t.pinNAPI(t.fwdIf, t.fwdCPU, false)
+	if err != nil {
+		return fail(err)
+	}
+	if _, err := t.pinNAPI(t.genIf, t.genCPU, true); err != nil {
+		return fail(err)
+	}
+	if _, err := t.generate(ctx, frame, rate, t.cfg.Warmup); err != nil {
+		return fail(err)
+	}
+	if err := t.drain(ctx); err != nil {
+		return fail(err)
+	}
+	return r, napi, nil
+}
+
 // measureCommon starts cand, warms it up at rate and measures one paced
 // phase at rate.
 func (t *topo) measureCommon(ctx context.Context, cand Candidate, frame []byte, rate float64) (cp CommonPhase, err error) {
 	cp.Target = rate
-	r, err := t.start(ctx, cand)
+	r, napi, err := t.begin(ctx, cand, frame, rate)
 	if err != nil {
 		return cp, err
 	}
@@ -136,19 +167,6 @@ func (t *topo) measureCommon(ctx context.Context, cand Candidate, frame []byte, 
 			err = serr
 		}
 	}()
-	napi, err := t.pinNAPI(t.fwdIf, t.fwdCPU, false)
-	if err != nil {
-		return cp, err
-	}
-	if _, err := t.pinNAPI(t.genIf, t.genCPU, true); err != nil {
-		return cp, err
-	}
-	if _, err := t.generate(ctx, frame, rate, t.cfg.Warmup); err != nil {
-		return cp, err
-	}
-	if err := t.drain(ctx); err != nil {
-		return cp, err
-	}
 	p, err := t.phase(ctx, r, napi, frame, rate, t.cfg.Duration)
 	if err != nil {
 		return cp, err
@@ -889,7 +907,9 @@ const (
 // overload (flood) phase and the paced phase.
 func (t *topo) measure(ctx context.Context, cand Candidate, frame []byte) (s Sample, err error) {
 	s = Sample{Candidate: cand, FrameSize: len(frame)}
-	r, err := t.start(ctx, cand)
+	// Warm up at the search's first rate: a flood would measure (and
+	// disturb) nothing useful yet.
+	r, napi, err := t.begin(ctx, cand, frame, searchStart)
 	if err != nil {
 		return s, err
 	}
@@ -898,21 +918,6 @@ func (t *topo) measure(ctx context.Context, cand Candidate, frame []byte) (s Sam
 			err = serr
 		}
 	}()
-	napi, err := t.pinNAPI(t.fwdIf, t.fwdCPU, false)
-	if err != nil {
-		return s, err
-	}
-	if _, err := t.pinNAPI(t.genIf, t.genCPU, true); err != nil {
-		return s, err
-	}
-	// Warm up at the search's first rate: a flood would measure (and
-	// disturb) nothing useful yet.
-	if _, err := t.generate(ctx, frame, searchStart, t.cfg.Warmup); err != nil {
-		return s, err
-	}
-	if err := t.drain(ctx); err != nil {
-		return s, err
-	}
 	// Capacity: the highest rate delivered while the offered rate rises
 	// step by step until frames are lost.
 	step := max(t.cfg.Duration/8, minSearchStep)
@@ -920,15 +925,23 @@ func (t *topo) measure(ctx context.Context, cand Candidate, frame []byte) (s Sam
 	// Target rates (not offered ones: a short step falls some way short
 	// of its target) of the last step that held and the first that lost.
 	held, failed := 0.0, 0.0
-	for rate := searchStart; rate <= searchMax; rate *= searchFactor {
+	// searchAt measures one step of the search at rate.
+	searchAt := func(kind string, rate float64) (phaseResult, error) {
 		p, err := t.phase(ctx, r, napi, frame, rate, step)
+		if err != nil {
+			return p, err
+		}
+		foreign = max(foreign, p.foreign)
+		t.cfg.Log.Debug(kind, "candidate", cand, "rate", rate, "offered", p.offered, "delivered", p.delivered, "loss", p.loss,
+			"frames_per_read", p.calls.FramesPerRead, "kernel_drops", p.calls.KernelDrops, "send_drops", p.calls.SendDrops, "ring_drops", p.calls.RingDrops)
+		s.Capacity = max(s.Capacity, p.delivered)
+		return p, nil
+	}
+	for rate := searchStart; rate <= searchMax; rate *= searchFactor {
+		p, err := searchAt("search step", rate)
 		if err != nil {
 			return s, err
 		}
-		foreign = max(foreign, p.foreign)
-		t.cfg.Log.Debug("search step", "candidate", cand, "rate", rate, "offered", p.offered, "delivered", p.delivered, "loss", p.loss,
-			"frames_per_read", p.calls.FramesPerRead, "kernel_drops", p.calls.KernelDrops, "send_drops", p.calls.SendDrops, "ring_drops", p.calls.RingDrops)
-		s.Capacity = max(s.Capacity, p.delivered)
 		// A short step falls some way short of its rate (each generator
 		// call starts with a fixed pause), so the step is judged by what
 		// it offered; well below the rate means the generator is the
@@ -952,14 +965,10 @@ func (t *topo) measure(ctx context.Context, cand Candidate, frame []byte) (s Sam
 	if lo, hi := held, failed; lo > 0 && hi > lo {
 		for range searchBisections {
 			mid := math.Sqrt(lo * hi)
-			p, err := t.phase(ctx, r, napi, frame, mid, step)
+			p, err := searchAt("bisection step", mid)
 			if err != nil {
 				return s, err
 			}
-			foreign = max(foreign, p.foreign)
-			t.cfg.Log.Debug("bisection step", "candidate", cand, "rate", mid, "offered", p.offered, "delivered", p.delivered, "loss", p.loss,
-				"frames_per_read", p.calls.FramesPerRead, "kernel_drops", p.calls.KernelDrops, "send_drops", p.calls.SendDrops, "ring_drops", p.calls.RingDrops)
-			s.Capacity = max(s.Capacity, p.delivered)
 			if p.loss > searchLoss {
 				hi = mid
 				continue

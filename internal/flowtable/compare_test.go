@@ -36,6 +36,21 @@ var maxLookupRatio = map[int]float64{10_000: 1.45, 1_000_000: 1.25}
 // turns to go first, so that neither finds in the cache the keys the other
 // just read.
 func TestLookupVersusGoMap(t *testing.T) {
+	compareWithMap(t, "Lookup", timeTableLookups, maxLookupRatio)
+}
+
+// TestBatchedLookupVersusGoMap is TestLookupVersusGoMap for lookups as the
+// balancer makes them: a batch of received packets at a time, all of the
+// batch's entries prefetched (Prefetch) before the first is looked up, so
+// that their cache misses overlap. A map offers no such thing; its side is
+// the same as in TestLookupVersusGoMap.
+func TestBatchedLookupVersusGoMap(t *testing.T) {
+	compareWithMap(t, "batched Lookup", timeBatchedLookups, maxBatchedRatio)
+}
+
+// compareWithMap times timeTable against the Go map in alternating rounds
+// for every benchmark size and checks the median ratio against bound.
+func compareWithMap(t *testing.T, what string, timeTable func(*benchSet, uint32, int) time.Duration, bound map[int]float64) {
 	if testing.Short() || raceEnabled {
 		t.Skip("timing comparison: skipped with -short and -race")
 	}
@@ -50,7 +65,7 @@ func TestLookupVersusGoMap(t *testing.T) {
 				chunk  = 1 << 14
 			)
 			var ratios, tabNs, mapNs []float64
-			require.Contains(t, maxLookupRatio, n)
+			require.Contains(t, bound, n)
 			for r := 0; r < rounds; r++ {
 				// The two sides read different stretches of the access
 				// order, so neither finds the keys the other just pulled
@@ -58,11 +73,11 @@ func TestLookupVersusGoMap(t *testing.T) {
 				off := uint32(r * chunk)
 				var tt, tm time.Duration
 				if r%2 == 0 {
-					tt = timeTableLookups(s, off, chunk)
+					tt = timeTable(s, off, chunk)
 					tm = timeMapLookups(s, off+orderLen/2, chunk)
 				} else {
 					tm = timeMapLookups(s, off+orderLen/2, chunk)
-					tt = timeTableLookups(s, off, chunk)
+					tt = timeTable(s, off, chunk)
 				}
 				if tt < 0 || tm < 0 {
 					t.Fatal("miss")
@@ -72,53 +87,9 @@ func TestLookupVersusGoMap(t *testing.T) {
 				ratios = append(ratios, float64(tt)/float64(tm))
 			}
 			ratio, tn, mn := median(ratios), median(tabNs), median(mapNs)
-			t.Logf("Lookup %.1f ns, Go map %.1f ns: ratio %.3f (median of %d alternating rounds of %d lookups)",
-				tn, mn, ratio, rounds, chunk)
-			assert.LessOrEqual(t, ratio, maxLookupRatio[n], "Lookup against a Go map")
-		})
-	}
-}
-
-// TestBatchedLookupVersusGoMap is TestLookupVersusGoMap for lookups as the
-// balancer makes them: a batch of received packets at a time, all of the
-// batch's entries prefetched (Prefetch) before the first is looked up, so
-// that their cache misses overlap. A map offers no such thing; its side is
-// the same as in TestLookupVersusGoMap.
-func TestBatchedLookupVersusGoMap(t *testing.T) {
-	if testing.Short() || raceEnabled {
-		t.Skip("timing comparison: skipped with -short and -race")
-	}
-	for _, n := range benchSizes {
-		t.Run(fmt.Sprintf("flows=%d", n), func(t *testing.T) {
-			s := benchData(t, n, true)
-			runtime.GC()
-			const (
-				rounds = 201
-				chunk  = 1 << 14
-			)
-			var ratios, tabNs, mapNs []float64
-			require.Contains(t, maxBatchedRatio, n)
-			for r := 0; r < rounds; r++ {
-				off := uint32(r * chunk)
-				var tt, tm time.Duration
-				if r%2 == 0 {
-					tt = timeBatchedLookups(s, off, chunk)
-					tm = timeMapLookups(s, off+orderLen/2, chunk)
-				} else {
-					tm = timeMapLookups(s, off+orderLen/2, chunk)
-					tt = timeBatchedLookups(s, off, chunk)
-				}
-				if tt < 0 || tm < 0 {
-					t.Fatal("miss")
-				}
-				tabNs = append(tabNs, float64(tt)/chunk)
-				mapNs = append(mapNs, float64(tm)/chunk)
-				ratios = append(ratios, float64(tt)/float64(tm))
-			}
-			ratio, tn, mn := median(ratios), median(tabNs), median(mapNs)
-			t.Logf("batched Lookup %.1f ns, Go map %.1f ns: ratio %.3f (median of %d alternating rounds of %d lookups, batches of %d)",
-				tn, mn, ratio, rounds, chunk, lookupBatch)
-			assert.LessOrEqual(t, ratio, maxBatchedRatio[n], "batched Lookup against a Go map")
+			t.Logf("%s %.1f ns, Go map %.1f ns: ratio %.3f (median of %d alternating rounds of %d lookups)",
+				what, tn, mn, ratio, rounds, chunk)
+			assert.LessOrEqual(t, ratio, bound[n], "%s against a Go map", what)
 		})
 	}
 }

@@ -29,6 +29,17 @@ func firstActive(bs []scheduler.Backend) (int, bool) {
 	return 0, false
 }
 
+// activeIndices returns the indices of the non-draining backends.
+func activeIndices(bs []scheduler.Backend) []int {
+	var act []int
+	for i, b := range bs {
+		if b.Weight > 0 {
+			act = append(act, i)
+		}
+	}
+	return act
+}
+
 // hashPick is a correct, deterministic scheduler to mutate: a weighted
 // choice by flow hash over a cumulative weight list.
 func hashPick(bs []scheduler.Backend, _ scheduler.Config) (scheduler.Scheduler, error) {
@@ -77,12 +88,7 @@ var broken = map[string]struct {
 		}), nil
 	}, &schedulertest.Options{Shares: schedulertest.Unchecked}, "Pick panicked"},
 	"ignoresWeights": {func(bs []scheduler.Backend, _ scheduler.Config) (scheduler.Scheduler, error) {
-		var act []int
-		for i, b := range bs {
-			if b.Weight > 0 {
-				act = append(act, i)
-			}
-		}
+		act := activeIndices(bs)
 		return funcSched(func(f *scheduler.Flow) (int, bool) {
 			if len(act) == 0 {
 				return 0, false
@@ -109,12 +115,7 @@ var broken = map[string]struct {
 	"needsTurns": {func(bs []scheduler.Backend, cfg scheduler.Config) (scheduler.Scheduler, error) {
 		// Rotates by the caller's turn, and without one always picks
 		// the first backend: fine for the balancer, wrong for others.
-		var act []int
-		for i, b := range bs {
-			if b.Weight > 0 {
-				act = append(act, i)
-			}
-		}
+		act := activeIndices(bs)
 		return funcSched(func(f *scheduler.Flow) (int, bool) {
 			if len(act) == 0 {
 				return 0, false
