@@ -817,3 +817,44 @@ func TestActiveFlowsWhenTableReplacesEntries(t *testing.T) {
 		assert.Equal(t, int64(h.b.Stats().Flows), active(h), "active flows match the table")
 	})
 }
+
+// TestBatchWithRelatedFrames checks the two passes over a batch when frames
+// of one batch depend on each other: a new flow's SYN and its ACK, and a
+// FIN and the SYN that reuses the ports, each in one batch. The decisions
+// must be those of frames processed one by one.
+func TestBatchWithRelatedFrames(t *testing.T) {
+	h := newHarness(t, &Config{TCPClosingTimeout: time.Second}, web4(3))
+	batch := func(ins ...[]byte) []int {
+		f := make([]Frame, len(ins))
+		for i, in := range ins {
+			f[i].Buf = make([]byte, MaxFrameSize)
+			f[i].N = copy(f[i].Buf, in)
+		}
+		out := h.w.processBatch(f, nil)
+		require.Len(t, out, len(ins))
+		got := make([]int, len(out))
+		for i := range out {
+			got[i] = expectForward(t, ins[i], out[i].Bytes())
+		}
+		return got
+	}
+	var ins [][]byte
+	for sport := range uint16(20) {
+		ins = append(ins, tcp4(7000+sport, frame.FlagSYN), tcp4(7000+sport, frame.FlagACK))
+	}
+	got := batch(ins...)
+	for i := 0; i < len(got); i += 2 {
+		assert.Equal(t, got[i], got[i+1], "a flow's SYN and ACK in one batch reach one backend")
+	}
+	assert.Equal(t, 20, h.b.Stats().Flows)
+	assert.Equal(t, uint64(20), h.b.Stats().Services[0].Flows, "one flow each, not two")
+
+	// Drain the first flow's backend; then close the flow and reopen its
+	// ports in one batch: the reopened connection leaves it.
+	svc := web4(3)
+	require.NoError(t, h.b.DrainBackend(svc.Key(), svc.Backends[got[0]].Addr))
+	again := batch(tcp4(7000, frame.FlagFIN|frame.FlagACK), tcp4(7000, frame.FlagSYN), tcp4(7000, frame.FlagACK))
+	assert.Equal(t, got[0], again[0], "the FIN follows its flow")
+	assert.NotEqual(t, got[0], again[1], "the new connection leaves the draining backend")
+	assert.Equal(t, again[1], again[2])
+}
