@@ -60,11 +60,13 @@ func Example() {
 	pk := <-got
 	fmt.Println("from balancer:", net.HardwareAddr(pk.Data[6:12]))
 	fmt.Println("IP packet untouched:", string(pk.Data[14:]) == string(syn[14:]))
-	fmt.Println("forwarded:", b.Stats().Forwarded)
+	// The service's counters are published before the frame is sent
+	// (Stats().Forwarded only after the send returns, so it may lag).
+	fmt.Println("packets to the service's backends:", b.Stats().Services[0].Packets)
 	// Output:
 	// from balancer: 02:00:00:00:00:01
 	// IP packet untouched: true
-	// forwarded: 1
+	// packets to the service's backends: 1
 }
 
 // ExampleBalancer_SetBackends shows that a bad change is rejected whole with
