@@ -2,11 +2,9 @@ package dsr
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/bits"
 	"net"
 	"net/netip"
 	"os"
@@ -242,8 +240,9 @@ type parsed struct {
 func (w *worker) parse(f *Frame, ps *parsed) {
 	p := &ps.pkt
 	ps.err = frame.Parse(f.Buf[:f.N], p)
-	ps.flow = ps.err == nil && p.Version != 0 && p.EthDst == w.mac && !p.ICMPError &&
-		p.Fragment == frame.NotFragment && (p.Proto == frame.ProtoTCP || p.Proto == frame.ProtoUDP)
+	// Proto is TCP or UDP only for IP packets, and never for ICMP errors.
+	ps.flow = ps.err == nil && p.EthDst == w.mac && p.Fragment == frame.NotFragment &&
+		(p.Proto == frame.ProtoTCP || p.Proto == frame.ProtoUDP)
 	if ps.flow {
 		ps.key = flowtable.MakeKey(p.Src, p.Dst, p.SrcPort, p.DstPort, p.Proto)
 		ps.hash = w.b.flows.Hash(&ps.key)
@@ -437,8 +436,10 @@ func (w *worker) schedule(p *frame.Packet, s *snapshot, k *flowtable.Key) (*svcE
 		w.missReason(s, p.Dst)
 		return nil, 0, nil
 	}
+	h, src := k.Hashes(w.b.cfg.Seed)
+	// SrcHash is never zero: zero means "not computed" to a scheduler.
 	fl := scheduler.Flow{Src: p.Src, Dst: p.Dst, SrcPort: p.SrcPort, DstPort: p.DstPort, Proto: p.Proto,
-		Hash: k.Hash(w.b.cfg.Seed), SrcHash: sourceHash(k, w.b.cfg.Seed), Turn: w.nextTurn(s, svc)}
+		Hash: h, SrcHash: src | 1, Turn: w.nextTurn(s, svc)}
 	idx, be := w.pick(s, svc, svc.sched, &fl)
 	return svc, idx, be
 }
@@ -472,20 +473,6 @@ func (w *worker) growTurns(n int) {
 
 // workerTurnStride separates the workers' starting turns.
 const workerTurnStride = 1 << 20
-
-// sourceHash hashes a flow's source address alone with the configured seed,
-// for source-hashing schedulers (scheduler.Flow.SrcHash). It is never zero,
-// which to a scheduler means "not computed".
-func sourceHash(k *flowtable.Key, seed uint64) uint64 {
-	hi, lo := bits.Mul64(binary.LittleEndian.Uint64(k.Src[0:8])^seed^srcHashK0, binary.LittleEndian.Uint64(k.Src[8:16])^seed^srcHashK1)
-	return (hi ^ lo) | 1
-}
-
-// Keys of sourceHash: odd constants with well-spread bits.
-const (
-	srcHashK0 = 0x9e3779b97f4a7c15
-	srcHashK1 = 0xbf58476d1ce4e5b9
-)
 
 // pick asks the service's scheduler for a backend and returns its index and
 // entry, or counts DropNoBackend and returns nil.
@@ -572,7 +559,8 @@ func (w *worker) fragment(p *frame.Packet, s *snapshot) *beEntry {
 		return nil
 	}
 	k := flowtable.MakeKey(p.Src, p.Dst, 0, 0, p.Proto)
-	fl := scheduler.Flow{Src: p.Src, Dst: p.Dst, Proto: p.Proto, Hash: k.Hash(w.b.cfg.Seed), SrcHash: sourceHash(&k, w.b.cfg.Seed)}
+	h, src := k.Hashes(w.b.cfg.Seed)
+	fl := scheduler.Flow{Src: p.Src, Dst: p.Dst, Proto: p.Proto, Hash: h, SrcHash: src | 1}
 	_, be := w.pick(s, svc, svc.frag, &fl)
 	return be
 }

@@ -175,20 +175,31 @@ func taskCPU(pid, tid int) (uint64, error) {
 	return parseSchedstat(b)
 }
 
+// tasks lists the thread IDs of process pid.
+func tasks(pid int) ([]int, error) {
+	ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil {
+		return nil, err
+	}
+	tids := make([]int, 0, len(ents))
+	for _, e := range ents {
+		if tid, err := strconv.Atoi(e.Name()); err == nil {
+			tids = append(tids, tid)
+		}
+	}
+	return tids, nil
+}
+
 // processCPU sums taskCPU over the live threads of pid. Go runtimes do not
 // retire threads in steady state, so nothing is lost to exited threads
 // within a measurement window.
 func processCPU(pid int) (uint64, error) {
-	ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	tids, err := tasks(pid)
 	if err != nil {
 		return 0, fmt.Errorf("bench: process CPU: %w", err)
 	}
 	var sum uint64
-	for _, e := range ents {
-		tid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
+	for _, tid := range tids {
 		ns, err := taskCPU(pid, tid)
 		if err != nil {
 			continue // thread exited between listing and reading
@@ -210,15 +221,11 @@ func taskSwitches(pid, tid int) (voluntary, involuntary uint64, err error) {
 
 // processSwitches sums taskSwitches over the live threads of pid.
 func processSwitches(pid int) (voluntary, involuntary uint64, err error) {
-	ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	tids, err := tasks(pid)
 	if err != nil {
 		return 0, 0, fmt.Errorf("bench: process switches: %w", err)
 	}
-	for _, e := range ents {
-		tid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
+	for _, tid := range tids {
 		v, i, err := taskSwitches(pid, tid)
 		if err != nil {
 			continue // thread exited between listing and reading

@@ -60,6 +60,14 @@ func mix(a, b uint64) uint64 {
 // table's methods; the balancer computes it once per packet and also hands
 // it to schedulers.
 func (k *Key) Hash(seed uint64) uint64 {
+	h, _ := k.Hashes(seed)
+	return h
+}
+
+// Hashes returns Hash and, from the same pass, a hash of the source
+// address alone (the first half of the mixing), which source-hashing
+// schedulers place a flow by.
+func (k *Key) Hashes(seed uint64) (flow, src uint64) {
 	s0 := binary.LittleEndian.Uint64(k.Src[0:8])
 	s1 := binary.LittleEndian.Uint64(k.Src[8:16])
 	d0 := binary.LittleEndian.Uint64(k.Dst[0:8])
@@ -67,7 +75,7 @@ func (k *Key) Hash(seed uint64) uint64 {
 	pp := uint64(k.SrcPort) | uint64(k.DstPort)<<16 | uint64(k.Proto)<<32
 	a := mix(s0^seed^hashK0, s1^seed^hashK1)
 	b := mix(d0^seed^hashK2, d1^seed^hashK3)
-	return mix(a^pp^hashK4, b^seed^hashK0)
+	return mix(a^pp^hashK4, b^seed^hashK0), a
 }
 
 // keyWords is a Key laid out as the table stores it, computed once per

@@ -92,15 +92,21 @@ type ICMPv4 struct {
 }
 
 func (l ICMPv4) encode(_ *context, payload []byte) []byte {
-	if l.Truncate > 0 && l.Truncate < len(payload) {
-		payload = payload[:l.Truncate]
-	}
-	b := make([]byte, 8, 8+len(payload))
-	b[0], b[1] = l.Type, l.Code
-	binary.BigEndian.PutUint32(b[4:], l.Rest)
-	b = append(b, payload...)
+	b := icmpMessage(l.Type, l.Code, l.Rest, l.Truncate, payload)
 	writeChecksum(b, 2, l.Checksum, 0)
 	return b
+}
+
+// icmpMessage lays out an ICMP or ICMPv6 message with a zero checksum: the
+// 8-byte header, then payload cut to truncate bytes when that is positive.
+func icmpMessage(typ, code uint8, rest uint32, truncate int, payload []byte) []byte {
+	if truncate > 0 && truncate < len(payload) {
+		payload = payload[:truncate]
+	}
+	b := make([]byte, 8, 8+len(payload))
+	b[0], b[1] = typ, code
+	binary.BigEndian.PutUint32(b[4:], rest)
+	return append(b, payload...)
 }
 
 // ICMPv6 is an ICMPv6 header, laid out like ICMPv4 (Rest is the MTU of a
@@ -113,13 +119,7 @@ type ICMPv6 struct {
 }
 
 func (l ICMPv6) encode(c *context, payload []byte) []byte {
-	if l.Truncate > 0 && l.Truncate < len(payload) {
-		payload = payload[:l.Truncate]
-	}
-	b := make([]byte, 8, 8+len(payload))
-	b[0], b[1] = l.Type, l.Code
-	binary.BigEndian.PutUint32(b[4:], l.Rest)
-	b = append(b, payload...)
+	b := icmpMessage(l.Type, l.Code, l.Rest, l.Truncate, payload)
 	writeChecksum(b, 2, l.Checksum, pseudo(c, "ICMPv6", 58, len(b)))
 	return b
 }
