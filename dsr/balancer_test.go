@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/dsrlb/dsrlb/health"
 	"github.com/dsrlb/dsrlb/internal/flowtable"
 	"github.com/dsrlb/dsrlb/internal/frame"
 	ft "github.com/dsrlb/dsrlb/internal/frame/frametest"
@@ -857,4 +858,26 @@ func TestBatchWithRelatedFrames(t *testing.T) {
 	assert.Equal(t, got[0], again[0], "the FIN follows its flow")
 	assert.NotEqual(t, got[0], again[1], "the new connection leaves the draining backend")
 	assert.Equal(t, again[1], again[2])
+}
+
+func TestCheckThatCannotProbeIsRefused(t *testing.T) {
+	b, err := New(nil)
+	require.NoError(t, err)
+	svc := Service{VIP: netip.MustParseAddr("2001:db8::100"), Protocol: TCP, Port: 80,
+		Backends: []Backend{{Addr: netip.MustParseAddr("2001:db8::10")}},
+		Checks:   []HealthCheck{{Checker: &health.TCPChecker{}}}}
+	require.NoError(t, b.AddService(svc), "a tcp check on the service's port is fine on IPv6")
+
+	allPorts := svc
+	allPorts.VIP, allPorts.Port = netip.MustParseAddr("2001:db8::101"), 0
+	err = b.AddService(allPorts)
+	var ce *ConfigError
+	require.ErrorAs(t, err, &ce)
+	require.Equal(t, "services[1].checks[0]", ce.Field)
+	require.ErrorIs(t, err, health.ErrUnsupportedTarget)
+	require.ErrorContains(t, err, "needs a port")
+	require.Len(t, b.Services(), 1, "the running configuration stays")
+
+	allPorts.Checks = []HealthCheck{{Checker: &health.TCPChecker{}, Port: 8080}}
+	require.NoError(t, b.AddService(allPorts), "a check port makes it work")
 }

@@ -404,6 +404,21 @@ func validateService(field string, s *Service) error {
 			return fieldErr(bf+".state", "unknown state %d", be.State)
 		}
 	}
+	// A check that cannot probe this service's backends would take every
+	// backend down once traffic should flow: refuse it now.
+	for i, hc := range s.Checks {
+		sup := health.SupportOf(hc.Checker)
+		port := hc.Port
+		if port == 0 {
+			port = s.Port
+		}
+		for j := range s.Backends {
+			t := health.Target{Addr: s.Backends[j].Addr.Unmap(), Port: port, VIP: vip}
+			if err := sup.Validate(t); err != nil {
+				return fieldErr(fmt.Sprintf("%s.checks[%d]", field, i), "backends[%d]: %w", j, err)
+			}
+		}
+	}
 	return nil
 }
 

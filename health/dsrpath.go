@@ -31,3 +31,10 @@ type DSRPathConfig struct {
 func (c *DSRPathChecker) CheckKey() string {
 	return "dsr-path " + c.id
 }
+
+// Support implements Supporter: a port and the VIP, which must be of the
+// backend's family; the MAC is filled by the balancer once it is resolved.
+// The probe is IPv4 only for now.
+func (c *DSRPathChecker) Support() Support {
+	return Support{Name: "dsr", Families: IPv4, NeedsPort: true, NeedsVIP: true, NeedsMAC: true}
+}
