@@ -38,7 +38,11 @@ type fragLookup struct {
 type svcEntry struct {
 	key   ServiceKey
 	sched scheduler.Scheduler
-	obs   scheduler.FlowObserver // nil unless sched implements it
+	// schedName names sched, and schedGen is the generation of the plan
+	// that built it (for Explain).
+	schedName string
+	schedGen  uint64
+	obs       scheduler.FlowObserver // nil unless sched implements it
 	// frag places fragments under FragmentsHash: sched itself when its
 	// picks depend only on the flow (mh, sh, hrw), else a Maglev table over
 	// the same weighted set, so that every fragment of a datagram reaches
@@ -53,16 +57,26 @@ type svcEntry struct {
 type beEntry struct {
 	id     uint32
 	mac    [6]byte
-	usable bool // MAC known and not down: may carry flows
+	usable bool // MAC known, not down, healthy: may carry flows
 	state  BackendState
 	index  int // position in svc.ids, for FlowObserver
 	svc    *svcEntry
 	stats  *backendStats
+
+	// Why the entry is as it is, for Explain and tests; workers read only
+	// the fields above.
+	hasMAC    bool    // mac is known (configured or resolved)
+	healthy   bool    // every check passes, or fail-open keeps it
+	failOpen  bool    // healthy only because the service fails open
+	healthErr error   // a failing check's reason, or nil
+	weight    uint32  // the scheduler weight compiled; 0: no new flows
+	rampFrac  float64 // in slow start: the fraction of its weight; else 0
 }
 
 // snapshot is the immutable forwarding state. The control plane builds a new
 // one for every change and swaps it in atomically; workers only read it.
 type snapshot struct {
+	gen      uint64 // counts plans: every compile makes a new generation
 	services map[svcLookup]*svcEntry
 	frag     map[fragLookup]*svcEntry // nil value: ambiguous, fragments dropped
 	vips     map[[16]byte]struct{}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"sync/atomic"
 
 	"github.com/dsrlb/dsrlb/internal/frame"
@@ -167,4 +168,47 @@ type workerCounters struct {
 	drops     [numDropReasons]atomic.Uint64
 	malformed [frame.NumErrors]atomic.Uint64
 	_         [64]byte
+}
+
+// Stats returns a copy of all counters. It never pauses forwarding.
+func (b *Balancer) Stats() Stats {
+	st := Stats{
+		Drops:        make(map[DropReason]uint64, numDropReasons),
+		Malformed:    map[string]uint64{},
+		Flows:        b.flows.Len(),
+		FlowCapacity: b.flows.Cap(),
+	}
+	for i := range b.workers {
+		c := &b.workers[i]
+		st.Received += c.received.Load()
+		st.Forwarded += c.forwarded.Load()
+		st.Stateless += c.stateless.Load()
+		for r := range c.drops {
+			st.Drops[DropReason(r)] += c.drops[r].Load()
+		}
+		for e := range c.malformed {
+			if v := c.malformed[e].Load(); v > 0 {
+				st.Malformed[frame.Error(e).String()] += v
+			}
+		}
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, key := range b.order {
+		ss := b.services[key]
+		svc := ServiceStats{Key: key, Flows: ss.stats.flows.Load(), Rescheduled: ss.stats.rescheduled.Load()}
+		svc.Packets, svc.Bytes = ss.stats.traffic.sum()
+		for _, be := range ss.svc.Backends {
+			bs := ss.backends[be.Addr]
+			out := BackendStats{Addr: be.Addr, State: be.State, Flows: bs.stats.flows.Load(), ActiveFlows: bs.stats.active.Load(),
+				Healthy: bs.healthy(), SYNRetransmits: bs.stats.synRetrans.Load(), MAC: slices.Clone(macOf(&be, b.resolved))}
+			if err := bs.healthError(); err != nil {
+				out.HealthError = err.Error()
+			}
+			out.Packets, out.Bytes = bs.stats.traffic.sum()
+			svc.Backends = append(svc.Backends, out)
+		}
+		st.Services = append(st.Services, svc)
+	}
+	return st
 }

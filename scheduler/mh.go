@@ -201,16 +201,18 @@ func (s *sourceHash) Pick(f *Flow) (int, bool) {
 	if len(s.table) == 0 {
 		return 0, false
 	}
-	var h uint64
+	return int(s.table[reduce(s.hash(f), uint64(len(s.table)))]), true
+}
+
+// hash is the source hash that places f.
+func (s *sourceHash) hash(f *Flow) uint64 {
 	if f.SrcHash != 0 {
 		// The balancer's source hash, rekeyed with this scheduler's seed.
 		lo := s.k2
 		if s.ports {
 			lo ^= uint64(f.SrcPort) << 40
 		}
-		h = mum(f.SrcHash^s.k1, lo)
-	} else {
-		h = sourceKey(f.Src, f.SrcPort, s.ports, s.k1, s.k2)
+		return mum(f.SrcHash^s.k1, lo)
 	}
-	return int(s.table[reduce(h, uint64(len(s.table)))]), true
+	return sourceKey(f.Src, f.SrcPort, s.ports, s.k1, s.k2)
 }

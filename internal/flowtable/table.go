@@ -343,6 +343,15 @@ func nextState(st State, proto uint8, flags uint8) State {
 //
 // Lookup takes no lock and does not allocate. hash must be t.Hash(k).
 func (t *Table) Lookup(k *Key, hash uint64, now Tick, tcpFlags uint8) (backend uint32, ok bool) {
+	backend, _, ok = t.LookupState(k, hash, now, tcpFlags)
+	return backend, ok
+}
+
+// LookupState is Lookup that also reports the state the flow was in before
+// this packet's flags were applied, at no extra cost: a bare SYN on an
+// Embryonic flow is a client retrying, on a Closing one a new connection
+// reusing the ports. prev is meaningful only when ok.
+func (t *Table) LookupState(k *Key, hash uint64, now Tick, tcpFlags uint8) (backend uint32, prev State, ok bool) {
 	// At 1M flows every lookup misses the cache twice (the key, then its
 	// slot), and what decides the speed is whether the processor overlaps
 	// those misses with the next packets'. It does so only while its branch
@@ -381,7 +390,7 @@ func (t *Table) Lookup(k *Key, hash uint64, now Tick, tcpFlags uint8) (backend u
 	torn := seq&1 | (s.seq.Load() ^ seq)
 	if diff|torn|uint64(uint32(v)^uint32(now))|(keepsState(m, k.Proto, tcpFlags)^1) == 0 {
 		runtime.KeepAlive(t)
-		return backendOf(v), true
+		return backendOf(v), stateOf(m), true
 	}
 	if torn == 0 {
 		if diff == 0 {
@@ -390,18 +399,18 @@ func (t *Table) Lookup(k *Key, hash uint64, now Tick, tcpFlags uint8) (backend u
 			// entry again.
 			if backend, ok, done := t.refresh(s, sl, seq, m, v, now, tcpFlags); done {
 				runtime.KeepAlive(t)
-				return backend, ok
+				return backend, stateOf(m), ok
 			}
 		} else if match == 0 && zeroLanes(win) != 0 {
 			// The common miss: no tag in the window is k's (zeroLanes
 			// misses no zero byte), and an empty slot in it ends k's run.
 			runtime.KeepAlive(t)
-			return 0, false
+			return 0, 0, false
 		}
 	}
-	backend, ok = t.lookupSlow(k, hash, now, tcpFlags)
+	backend, prev, ok = t.lookupSlow(k, hash, now, tcpFlags)
 	runtime.KeepAlive(t)
-	return backend, ok
+	return backend, prev, ok
 }
 
 // Prefetch starts loading the memory a Lookup or Insert of a key with
@@ -424,7 +433,7 @@ func (t *Table) Prefetch(hash uint64) {
 // window, retried until it sees the shard without a writer in the way.
 //
 //go:noinline
-func (t *Table) lookupSlow(k *Key, hash uint64, now Tick, tcpFlags uint8) (backend uint32, ok bool) {
+func (t *Table) lookupSlow(k *Key, hash uint64, now Tick, tcpFlags uint8) (backend uint32, prev State, ok bool) {
 	s := t.shard(hash)
 	home := s.home(hash)
 	s0 := binary.LittleEndian.Uint64(k.Src[0:8])
@@ -450,20 +459,20 @@ func (t *Table) lookupSlow(k *Key, hash uint64, now Tick, tcpFlags uint8) (backe
 					goto retry // the words read may mix two entries
 				}
 				if b, hit, done := t.refresh(s, sl, seq, m, v, now, tcpFlags); done {
-					return b, hit
+					return b, stateOf(m), hit
 				}
 				goto retry
 			}
 			// Not in the window. An empty slot in it ends k's run; else k
 			// may sit further on (at full load about 1 flow in 400 does).
 			if zeroLanes(win) == 0 {
-				if b, hit, done := t.lookupFar(s, slots, seq, s0, s1, d0, d1, km, now, tcpFlags); done {
-					return b, hit
+				if b, st, hit, done := t.lookupFar(s, slots, seq, s0, s1, d0, d1, km, now, tcpFlags); done {
+					return b, st, hit
 				}
 				goto retry
 			}
 			if s.seq.Load() == seq {
-				return 0, false
+				return 0, 0, false
 			}
 		}
 	retry:
@@ -477,7 +486,7 @@ func (t *Table) lookupSlow(k *Key, hash uint64, now Tick, tcpFlags uint8) (backe
 // Hood probe. done=false means a writer got in the way.
 //
 //go:noinline
-func (t *Table) lookupFar(s *shard, slots []slot, seq, s0, s1, d0, d1, km uint64, now Tick, tcpFlags uint8) (backend uint32, ok, done bool) {
+func (t *Table) lookupFar(s *shard, slots []slot, seq, s0, s1, d0, d1, km uint64, now Tick, tcpFlags uint8) (backend uint32, prev State, ok, done bool) {
 	for i := tagWindow; i < len(slots); i++ {
 		sl := &slots[i]
 		m := sl.w[4].Load()
@@ -490,11 +499,12 @@ func (t *Table) lookupFar(s *shard, slots []slot, seq, s0, s1, d0, d1, km uint64
 		}
 		v := sl.w[5].Load()
 		if s.seq.Load() != seq {
-			return 0, false, false
+			return 0, 0, false, false
 		}
-		return t.refresh(s, sl, seq, m, v, now, tcpFlags)
+		b, hit, done := t.refresh(s, sl, seq, m, v, now, tcpFlags)
+		return b, stateOf(m), hit, done
 	}
-	return 0, false, s.seq.Load() == seq
+	return 0, 0, false, s.seq.Load() == seq
 }
 
 // refresh is the part of a Lookup hit that writes: it expires, promotes
@@ -802,10 +812,10 @@ func (t *Table) Delete(k *Key, hash uint64) bool {
 }
 
 // State returns the state of flow k without refreshing it, and whether k is
-// held. It takes the shard's lock: it is for rare questions off the common
-// path (the balancer asks it about a SYN that hits an existing flow, to tell
-// a retransmission from a reused port), not for every packet. An expired
-// entry that was not yet removed is reported as held.
+// held. It takes the shard's lock: it is for rare questions off the
+// forwarding path (explaining a decision, tests); the forwarding path learns
+// a flow's state from LookupState. An expired entry that was not yet removed
+// is reported as held.
 func (t *Table) State(k *Key, hash uint64) (State, bool) {
 	defer runtime.KeepAlive(t)
 	s := t.shard(hash)
@@ -817,6 +827,34 @@ func (t *Table) State(k *Key, hash uint64) (State, bool) {
 		return 0, false
 	}
 	return stateOf(s.slots[i].w[4].Load()), true
+}
+
+// Entry is what Peek reports of a held flow.
+type Entry struct {
+	Backend uint32
+	State   State
+	// Idle is how long the flow has been idle at the time given to Peek.
+	Idle Tick
+	// Expired reports that the flow timed out: the next packet of the
+	// tuple starts a new flow.
+	Expired bool
+}
+
+// Peek returns flow k's entry without refreshing it or changing its state,
+// and whether k is held. Like State it takes the shard's lock, and is for
+// questions off the forwarding path (explaining a decision).
+func (t *Table) Peek(k *Key, hash uint64, now Tick) (Entry, bool) {
+	defer runtime.KeepAlive(t)
+	s := t.shard(hash)
+	kw := k.words()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	i := s.find(s.home(hash), &kw)
+	if i < 0 {
+		return Entry{}, false
+	}
+	m, v := s.slots[i].w[4].Load(), s.slots[i].w[5].Load()
+	return Entry{Backend: backendOf(v), State: stateOf(m), Idle: Tick(uint32(now) - uint32(lastSeenOf(v))), Expired: t.expired(m, v, now)}, true
 }
 
 // Len returns the number of entries held, including expired ones that

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 
 	"github.com/dsrlb/dsrlb/arp"
 )
@@ -63,11 +64,46 @@ func (b *Balancer) syncARP() {
 				continue
 			}
 			seen[be.Addr] = true
-			bes = append(bes, arp.Backend{Addr: be.Addr, MAC: append(net.HardwareAddr(nil), be.MAC...)})
-			if be.MAC == nil {
-				bes[len(bes)-1].MAC = nil
-			}
+			// The configured MAC only: a resolved one is the speaker's own.
+			bes = append(bes, arp.Backend{Addr: be.Addr, MAC: slices.Clone(be.MAC)})
 		}
 	}
 	sp.SetBackends(bes)
+}
+
+// SetBackendMAC records the hardware address of the backend addr (in every
+// service that has it), as learned by an address resolver. A MAC configured
+// in the Service takes precedence. Nil forgets the address: a backend with
+// no MAC takes no new flows.
+func (b *Balancer) SetBackendMAC(addr netip.Addr, mac net.HardwareAddr) error {
+	addr = addr.Unmap()
+	if mac != nil && (len(mac) != 6 || mac[0]&1 != 0) {
+		return &ConfigError{Field: "mac", Err: fmt.Errorf("%s is not a unicast Ethernet address", mac)}
+	}
+	b.mu.Lock()
+	defer b.unlockAndFlush()
+	found := false
+	for _, key := range b.order {
+		for _, be := range b.services[key].svc.Backends {
+			if be.Addr == addr {
+				found = true
+			}
+		}
+	}
+	if !found {
+		return fmt.Errorf("%w: backend %s", ErrNotFound, addr)
+	}
+	old := b.resolved[addr]
+	if string(old) == string(mac) {
+		return nil
+	}
+	if mac == nil {
+		delete(b.resolved, addr)
+	} else {
+		b.resolved[addr] = append(net.HardwareAddr(nil), mac...)
+		b.emit(Event{Kind: EventMACResolved, Backend: addr, MAC: b.resolved[addr], At: b.cfg.Clock()})
+	}
+	b.recompile()
+	b.reconcileHealth()
+	return nil
 }
