@@ -42,7 +42,7 @@ type Speaker struct {
 	closed  atomic.Bool
 	stats   counters
 	evMu    sync.Mutex // serialises OnEvent calls
-	extra   []func(Event)
+	extra   []*handler // AddEventHandler's, guarded by evMu
 
 	mu        sync.Mutex
 	vips      map[netip.Addr]*vipState
@@ -429,22 +429,33 @@ func (s *Speaker) apply(b *batch) {
 		if s.cfg.onEvent != nil {
 			s.cfg.onEvent(e)
 		}
-		for _, fn := range s.extra {
-			fn(e)
+		for _, h := range s.extra {
+			h.fn(e)
 		}
 	}
 }
+
+// handler is one AddEventHandler registration; its address identifies it.
+type handler struct{ fn func(Event) }
 
 // AddEventHandler adds fn to the receivers of the Speaker's events, after
 // Config.OnEvent, with the same rules: called from the Speaker's goroutines,
 // one event at a time, never with internal locks held, and it must not
 // block. It lets a component that is handed an existing Speaker (a
-// dsr.Balancer) follow its events.
-func (s *Speaker) AddEventHandler(fn func(Event)) {
+// dsr.Balancer) follow its events for as long as it needs them: remove
+// takes fn off again, after which fn is not called. remove may be called
+// more than once, but not from fn itself.
+func (s *Speaker) AddEventHandler(fn func(Event)) (remove func()) {
 	if fn == nil {
-		return
+		return func() {}
 	}
+	h := &handler{fn: fn}
 	s.evMu.Lock()
-	defer s.evMu.Unlock()
-	s.extra = append(s.extra, fn)
+	s.extra = append(s.extra, h)
+	s.evMu.Unlock()
+	return sync.OnceFunc(func() {
+		s.evMu.Lock()
+		defer s.evMu.Unlock()
+		s.extra = slices.DeleteFunc(s.extra, func(x *handler) bool { return x == h })
+	})
 }

@@ -104,9 +104,6 @@ func New(cfg *Config) (*Balancer, error) {
 	}
 	hc.OnEvent = b.onHealthEvent
 	b.monitor = health.NewMonitor(&hc)
-	if c.ARP != nil {
-		b.attachARP(c.ARP)
-	}
 	b.snap.Store(&snapshot{
 		services: map[svcLookup]*svcEntry{},
 		frag:     map[fragLookup]*svcEntry{},

@@ -97,7 +97,7 @@ func TestCompileWeightsAndStates(t *testing.T) {
 	p, vs := compiled(t, compileCase{svc: s})
 	assert.Equal(t, []view{
 		{usable: true, healthy: true, weight: 5, mac: true},
-		{usable: true, healthy: true, weight: 0, mac: true},   // draining: keeps flows, takes none
+		{usable: true, healthy: true, weight: 0, mac: true},  // draining: keeps flows, takes none
 		{usable: false, healthy: true, weight: 0, mac: true}, // down: nothing
 	}, vs)
 	assert.Empty(t, p.events)

@@ -8,7 +8,6 @@ import (
 	"net/netip"
 	"time"
 
-	"github.com/dsrlb/dsrlb/arp"
 	"github.com/dsrlb/dsrlb/health"
 	"github.com/dsrlb/dsrlb/scheduler"
 )
@@ -236,13 +235,14 @@ type Config struct {
 	// it may call the Balancer; it should not block for long. Nil discards
 	// events (they are still logged).
 	OnEvent func(Event)
-	// ARP, when set, owns the VIPs on the segment (package arp): the
-	// Balancer keeps its VIP and backend sets in step with the
-	// configuration, runs it from Run, uses the MACs it resolves for
-	// backends configured without one, and reports its conflicts as
-	// EventVIPConflict. Nil means something else answers ARP for the VIPs
-	// and backends need configured MACs.
-	ARP *arp.Speaker
+	// ARP, when set, owns the VIPs on the segment and resolves backend
+	// MACs (an *arp.Speaker: ARP for IPv4, neighbour discovery for IPv6):
+	// the Balancer keeps its VIP and backend sets in step with the
+	// configuration, runs it from Run and follows its events while Run
+	// runs, uses the MACs it resolves for backends configured without one,
+	// and reports its conflicts as EventVIPConflict. Nil means something
+	// else answers ARP for the VIPs and backends need configured MACs.
+	ARP Neighbours
 	// SYNRetransmitThreshold is how many SYNs retransmitted on existing
 	// flows of one backend in one second raise EventSYNRetransmits (when
 	// they are also at least half of its new flows). Zero means 20.

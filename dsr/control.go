@@ -20,6 +20,10 @@ func (b *Balancer) Run(ctx context.Context) error {
 	var monErr, arpErr error
 	wg.Go(func() { monErr = b.monitor.Run(ctx) })
 	if b.cfg.ARP != nil {
+		// Follow the speaker's events while it runs for us, and no
+		// longer: the speaker may outlive this Balancer.
+		remove := b.cfg.ARP.AddEventHandler(b.onARPEvent)
+		defer remove()
 		wg.Go(func() { arpErr = b.cfg.ARP.Run(ctx) })
 	}
 	wg.Wait()

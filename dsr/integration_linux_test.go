@@ -47,14 +47,16 @@ func startBalancer(t *testing.T, lab *netlab.Lab, workers int, services ...Servi
 func startBalancerWith(t *testing.T, lab *netlab.Lab, cfg *Config, arpCfg *arp.Config, services ...Service) *liveBalancer {
 	t.Helper()
 	workers := max(cfg.Workers, 1)
+	var speaker *arp.Speaker
 	require.NoError(t, lab.Balancer.Do(func() error {
 		ifi, err := net.InterfaceByName(lab.Balancer.Link)
 		if err != nil {
 			return err
 		}
-		cfg.ARP, err = arp.Listen(ifi, arpCfg)
+		speaker, err = arp.Listen(ifi, arpCfg)
 		return err
 	}))
+	cfg.ARP = speaker
 	b, err := New(cfg)
 	require.NoError(t, err)
 	for _, s := range services {
@@ -100,7 +102,7 @@ func startBalancerWith(t *testing.T, lab *netlab.Lab, cfg *Config, arpCfg *arp.C
 		for _, f := range lb.fwds {
 			_ = f.Close()
 		}
-		_ = cfg.ARP.Close()
+		_ = speaker.Close()
 		if t.Failed() {
 			t.Logf("balancer stats: %+v", b.Stats())
 		}

@@ -1,6 +1,7 @@
 package dsr
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -10,12 +11,24 @@ import (
 	"github.com/dsrlb/dsrlb/arp"
 )
 
-// attachARP makes the Balancer follow sp's events: resolved and changed MACs
-// feed forwarding, unresolved backends lose their MAC, conflicts become
-// EventVIPConflict.
-func (b *Balancer) attachARP(sp *arp.Speaker) {
-	sp.AddEventHandler(b.onARPEvent)
+// Neighbours is what a Balancer needs of the component that owns its VIPs
+// on the segment and resolves its backends' MACs: ARP for IPv4 and
+// neighbour discovery for IPv6. *arp.Speaker implements it; an application
+// can wrap one (to withdraw the VIPs on a standby, say) or bring its own.
+type Neighbours interface {
+	// SetVIPs replaces the addresses to answer for and announce.
+	SetVIPs(vips []netip.Addr)
+	// SetBackends replaces the addresses to resolve (a backend with a
+	// configured MAC is not resolved).
+	SetBackends(backends []arp.Backend)
+	// AddEventHandler subscribes fn to resolutions, MAC changes and
+	// conflicts until remove is called.
+	AddEventHandler(fn func(arp.Event)) (remove func())
+	// Run serves until ctx is done.
+	Run(ctx context.Context) error
 }
+
+var _ Neighbours = (*arp.Speaker)(nil)
 
 func (b *Balancer) onARPEvent(e arp.Event) {
 	switch e.Kind {

@@ -9,37 +9,6 @@ import (
 	"time"
 )
 
-// PacketConfig configures ListenPacket. A nil *PacketConfig means all
-// defaults. See the Linux documentation for the meaning of each field; on
-// this platform ListenPacket always fails.
-type PacketConfig struct {
-	// Fanout is the PACKET_FANOUT group id; zero means no fanout.
-	Fanout uint16
-	// ReceiveBuffer is the socket receive buffer in bytes; zero keeps the
-	// system default.
-	ReceiveBuffer int
-	// VIPs selects the traffic passed to the forwarder; empty means only
-	// ARP and neighbour solicitations until SetVIPs.
-	VIPs []netip.Addr
-	// BatchSize is the most frames moved per system call; zero means 64.
-	BatchSize int
-}
-
-// PacketStats are a PacketForwarder's counters.
-type PacketStats struct {
-	// Received and Sent count frames handed to and accepted from the
-	// caller.
-	Received, Sent uint64
-	// Truncated counts frames dropped because they did not fit.
-	Truncated uint64
-	// OwnSource counts frames dropped because their source MAC was ours.
-	OwnSource uint64
-	// Invalid counts frames whose offload state could not be described.
-	Invalid uint64
-	// KernelDrops counts frames dropped by a full receive buffer.
-	KernelDrops uint64
-}
-
 // PacketForwarder is the Linux packet socket Forwarder. Packet sockets
 // exist only on Linux, so here it cannot be opened.
 type PacketForwarder struct{}
