@@ -203,7 +203,7 @@ func buildSnapshot(in *compileInput, sps []svcPlan, backends [][]beEntry) *snaps
 		key := st.svc.Key()
 		sp := &sps[i]
 		e := &svcEntry{key: key, sched: sp.sched, frag: sp.fragSched, schedName: sp.schedName, schedGen: sp.schedGen,
-			turn: st.turn, stats: st.stats, ids: make([]uint32, len(st.svc.Backends))}
+			turn: st.turn, stats: st.stats, ids: make([]uint32, len(st.svc.Backends)), addrs: make([]netip.Addr, len(st.svc.Backends))}
 		if e.frag == nil {
 			e.frag = e.sched
 		}
@@ -212,6 +212,7 @@ func buildSnapshot(in *compileInput, sps []svcPlan, backends [][]beEntry) *snaps
 			be := backends[i][j]
 			be.svc = e
 			e.ids[j] = be.id
+			e.addrs[j] = st.svc.Backends[j].Addr
 			snap.backends[be.id&idSlotMask] = be
 		}
 		vip := key.VIP.As16()

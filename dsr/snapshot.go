@@ -50,6 +50,7 @@ type svcEntry struct {
 	frag  scheduler.Scheduler
 	turn  int      // the service's index into each worker's turn counters
 	ids   []uint32 // scheduler index → backend ID
+	addrs []netip.Addr // scheduler index → backend address
 	stats *serviceStats
 }
 
