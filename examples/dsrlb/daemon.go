@@ -310,6 +310,7 @@ func (d *daemon) serveHTTP() (*http.Server, error) {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /{$}", d.statusPage)
+	mux.HandleFunc("GET /explain", explainHandler(d.b))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {

@@ -2,6 +2,7 @@
 // the dsrlb library.
 //
 //	dsrlb -config /etc/dsrlb.yaml [-log-level info] [-check]
+//	dsrlb explain [-config /etc/dsrlb.yaml] [-json] SRC:PORT DST:PORT/PROTO
 //
 // It forwards the services of its YAML configuration on one interface,
 // answers ARP for their VIPs, health-checks the backends, exports Prometheus
@@ -25,6 +26,9 @@ func main() {
 }
 
 func realMain(args []string) int {
+	if len(args) > 0 && args[0] == "explain" {
+		return runExplain(args[1:], os.Stdout, os.Stderr)
+	}
 	fs := flag.NewFlagSet("dsrlb", flag.ContinueOnError)
 	configPath := fs.String("config", "/etc/dsrlb.yaml", "configuration file")
 	level := fs.String("log-level", "info", "log level: debug, info, warn or error")

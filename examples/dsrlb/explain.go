@@ -1,0 +1,209 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+
+	"github.com/dsrlb/dsrlb/dsr"
+)
+
+// explainUsage is the synopsis of the explain command.
+const explainUsage = `usage: dsrlb explain [-config FILE] [-json] SRC:PORT DST:PORT/PROTO
+
+Says which service a flow from SRC:PORT to DST:PORT matches and which
+backend it would get, and why, from the configuration file alone: every
+backend counts as healthy, and backends without a configured MAC as resolved.
+PROTO is tcp or udp. A running daemon answers the same question for its live
+state (flow table, health, drains) on its status page and at
+/explain?flow=SRC:PORT+DST:PORT/PROTO.`
+
+// parseTuple reads "SRC:PORT DST:PORT/PROTO" (IPv6 addresses in brackets).
+func parseTuple(src, dst string) (dsr.Tuple, error) {
+	var t dsr.Tuple
+	s, err := netip.ParseAddrPort(src)
+	if err != nil {
+		return t, fmt.Errorf("source %q: want ADDR:PORT ([ADDR]:PORT for IPv6)", src)
+	}
+	d, proto, ok := strings.Cut(dst, "/")
+	if !ok {
+		return t, fmt.Errorf("destination %q: want ADDR:PORT/PROTO, PROTO tcp or udp", dst)
+	}
+	dp, err := netip.ParseAddrPort(d)
+	if err != nil {
+		return t, fmt.Errorf("destination %q: want ADDR:PORT/PROTO ([ADDR]:PORT/PROTO for IPv6)", dst)
+	}
+	switch strings.ToLower(proto) {
+	case "tcp":
+		t.Protocol = dsr.TCP
+	case "udp":
+		t.Protocol = dsr.UDP
+	default:
+		return t, fmt.Errorf("destination %q: protocol %q: want tcp or udp", dst, proto)
+	}
+	t.Src, t.Dst = s, dp
+	return t, nil
+}
+
+// runExplain is "dsrlb explain": offline, from the configuration file.
+func runExplain(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("dsrlb explain", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprintln(stderr, explainUsage); fs.PrintDefaults() }
+	configPath := fs.String("config", "/etc/dsrlb.yaml", "configuration file")
+	asJSON := fs.Bool("json", false, "print the explanation as JSON")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() != 2 {
+		fs.Usage()
+		return 2
+	}
+	t, err := parseTuple(fs.Arg(0), fs.Arg(1))
+	if err != nil {
+		fmt.Fprintf(stderr, "dsrlb explain: %v\n", err)
+		return 2
+	}
+	cfg, err := LoadConfig(*configPath)
+	if err != nil {
+		fmt.Fprintf(stderr, "dsrlb explain: %v\n", err)
+		return 1
+	}
+	bc := cfg.Balancer
+	b, err := dsr.New(&bc)
+	if err != nil {
+		fmt.Fprintf(stderr, "dsrlb explain: %v\n", err)
+		return 1
+	}
+	services, unresolved := withPlaceholderMACs(cfg.Services)
+	if err := b.SetServices(services); err != nil {
+		fmt.Fprintf(stderr, "dsrlb explain: %s: %v\n", *configPath, err)
+		return 1
+	}
+	e, err := b.ExplainFlow(t)
+	if err != nil {
+		fmt.Fprintf(stderr, "dsrlb explain: %v\n", err)
+		return 2
+	}
+	if unresolved[e.Backend] {
+		e.BackendMAC = nil
+		e.Steps = append(e.Steps, fmt.Sprintf("(%s has no configured MAC: the daemon resolves it by ARP or neighbour discovery)", e.Backend))
+	}
+	writeExplanation(stdout, &e, *asJSON)
+	if !e.Forward {
+		return 1
+	}
+	return 0
+}
+
+// withPlaceholderMACs gives every backend without a configured MAC a
+// locally administered stand-in derived from its address, so that an
+// offline explanation treats it as resolved, and returns which backends got
+// one.
+func withPlaceholderMACs(in []dsr.Service) ([]dsr.Service, map[netip.Addr]bool) {
+	unresolved := map[netip.Addr]bool{}
+	out := make([]dsr.Service, len(in))
+	for i, s := range in {
+		s.Backends = append([]dsr.Backend(nil), s.Backends...)
+		for j := range s.Backends {
+			be := &s.Backends[j]
+			if be.MAC == nil {
+				a := be.Addr.As16()
+				be.MAC = net.HardwareAddr{0x02, 0xd5, a[12], a[13], a[14], a[15]}
+				unresolved[be.Addr] = true
+			}
+		}
+		out[i] = s
+	}
+	return out, unresolved
+}
+
+// explanationJSON is the JSON form of an explanation.
+type explanationJSON struct {
+	Flow       string   `json:"flow"`
+	Forward    bool     `json:"forward"`
+	Drop       string   `json:"drop,omitempty"`
+	Why        string   `json:"why"`
+	Service    string   `json:"service,omitempty"`
+	Backend    string   `json:"backend,omitempty"`
+	MAC        string   `json:"mac,omitempty"`
+	Candidates []string `json:"candidates,omitempty"`
+	Scheduler  string   `json:"scheduler,omitempty"`
+	Slot       *int     `json:"slot,omitempty"`
+	TableSize  int      `json:"table_size,omitempty"`
+	Plan       uint64   `json:"plan_generation"`
+	Table      uint64   `json:"scheduler_generation,omitempty"`
+	FlowState  string   `json:"flow_state,omitempty"`
+	Steps      []string `json:"steps"`
+}
+
+func writeExplanation(w io.Writer, e *dsr.Explanation, asJSON bool) {
+	if !asJSON {
+		fmt.Fprintln(w, e.String())
+		return
+	}
+	j := explanationJSON{Flow: e.Tuple.String(), Forward: e.Forward, Why: e.Why.String(), Scheduler: e.Scheduler,
+		Plan: e.PlanGeneration, Table: e.SchedulerGeneration, Steps: e.Steps}
+	if !e.Forward {
+		j.Drop = e.Drop.String()
+	}
+	if e.HasService {
+		j.Service = e.Service.String()
+	}
+	if e.Backend.IsValid() {
+		j.Backend = e.Backend.String()
+	}
+	if e.BackendMAC != nil {
+		j.MAC = e.BackendMAC.String()
+	}
+	for _, c := range e.Candidates {
+		j.Candidates = append(j.Candidates, c.String())
+	}
+	if p := e.Placement; p != nil && p.TableSize > 0 {
+		slot := p.Slot
+		j.Slot, j.TableSize = &slot, p.TableSize
+	}
+	if e.Flow != nil {
+		j.FlowState = e.Flow.State
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(j)
+}
+
+// explainHandler answers /explain?flow=SRC:PORT+DST:PORT/PROTO from the
+// live Balancer (text, or JSON with &format=json).
+func explainHandler(b *dsr.Balancer) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		src, dst, ok := strings.Cut(strings.TrimSpace(r.URL.Query().Get("flow")), " ")
+		if !ok {
+			http.Error(w, "want ?flow=SRC:PORT+DST:PORT/PROTO", http.StatusBadRequest)
+			return
+		}
+		t, err := parseTuple(strings.TrimSpace(src), strings.TrimSpace(dst))
+		if err == nil {
+			var e dsr.Explanation
+			e, err = b.ExplainFlow(t)
+			if err == nil {
+				asJSON := r.URL.Query().Get("format") == "json"
+				if asJSON {
+					w.Header().Set("Content-Type", "application/json")
+				} else {
+					w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+				}
+				writeExplanation(w, &e, asJSON)
+				return
+			}
+		}
+		if errors.Is(err, dsr.ErrNotAFlow) {
+			err = fmt.Errorf("%v (both addresses must be of one family)", err)
+		}
+		http.Error(w, err.Error(), http.StatusBadRequest)
+	}
+}
