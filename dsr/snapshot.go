@@ -48,8 +48,8 @@ type svcEntry struct {
 	// the same weighted set, so that every fragment of a datagram reaches
 	// one backend whatever the service's scheduler.
 	frag  scheduler.Scheduler
-	turn  int      // the service's index into each worker's turn counters
-	ids   []uint32 // scheduler index → backend ID
+	turn  int          // the service's index into each worker's turn counters
+	ids   []uint32     // scheduler index → backend ID
 	addrs []netip.Addr // scheduler index → backend address
 	stats *serviceStats
 }
