@@ -23,10 +23,7 @@ import (
 
 	"github.com/dsrlb/dsrlb/arp"
 	"github.com/dsrlb/dsrlb/health"
-	"github.com/dsrlb/dsrlb/internal/flowtable"
-	"github.com/dsrlb/dsrlb/internal/frame"
 	"github.com/dsrlb/dsrlb/internal/netlab"
-	"github.com/dsrlb/dsrlb/scheduler"
 )
 
 // liveBalancer is a Balancer forwarding with real AF_PACKET sockets inside a
@@ -136,22 +133,14 @@ func serverIndex(lab *netlab.Lab, name string) int {
 	return -1
 }
 
-// expectedBackend asks the running configuration which backend the flow's
-// scheduler picks, independently of the forwarding path.
+// expectedBackend asks Explain which backend the flow has, from the plan
+// and flow table the forwarding path used: a real TCP connection and the
+// explanation of its flow must agree.
 func (lb *liveBalancer) expectedBackend(t *testing.T, src, dst netip.AddrPort) netip.Addr {
-	s := lb.snap.Load()
-	svc := s.service(dst.Addr(), frame.ProtoTCP, dst.Port())
-	require.NotNil(t, svc)
-	k := flowtable.MakeKey(src.Addr(), dst.Addr(), src.Port(), dst.Port(), frame.ProtoTCP)
-	idx, ok := svc.sched.Pick(&scheduler.Flow{Src: src.Addr(), Dst: dst.Addr(), SrcPort: src.Port(), DstPort: dst.Port(), Proto: frame.ProtoTCP, Hash: k.Hash(lb.cfg.Seed)})
-	require.True(t, ok)
-	for _, sv := range lb.Services() {
-		if sv.Key() == svc.key {
-			return sv.Backends[idx].Addr
-		}
-	}
-	t.Fatalf("service %s not configured", svc.key)
-	return netip.Addr{}
+	e, err := lb.ExplainFlow(Tuple{Src: src, Dst: dst, Protocol: TCP})
+	require.NoError(t, err)
+	require.True(t, e.Forward, "%s", e.String())
+	return e.Backend
 }
 
 func TestIntegrationForwardHTTP(t *testing.T) {
@@ -209,12 +198,22 @@ func TestIntegrationForwardHTTP(t *testing.T) {
 }
 
 func TestIntegrationBulkTransfersBypassBalancer(t *testing.T) {
-	lab := netlab.NewT(t, &netlab.Config{Servers: 3})
-	lb := startBalancer(t, lab, 1, labService(lab, lab.VIPs[0], 80, 0, 1, 2))
+	for _, family := range []string{"IPv4", "IPv6"} {
+		t.Run(family, func(t *testing.T) {
+			lab := netlab.NewT(t, &netlab.Config{Servers: 3, IPv6: family == "IPv6"})
+			testBulkTransfers(t, lab, lab.VIPs[len(lab.VIPs)-1])
+		})
+	}
+}
+
+// testBulkTransfers downloads and uploads 20 MB through vip, with the
+// default offloads on every interface.
+func testBulkTransfers(t *testing.T, lab *netlab.Lab, vip netip.Addr) {
+	lb := startBalancer(t, lab, 1, labService(lab, vip, 80, 0, 1, 2))
 	client := lab.Clients[0]
 	hc := client.HTTPClient()
 	defer hc.CloseIdleConnections()
-	base := "http://" + lab.VIPs[0].String()
+	base := "http://" + netip.AddrPortFrom(vip, 80).String()
 	const size = 20 << 20
 
 	before, err := lab.Balancer.LinkStats()
@@ -469,6 +468,25 @@ func TestIntegrationVIPConflict(t *testing.T) {
 	}
 }
 
+// TestIntegrationVIPConflictIPv6: a server with the VIP on its segment
+// interface answers neighbour solicitations for it and steals traffic; the
+// Balancer names it.
+func TestIntegrationVIPConflictIPv6(t *testing.T) {
+	lab := netlab.NewT(t, &netlab.Config{Servers: 2, IPv6: true})
+	vip := lab.VIPs[1]
+	require.True(t, vip.Is6())
+	out, err := lab.Servers[1].Command(context.Background(), "ip", "-6", "addr", "add", vip.String()+"/128", "dev", lab.Servers[1].Link, "nodad").CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	events := make(chan Event, 64)
+	cfg := &Config{OnEvent: func(e Event) { events <- e }}
+	startBalancerWith(t, lab, cfg, &arp.Config{ConflictProbeInterval: 300 * time.Millisecond}, labService(lab, vip, 80, 0, 1))
+	e := waitFor(t, events, EventVIPConflict, netip.Addr{}, 10*time.Second)
+	assert.Equal(t, vip, e.VIP)
+	assert.Equal(t, lab.Servers[1].MAC, e.MAC)
+	assert.Equal(t, lab.Servers[1].IP6, e.Backend, "the conflict names the misconfigured backend")
+	assert.ErrorContains(t, e.Reason, "neighbour solicitations")
+}
+
 // loadLoop sends requests over new connections until stop is closed and
 // records each result with its time.
 type loadLoop struct {
@@ -484,7 +502,7 @@ type loadResult struct {
 	err     error
 }
 
-func startLoad(lab *netlab.Lab, clients int, path string) *loadLoop {
+func startLoad(lab *netlab.Lab, vip netip.Addr, clients int, path string) *loadLoop {
 	l := &loadLoop{stop: make(chan struct{})}
 	for range clients {
 		l.wg.Go(func() {
@@ -497,7 +515,7 @@ func startLoad(lab *netlab.Lab, clients int, path string) *loadLoop {
 					return
 				default:
 				}
-				r, err := hc.Get(fmt.Sprintf("http://%s%s", lab.VIPs[0], path))
+				r, err := hc.Get(fmt.Sprintf("http://%s%s", netip.AddrPortFrom(vip, 80), path))
 				res := loadResult{at: time.Now(), err: err}
 				if err == nil {
 					_, err = io.Copy(io.Discard, r.Body)
@@ -581,7 +599,7 @@ func TestIntegrationHealthFailover(t *testing.T) {
 	startBalancerWith(t, lab, cfg, nil, svc)
 	victim := lab.Servers[1]
 
-	load := startLoad(lab, 4, "/")
+	load := startLoad(lab, lab.VIPs[0], 4, "/")
 	load.waitSuccesses(t, 50)
 	require.NoError(t, lab.StopServer(1))
 	killed := time.Now()
@@ -622,18 +640,27 @@ func TestIntegrationHealthFailover(t *testing.T) {
 // requesting: nothing fails, and the drained event comes once its last flow
 // has ended.
 func TestIntegrationDrainUnderLoad(t *testing.T) {
-	lab := netlab.NewT(t, &netlab.Config{Servers: 3})
+	for _, family := range []string{"IPv4", "IPv6"} {
+		t.Run(family, func(t *testing.T) {
+			lab := netlab.NewT(t, &netlab.Config{Servers: 3, IPv6: family == "IPv6"})
+			testDrainUnderLoad(t, lab, lab.VIPs[len(lab.VIPs)-1])
+		})
+	}
+}
+
+func testDrainUnderLoad(t *testing.T, lab *netlab.Lab, vip netip.Addr) {
 	events := make(chan Event, 256)
 	cfg := &Config{TCPClosingTimeout: time.Second, OnEvent: func(e Event) { events <- e }}
-	svc := labService(lab, lab.VIPs[0], 80, 0, 1, 2)
+	svc := labService(lab, vip, 80, 0, 1, 2)
 	lb := startBalancerWith(t, lab, cfg, nil, svc)
-	load := startLoad(lab, 4, "/bytes?n=300000")
+	load := startLoad(lab, vip, 4, "/bytes?n=300000")
 	load.waitSuccesses(t, 60)
 	drained := lab.Servers[2]
-	require.NoError(t, lb.DrainBackend(svc.Key(), drained.IP))
+	drainedAddr := labBackend(lab, 2, vip.Is6()).Addr
+	require.NoError(t, lb.DrainBackend(svc.Key(), drainedAddr))
 	drainedAt := time.Now()
 	load.waitSuccesses(t, load.count()+150)
-	e := waitFor(t, events, EventBackendDrained, drained.IP, 15*time.Second)
+	e := waitFor(t, events, EventBackendDrained, drainedAddr, 15*time.Second)
 	require.NoError(t, e.Reason, "drained because its flows ended, not by deadline")
 	results := load.halt()
 	failed, lateOnDrained := 0, 0
