@@ -187,22 +187,6 @@ func multicastMAC(a netip.Addr) [6]byte {
 // non-zero optType appends a link-layer address option of that type holding
 // our MAC. The checksum is computed over the pseudo-header.
 func ndMessage(ourMAC, ethDst [6]byte, src, dst netip.Addr, typ, flags uint8, target netip.Addr, optType uint8) []byte {
-	mlen := ndMinLen
-	if optType != 0 {
-		mlen += ndOptLLALen
-	}
-	t16 := target.As16()
-	body := make([]byte, 0, ndMinLen-frame.ICMPHeaderLen+ndOptLLALen)
-	body = append(body, t16[:]...)
-	if optType != 0 {
-		body = append(append(body, optType, 1), ourMAC[:]...)
-	}
-	var rest uint32
-	if typ == icmpTypeNA {
-		rest = uint32(flags) << 24
-	}
-	b := make([]byte, 0, ethHeaderLen+ipv6HeaderLen+mlen)
-	b = frame.AppendEthernet(b, frame.EthernetHeader{Dst: ethDst, Src: ourMAC, EtherType: frame.EtherTypeIPv6})
-	b = frame.AppendIPv6(b, frame.IPv6Header{Src: src, Dst: dst, NextHeader: protoICMPv6, HopLimit: ndHopLimit}, mlen)
-	return frame.AppendICMPv6(b, src, dst, frame.ICMPHeader{Type: typ, Rest: rest}, body)
+	b := make([]byte, 0, ethHeaderLen+ipv6HeaderLen+ndMinLen+ndOptLLALen)
+	return frame.AppendND(b, ethDst, ourMAC, src, dst, frame.NDMessage{Type: typ, Flags: flags, Target: target, Option: optType, LLA: ourMAC})
 }

@@ -72,6 +72,26 @@ func TestTCPChecker(t *testing.T) {
 		{"no port", &TCPChecker{}, Target{Addr: netip.MustParseAddr("127.0.0.1")}, ErrTargetIncomplete},
 		{"no addr", &TCPChecker{}, Target{Port: 80}, ErrTargetIncomplete},
 	}
+	if l6, err := net.Listen("tcp", "[::1]:0"); err == nil {
+		defer l6.Close()
+		go func() {
+			for {
+				c, err := l6.Accept()
+				if err != nil {
+					return
+				}
+				c.Close()
+			}
+		}()
+		tests = append(tests, struct {
+			name    string
+			c       *TCPChecker
+			target  Target
+			wantErr error
+		}{"listening IPv6", &TCPChecker{}, targetOf(t, l6.Addr().String()), nil})
+	} else {
+		t.Logf("no IPv6 loopback here (%v): IPv6 case not run", err)
+	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			checkResult(t, tc.c.Check(ctxT(t), tc.target), tc.wantErr)

@@ -336,3 +336,33 @@ func FuzzBuildParse(f *testing.F) {
 		}
 	})
 }
+
+func TestAppendND(t *testing.T) {
+	target := netip.MustParseAddr("2001:db8::250")
+	for _, m := range []frame.NDMessage{
+		{Type: frame.ICMPv6NeighborAdvertisement, Flags: frame.NAFlagSolicited | frame.NAFlagOverride, Target: target, Option: frame.NDOptTargetLLA, LLA: macLB},
+		{Type: frame.ICMPv6NeighborSolicitation, Flags: 0xff, Target: target},
+	} {
+		b := frame.AppendND(nil, macServer, macLB, client6, vip6, m)
+		var p frame.Packet
+		require.NoError(t, frame.Parse(b, &p))
+		assert.Equal(t, len(b), p.Len)
+		assert.Equal(t, uint8(255), p.TTL, "hop limit 255")
+		assert.Equal(t, m.Type, p.ICMPType)
+		assert.True(t, frame.TransportChecksumOK(b, &p))
+		msg := b[p.L4Off:]
+		assert.Equal(t, uint16(0), refChecksum(append(refPseudo(client6, vip6, frame.ProtoICMPv6, len(msg)), msg...), 0))
+		assert.Equal(t, target.AsSlice(), msg[8:24])
+		if m.Type == frame.ICMPv6NeighborAdvertisement {
+			assert.Equal(t, m.Flags, msg[4])
+			assert.Equal(t, append([]byte{frame.NDOptTargetLLA, 1}, macLB[:]...), msg[24:32])
+		} else {
+			assert.Equal(t, make([]byte, 4), msg[4:8], "a solicitation has no flags")
+			assert.Len(t, msg, 24, "no option")
+		}
+	}
+	buf := make([]byte, 0, 128)
+	assert.Zero(t, testing.AllocsPerRun(100, func() {
+		_ = frame.AppendND(buf[:0], macServer, macLB, client6, vip6, frame.NDMessage{Type: frame.ICMPv6NeighborAdvertisement, Target: target, Option: frame.NDOptTargetLLA})
+	}))
+}
