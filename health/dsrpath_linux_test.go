@@ -16,7 +16,10 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"github.com/vishvananda/netlink"
+	"golang.org/x/net/bpf"
 
+	"github.com/dsrlb/dsrlb/internal/frame"
+	ft "github.com/dsrlb/dsrlb/internal/frame/frametest"
 	"github.com/dsrlb/dsrlb/internal/netlab"
 )
 
@@ -352,16 +355,57 @@ func TestIntegrationDSRPathCheckerIPv6(t *testing.T) {
 func TestDSRPathSupportFamilies(t *testing.T) {
 	a4, a6 := netip.MustParseAddr("192.0.2.2"), netip.MustParseAddr("fe80::1")
 	for _, tc := range []struct {
-		c    DSRPathChecker
+		c    *DSRPathChecker
 		fam  Families
 		note string
 	}{
-		{DSRPathChecker{ifName: "eth0", src4: a4, src6: a6}, BothFamilies, ""},
-		{DSRPathChecker{ifName: "eth0", src4: a4}, IPv4, "no IPv6 source address on eth0 to probe IPv6 VIPs from: add one to eth0 (a link-local address will do) or set DSRPathConfig.Source6"},
-		{DSRPathChecker{ifName: "bond1", src6: a6}, IPv6, "no IPv4 source address on bond1 to probe IPv4 VIPs from: add one to bond1 or set DSRPathConfig.Source4"},
+		{&DSRPathChecker{ifName: "eth0", src4: a4, src6: a6}, BothFamilies, ""},
+		{&DSRPathChecker{ifName: "eth0", src4: a4}, IPv4, "no IPv6 source address on eth0 to probe IPv6 VIPs from: add one to eth0 (a link-local address will do) or set DSRPathConfig.Source6"},
+		{&DSRPathChecker{ifName: "bond1", src6: a6}, IPv6, "no IPv4 source address on bond1 to probe IPv4 VIPs from: add one to bond1 or set DSRPathConfig.Source4"},
 	} {
 		s := tc.c.Support()
 		assert.Equal(t, tc.fam, s.Families)
 		assert.Equal(t, tc.note, s.FamiliesNote)
 	}
+}
+
+// TestProbeFilter runs the socket's BPF program on the frames it must pass
+// and on those it must keep out.
+func TestProbeFilter(t *testing.T) {
+	vm, err := bpf.NewVM(disassemble(t, probeFilter()))
+	require.NoError(t, err)
+	arpReq := ft.Build(ft.Ethernet{Src: srvMAC}, ft.ARP{SenderIP: vip4, TargetIP: lb4})
+	tests := []struct {
+		name string
+		b    []byte
+		pass bool
+	}{
+		{"ARP", arpReq, true},
+		{"IPv4 SYN-ACK", synAck(testP, frame.FlagSYN|frame.FlagACK), true},
+		{"IPv4 RST", synAck(testP, frame.FlagRST), true},
+		{"IPv4 ACK", synAck(testP, frame.FlagACK), false},
+		{"IPv4 SYN", synAck(testP, frame.FlagSYN), false},
+		{"IPv4 options SYN-ACK", ft.Build(ft.Ethernet{}, ft.IPv4{Src: vip4, Dst: lb4, Options: make([]byte, 8)}, ft.TCP{Flags: frame.FlagSYN | frame.FlagACK}), true},
+		{"IPv4 fragment", ft.Build(ft.Ethernet{}, ft.IPv4{Src: vip4, Dst: lb4, FragOffset: 3, Protocol: 6}, ft.Raw(make([]byte, 20))), false},
+		{"IPv4 UDP", ft.Build(ft.Ethernet{}, ft.IPv4{Src: vip4, Dst: lb4}, ft.UDP{}, ft.Raw(make([]byte, 20))), false},
+		{"IPv6 SYN-ACK", synAck(testP6, frame.FlagSYN|frame.FlagACK), true},
+		{"IPv6 RST", synAck(testP6, frame.FlagRST|frame.FlagACK), true},
+		{"IPv6 ACK", synAck(testP6, frame.FlagACK), false},
+		{"IPv6 UDP", ft.Build(ft.Ethernet{}, ft.IPv6{Src: vip6, Dst: lb6}, ft.UDP{}, ft.Raw(make([]byte, 20))), false},
+		{"IPv6 NS", ns(srv6, lb6), true},
+		{"IPv6 NA", appendNeighborAdvertisement(nil, neighborSolicitation{src: srv6, target: lb6}, lbMAC), false},
+		{"IPv6 echo", ft.Build(ft.Ethernet{}, ft.IPv6{Src: vip6, Dst: lb6}, ft.ICMPv6{Type: 128}), false},
+		{"runt", []byte{1, 2, 3}, false},
+	}
+	for _, tc := range tests {
+		n, err := vm.Run(tc.b)
+		require.NoError(t, err, tc.name)
+		assert.Equal(t, tc.pass, n > 0, tc.name)
+	}
+}
+
+func disassemble(t *testing.T, raw []bpf.RawInstruction) []bpf.Instruction {
+	prog, ok := bpf.Disassemble(raw)
+	require.True(t, ok)
+	return prog
 }
