@@ -47,19 +47,22 @@ func closedPort(t *testing.T) Target {
 	return tg
 }
 
+// acceptAndClose accepts and closes connections until l is closed.
+func acceptAndClose(l net.Listener) {
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			return
+		}
+		c.Close()
+	}
+}
+
 func TestTCPChecker(t *testing.T) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	defer l.Close()
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
+	go acceptAndClose(l)
 	tests := []struct {
 		name    string
 		c       *TCPChecker
@@ -74,15 +77,7 @@ func TestTCPChecker(t *testing.T) {
 	}
 	if l6, err := net.Listen("tcp", "[::1]:0"); err == nil {
 		defer l6.Close()
-		go func() {
-			for {
-				c, err := l6.Accept()
-				if err != nil {
-					return
-				}
-				c.Close()
-			}
-		}()
+		go acceptAndClose(l6)
 		tests = append(tests, struct {
 			name    string
 			c       *TCPChecker
