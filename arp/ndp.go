@@ -5,6 +5,8 @@ import (
 	"net/netip"
 
 	"github.com/mdlayher/ethernet"
+
+	"github.com/dsrlb/dsrlb/internal/frame"
 )
 
 // Neighbour discovery (RFC 4861) is the IPv6 counterpart of ARP: a Neighbor
@@ -105,7 +107,7 @@ func parseND(b []byte, v *ndView) DropReason {
 	}
 	v.src = netip.AddrFrom16([16]byte(p[8:24]))
 	v.dst = netip.AddrFrom16([16]byte(p[24:40]))
-	if checksumND(p[8:24], p[24:40], m) != 0xffff {
+	if frame.Checksum(m, frame.PseudoHeaderSum(v.src, v.dst, protoICMPv6, len(m))) != 0 {
 		return DropChecksum
 	}
 	if m[1] != 0 {
@@ -155,31 +157,6 @@ func parseND(b []byte, v *ndView) DropReason {
 	return 0
 }
 
-// checksumND returns the ones' complement sum (not yet complemented) of the
-// IPv6 pseudo-header for an ICMPv6 message m between src and dst, and of m
-// itself. A message with a correct checksum sums to 0xffff.
-func checksumND(src, dst, m []byte) uint16 {
-	var sum uint32
-	add := func(b []byte) {
-		for len(b) >= 2 {
-			sum += uint32(binary.BigEndian.Uint16(b))
-			b = b[2:]
-		}
-		if len(b) == 1 {
-			sum += uint32(b[0]) << 8
-		}
-	}
-	add(src)
-	add(dst)
-	sum += uint32(len(m)>>16) + uint32(len(m)&0xffff)
-	sum += protoICMPv6
-	add(m)
-	for sum > 0xffff {
-		sum = sum>>16 + sum&0xffff
-	}
-	return uint16(sum)
-}
-
 // isSolicitedNode reports whether a is a solicited-node multicast address,
 // ff02::1:ffXX:XXXX.
 func isSolicitedNode(a netip.Addr) bool {
@@ -210,32 +187,6 @@ func multicastMAC(a netip.Addr) [6]byte {
 // non-zero optType appends a link-layer address option of that type holding
 // our MAC. The checksum is computed over the pseudo-header.
 func ndMessage(ourMAC, ethDst [6]byte, src, dst netip.Addr, typ, flags uint8, target netip.Addr, optType uint8) []byte {
-	mlen := ndMinLen
-	if optType != 0 {
-		mlen += ndOptLLALen
-	}
-	b := make([]byte, ethHeaderLen+ipv6HeaderLen+mlen)
-	copy(b[0:6], ethDst[:])
-	copy(b[6:12], ourMAC[:])
-	binary.BigEndian.PutUint16(b[12:14], uint16(ethernet.EtherTypeIPv6))
-	ip := b[ethHeaderLen:]
-	ip[0] = 6 << 4
-	binary.BigEndian.PutUint16(ip[4:6], uint16(mlen))
-	ip[6] = protoICMPv6
-	ip[7] = ndHopLimit
-	s16, d16, t16 := src.As16(), dst.As16(), target.As16()
-	copy(ip[8:24], s16[:])
-	copy(ip[24:40], d16[:])
-	m := ip[ipv6HeaderLen:]
-	m[0] = typ
-	if typ == icmpTypeNA {
-		m[4] = flags
-	}
-	copy(m[8:24], t16[:])
-	if optType != 0 {
-		m[24], m[25] = optType, 1
-		copy(m[26:32], ourMAC[:])
-	}
-	binary.BigEndian.PutUint16(m[2:4], ^checksumND(ip[8:24], ip[24:40], m))
-	return b
+	b := make([]byte, 0, ethHeaderLen+ipv6HeaderLen+ndMinLen+ndOptLLALen)
+	return frame.AppendND(b, ethDst, ourMAC, src, dst, frame.NDMessage{Type: typ, Flags: flags, Target: target, Option: optType, LLA: ourMAC})
 }

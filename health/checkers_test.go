@@ -47,19 +47,22 @@ func closedPort(t *testing.T) Target {
 	return tg
 }
 
+// acceptAndClose accepts and closes connections until l is closed.
+func acceptAndClose(l net.Listener) {
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			return
+		}
+		c.Close()
+	}
+}
+
 func TestTCPChecker(t *testing.T) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	defer l.Close()
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
+	go acceptAndClose(l)
 	tests := []struct {
 		name    string
 		c       *TCPChecker
@@ -71,6 +74,18 @@ func TestTCPChecker(t *testing.T) {
 		{"refused", &TCPChecker{}, closedPort(t), errAny},
 		{"no port", &TCPChecker{}, Target{Addr: netip.MustParseAddr("127.0.0.1")}, ErrTargetIncomplete},
 		{"no addr", &TCPChecker{}, Target{Port: 80}, ErrTargetIncomplete},
+	}
+	if l6, err := net.Listen("tcp", "[::1]:0"); err == nil {
+		defer l6.Close()
+		go acceptAndClose(l6)
+		tests = append(tests, struct {
+			name    string
+			c       *TCPChecker
+			target  Target
+			wantErr error
+		}{"listening IPv6", &TCPChecker{}, targetOf(t, l6.Addr().String()), nil})
+	} else {
+		t.Logf("no IPv6 loopback here (%v): IPv6 case not run", err)
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -10,7 +10,14 @@
 // traffic travels, and counts the backend healthy only when the SYN-ACK comes
 // back from the VIP. That catches the classic silent DSR failure — a server
 // that listens on its own address but lacks the VIP on loopback — which a
-// plain TCP or HTTP check to the server's own address cannot see.
+// plain TCP or HTTP check to the server's own address cannot see. It probes
+// IPv4 and IPv6 VIPs alike (the probe is then an IPv6 frame), one checker for
+// both families, from an address of the VIP's family on the balancer's
+// interface (a link-local IPv6 address will do); see DSRPathChecker.
+//
+// Every built-in checker states what it can probe (Support: address families,
+// port, VIP, MAC), so a configuration it cannot work with is refused when it
+// is loaded, with an error saying what is missing.
 //
 // A Monitor runs many checks on a schedule: interval with jitter (so a
 // thousand targets do not fire in the same millisecond), a per-check timeout,

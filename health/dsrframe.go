@@ -5,28 +5,27 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+
+	"github.com/dsrlb/dsrlb/internal/frame"
 )
 
-// The DSR-path probe builds and parses its few frames itself: it needs only
-// Ethernet + IPv4 + TCP, and keeping this private keeps the health package
-// independent of the forwarding code's frame library.
+// The DSR-path probe writes and reads its few frames with internal/frame,
+// the module's one codec: the SYN and RST it sends (IPv4 or IPv6), the
+// SYN-ACK or RST it waits for, and, when its source address is not the
+// host's, the ARP replies and neighbour advertisements that let the backend
+// reach that address.
 
-const (
-	ethHdrLen  = 14
-	ipv4HdrLen = 20
-	tcpHdrLen  = 20
-	etherIPv4  = 0x0800
-	etherARP   = 0x0806
-
-	tcpFIN = 0x01
-	tcpSYN = 0x02
-	tcpRST = 0x04
-	tcpACK = 0x10
+// MSS options of the probe's SYN: what a 1500-byte Ethernet MTU leaves after
+// the IPv4 or IPv6 and TCP headers.
+var (
+	mss4 = []byte{2, 4, 0x05, 0xb4} // 1460
+	mss6 = []byte{2, 4, 0x05, 0xa0} // 1440
 )
 
 // probe describes one DSR-path probe's TCP flow, from the balancer's side.
+// src and dst are of the same family, which decides the frames' IP version.
 type probe struct {
-	srcMAC, dstMAC net.HardwareAddr
+	srcMAC, dstMAC [6]byte
 	src, dst       netip.Addr // probe source, VIP
 	sport, dport   uint16
 	seq            uint32 // our initial sequence number
@@ -35,75 +34,34 @@ type probe struct {
 
 // appendSYN appends the probe's SYN frame (with an MSS option) to b.
 func (p *probe) appendSYN(b []byte) []byte {
-	return p.appendTCP(b, tcpSYN, p.seq, 0, []byte{2, 4, 0x05, 0xb4}) // MSS 1460
+	if p.dst.Is4() {
+		return p.appendTCP(b, frame.FlagSYN, p.seq, mss4)
+	}
+	return p.appendTCP(b, frame.FlagSYN, p.seq, mss6)
 }
 
 // appendRST appends the RST that aborts the server's half-open connection:
 // its sequence number is the one the server expects next (our ISN + 1),
 // so the server accepts it (RFC 5961 in-window check).
 func (p *probe) appendRST(b []byte) []byte {
-	return p.appendTCP(b, tcpRST, p.seq+1, 0, nil)
+	return p.appendTCP(b, frame.FlagRST, p.seq+1, nil)
 }
 
-func (p *probe) appendTCP(b []byte, flags uint8, seq, ack uint32, opts []byte) []byte {
-	tcpLen := tcpHdrLen + len(opts)
-	total := ipv4HdrLen + tcpLen
-	start := len(b)
-	b = append(b, make([]byte, ethHdrLen+total)...)
-	f := b[start:]
-	copy(f[0:6], p.dstMAC)
-	copy(f[6:12], p.srcMAC)
-	binary.BigEndian.PutUint16(f[12:], etherIPv4)
-
-	ip := f[ethHdrLen:]
-	ip[0] = 0x45
-	binary.BigEndian.PutUint16(ip[2:], uint16(total))
-	binary.BigEndian.PutUint16(ip[4:], p.ipID)
-	binary.BigEndian.PutUint16(ip[6:], 0x4000) // DF
-	ip[8] = 64
-	ip[9] = 6
-	s4, d4 := p.src.As4(), p.dst.As4()
-	copy(ip[12:16], s4[:])
-	copy(ip[16:20], d4[:])
-	binary.BigEndian.PutUint16(ip[10:], ^fold(sum(0, ip[:ipv4HdrLen])))
-
-	tcp := ip[ipv4HdrLen:]
-	binary.BigEndian.PutUint16(tcp[0:], p.sport)
-	binary.BigEndian.PutUint16(tcp[2:], p.dport)
-	binary.BigEndian.PutUint32(tcp[4:], seq)
-	binary.BigEndian.PutUint32(tcp[8:], ack)
-	tcp[12] = uint8(tcpLen/4) << 4
-	tcp[13] = flags
-	binary.BigEndian.PutUint16(tcp[14:], 64240)
-	copy(tcp[tcpHdrLen:], opts)
-	binary.BigEndian.PutUint16(tcp[16:], ^fold(pseudoSum(ip[12:16], ip[16:20], tcpLen)+sum(0, tcp[:tcpLen])))
-	return b
-}
-
-// sum adds b as big-endian 16-bit words to acc (one's complement, unfolded).
-func sum(acc uint32, b []byte) uint32 {
-	for len(b) >= 2 {
-		acc += uint32(binary.BigEndian.Uint16(b))
-		b = b[2:]
+func (p *probe) appendTCP(b []byte, flags uint8, seq uint32, opts []byte) []byte {
+	tcp := frame.TCPHeader{SrcPort: p.sport, DstPort: p.dport, Seq: seq, Flags: flags, Window: 64240, Options: opts}
+	eth := frame.EthernetHeader{Dst: p.dstMAC, Src: p.srcMAC, EtherType: frame.EtherTypeIPv4}
+	if p.dst.Is4() {
+		b = frame.AppendEthernet(b, eth)
+		b = frame.AppendIPv4(b, frame.IPv4Header{Src: p.src, Dst: p.dst, Proto: frame.ProtoTCP, ID: p.ipID, DontFragment: true}, tcp.Len())
+	} else {
+		eth.EtherType = frame.EtherTypeIPv6
+		b = frame.AppendEthernet(b, eth)
+		b = frame.AppendIPv6(b, frame.IPv6Header{Src: p.src, Dst: p.dst, NextHeader: frame.ProtoTCP}, tcp.Len())
 	}
-	if len(b) == 1 {
-		acc += uint32(b[0]) << 8
-	}
-	return acc
+	return frame.AppendTCP(b, p.src, p.dst, tcp, nil)
 }
 
-func pseudoSum(src, dst []byte, l4len int) uint32 {
-	return sum(sum(0, src), dst) + 6 + uint32(l4len)
-}
-
-func fold(acc uint32) uint16 {
-	for acc > 0xffff {
-		acc = acc>>16 + acc&0xffff
-	}
-	return uint16(acc)
-}
-
-// segment is what the probe needs to know about a received TCP/IPv4 frame.
+// segment is what the probe needs to know about a received TCP segment.
 type segment struct {
 	src, dst     netip.Addr
 	sport, dport uint16
@@ -111,103 +69,152 @@ type segment struct {
 	flags        uint8
 }
 
+var (
+	errNotTCP   = errors.New("not a whole TCP segment over IPv4 or IPv6")
+	errChecksum = errors.New("bad IPv4 header checksum")
+	errNotNS    = errors.New("not a neighbour solicitation")
+)
+
+// parseSegment reads the TCP segment of an Ethernet frame carrying TCP over
+// IPv4 or IPv6, parsed with frame.Parse. It verifies the IPv4 header
+// checksum but not the TCP checksum: frames a packet socket receives on veth
+// may carry a partial (offloaded) TCP checksum, and the probe matches on
+// addresses, ports and acknowledgment number anyway. Malformed frames return
+// the frame.Error reason.
+func parseSegment(f []byte) (segment, error) {
+	var p frame.Packet
+	if err := frame.Parse(f, &p); err != nil {
+		return segment{}, err
+	}
+	if p.Version == 0 || p.Proto != frame.ProtoTCP || p.L4Off == 0 || p.Fragment != frame.NotFragment {
+		return segment{}, errNotTCP
+	}
+	if p.Version == 4 && !frame.IPv4HeaderChecksumOK(f, &p) {
+		return segment{}, errChecksum
+	}
+	tcp := f[p.L4Off:] // Parse checked that a whole TCP header is there
+	return segment{
+		src: p.Src, dst: p.Dst, sport: p.SrcPort, dport: p.DstPort,
+		seq: binary.BigEndian.Uint32(tcp[4:]), ack: binary.BigEndian.Uint32(tcp[8:]), flags: p.TCPFlags,
+	}, nil
+}
+
 // arpRequest is a received ARP request for IPv4 over Ethernet.
 type arpRequest struct {
-	senderMAC net.HardwareAddr // aliases the frame
+	senderMAC [6]byte
 	senderIP  netip.Addr
 	targetIP  netip.Addr
 }
 
 var (
 	errShort     = errors.New("frame too short")
-	errNotTCP4   = errors.New("not TCP over IPv4")
-	errBadHeader = errors.New("malformed header")
-	errChecksum  = errors.New("bad checksum")
 	errNotARPReq = errors.New("not an IPv4-over-Ethernet ARP request")
 )
-
-// parseSegment parses an Ethernet frame carrying TCP over IPv4. It verifies
-// the IPv4 header checksum but not the TCP checksum: frames a packet socket
-// receives on veth may carry a partial (offloaded) TCP checksum, and the
-// probe matches on addresses, ports and acknowledgment number anyway.
-func parseSegment(f []byte) (segment, error) {
-	var s segment
-	if len(f) < ethHdrLen+ipv4HdrLen+tcpHdrLen {
-		return s, errShort
-	}
-	if binary.BigEndian.Uint16(f[12:]) != etherIPv4 {
-		return s, errNotTCP4
-	}
-	ip := f[ethHdrLen:]
-	if ip[0]>>4 != 4 {
-		return s, errNotTCP4
-	}
-	ihl := int(ip[0]&0x0f) * 4
-	total := int(binary.BigEndian.Uint16(ip[2:]))
-	if ihl < ipv4HdrLen || total < ihl || total > len(ip) {
-		return s, errBadHeader
-	}
-	if ip[9] != 6 {
-		return s, errNotTCP4
-	}
-	if binary.BigEndian.Uint16(ip[6:])&0x3fff != 0 { // fragment
-		return s, errNotTCP4
-	}
-	if fold(sum(0, ip[:ihl])) != 0xffff {
-		return s, errChecksum
-	}
-	tcp := ip[ihl:total]
-	if len(tcp) < tcpHdrLen || int(tcp[12]>>4)*4 < tcpHdrLen || int(tcp[12]>>4)*4 > len(tcp) {
-		return s, errBadHeader
-	}
-	s.src = netip.AddrFrom4([4]byte(ip[12:16]))
-	s.dst = netip.AddrFrom4([4]byte(ip[16:20]))
-	s.sport = binary.BigEndian.Uint16(tcp[0:])
-	s.dport = binary.BigEndian.Uint16(tcp[2:])
-	s.seq = binary.BigEndian.Uint32(tcp[4:])
-	s.ack = binary.BigEndian.Uint32(tcp[8:])
-	s.flags = tcp[13]
-	return s, nil
-}
 
 // parseARPRequest parses an Ethernet frame carrying an ARP request for an
 // IPv4 address.
 func parseARPRequest(f []byte) (arpRequest, error) {
 	var r arpRequest
-	if len(f) < ethHdrLen+28 {
+	var p frame.Packet
+	if err := frame.Parse(f, &p); err != nil {
 		return r, errShort
 	}
-	if binary.BigEndian.Uint16(f[12:]) != etherARP {
+	if p.EtherType != frame.EtherTypeARP {
 		return r, errNotARPReq
 	}
-	a := f[ethHdrLen:]
-	if binary.BigEndian.Uint16(a[0:]) != 1 || binary.BigEndian.Uint16(a[2:]) != etherIPv4 ||
+	a := f[p.L3Off:]
+	if len(a) < 28 {
+		return r, errShort
+	}
+	if binary.BigEndian.Uint16(a[0:]) != 1 || binary.BigEndian.Uint16(a[2:]) != frame.EtherTypeIPv4 ||
 		a[4] != 6 || a[5] != 4 || binary.BigEndian.Uint16(a[6:]) != 1 {
 		return r, errNotARPReq
 	}
-	r.senderMAC = net.HardwareAddr(a[8:14])
+	r.senderMAC = [6]byte(a[8:14])
 	r.senderIP = netip.AddrFrom4([4]byte(a[14:18]))
 	r.targetIP = netip.AddrFrom4([4]byte(a[24:28]))
 	return r, nil
 }
 
 // appendARPReply appends the reply to req claiming ip at mac.
-func appendARPReply(b []byte, req arpRequest, ip netip.Addr, mac net.HardwareAddr) []byte {
-	start := len(b)
-	b = append(b, make([]byte, ethHdrLen+28)...)
-	f := b[start:]
-	copy(f[0:6], req.senderMAC)
-	copy(f[6:12], mac)
-	binary.BigEndian.PutUint16(f[12:], etherARP)
-	a := f[ethHdrLen:]
-	binary.BigEndian.PutUint16(a[0:], 1)
-	binary.BigEndian.PutUint16(a[2:], etherIPv4)
-	a[4], a[5] = 6, 4
-	binary.BigEndian.PutUint16(a[6:], 2)
-	copy(a[8:14], mac)
+func appendARPReply(b []byte, req arpRequest, ip netip.Addr, mac [6]byte) []byte {
+	b = frame.AppendEthernet(b, frame.EthernetHeader{Dst: req.senderMAC, Src: mac, EtherType: frame.EtherTypeARP})
+	b = binary.BigEndian.AppendUint16(b, 1) // Ethernet
+	b = binary.BigEndian.AppendUint16(b, frame.EtherTypeIPv4)
+	b = append(b, 6, 4)
+	b = binary.BigEndian.AppendUint16(b, 2) // reply
 	ip4, s4 := ip.As4(), req.senderIP.As4()
-	copy(a[14:18], ip4[:])
-	copy(a[18:24], req.senderMAC)
-	copy(a[24:28], s4[:])
-	return b
+	b = append(b, mac[:]...)
+	b = append(b, ip4[:]...)
+	b = append(b, req.senderMAC[:]...)
+	return append(b, s4[:]...)
+}
+
+// neighborSolicitation is a received Neighbor Solicitation: the IPv6
+// counterpart of an ARP request.
+type neighborSolicitation struct {
+	senderMAC [6]byte    // its source link-layer address option, else the Ethernet source
+	src       netip.Addr // :: for duplicate address detection
+	target    netip.Addr
+}
+
+// allNodes is ff02::1, where the answer to a duplicate address detection
+// probe goes, and its Ethernet group.
+var (
+	allNodes    = netip.AddrFrom16([16]byte{0: 0xff, 1: 0x02, 15: 1})
+	allNodesMAC = [6]byte{0x33, 0x33, 0, 0, 0, 1}
+)
+
+// parseNeighborSolicitation parses an Ethernet frame carrying an ICMPv6
+// Neighbor Solicitation: hop limit 255, code 0, a valid checksum and a
+// unicast target (RFC 4861 section 7.1.1).
+func parseNeighborSolicitation(f []byte) (neighborSolicitation, error) {
+	var ns neighborSolicitation
+	var p frame.Packet
+	if err := frame.Parse(f, &p); err != nil {
+		return ns, err
+	}
+	if p.Version != 6 || p.Proto != frame.ProtoICMPv6 || p.L4Off == 0 || p.ICMPType != frame.ICMPv6NeighborSolicitation ||
+		p.ICMPCode != 0 || p.TTL != frame.NDHopLimit || p.Len-p.L4Off < 24 || !frame.TransportChecksumOK(f, &p) {
+		return ns, errNotNS
+	}
+	m := f[p.L4Off:p.Len]
+	ns.target = netip.AddrFrom16([16]byte(m[8:24]))
+	if ns.target.IsMulticast() {
+		return ns, errNotNS
+	}
+	ns.src = p.Src
+	ns.senderMAC = p.EthSrc
+	for opts := m[24:]; len(opts) >= 8; {
+		n := int(opts[1]) * 8
+		if n == 0 || n > len(opts) {
+			return ns, errNotNS
+		}
+		if opts[0] == frame.NDOptSourceLLA && n == 8 {
+			ns.senderMAC = [6]byte(opts[2:8])
+		}
+		opts = opts[n:]
+	}
+	return ns, nil
+}
+
+// appendNeighborAdvertisement appends the answer to ns claiming its target at
+// mac: solicited and overriding to the solicitor, or, for duplicate address
+// detection (source ::), unsolicited to all nodes (RFC 4861 section 7.2.4).
+func appendNeighborAdvertisement(b []byte, ns neighborSolicitation, mac [6]byte) []byte {
+	dst, ethDst, flags := ns.src, ns.senderMAC, uint8(frame.NAFlagSolicited|frame.NAFlagOverride)
+	if ns.src.IsUnspecified() {
+		dst, ethDst, flags = allNodes, allNodesMAC, frame.NAFlagOverride
+	}
+	return frame.AppendND(b, ethDst, mac, ns.target, dst, frame.NDMessage{
+		Type: frame.ICMPv6NeighborAdvertisement, Flags: flags, Target: ns.target, Option: frame.NDOptTargetLLA, LLA: mac,
+	})
+}
+
+// solicitedNodeMAC returns the Ethernet group of a's solicited-node
+// multicast address (RFC 4291 section 2.7.1, RFC 2464 section 7): where
+// neighbours send their solicitations for a.
+func solicitedNodeMAC(a netip.Addr) net.HardwareAddr {
+	b := a.As16()
+	return net.HardwareAddr{0x33, 0x33, 0xff, b[13], b[14], b[15]}
 }

@@ -19,9 +19,14 @@ type DSRPathConfig struct {
 	// pass it here. The checker does not close a Conn it was given. Nil means
 	// the checker opens its own (needs CAP_NET_RAW) and closes it in Close.
 	Conn *packet.Conn
-	// Source is the probe's IPv4 source address. Zero means the first IPv4
-	// address of Interface. See DSRPathChecker for the choice.
-	Source netip.Addr
+	// Source4 is the source address of probes to IPv4 VIPs. Zero means the
+	// first IPv4 address of Interface; with neither, IPv4 VIPs cannot be
+	// probed. See DSRPathChecker for the choice.
+	Source4 netip.Addr
+	// Source6 is the source address of probes to IPv6 VIPs. Zero means the
+	// first global unicast IPv6 address of Interface, else its link-local
+	// address; with neither, IPv6 VIPs cannot be probed.
+	Source6 netip.Addr
 	// SourceMAC is the probe frames' source MAC. Nil means Interface's MAC.
 	SourceMAC net.HardwareAddr
 }
@@ -32,9 +37,10 @@ func (c *DSRPathChecker) CheckKey() string {
 	return "dsr-path " + c.id
 }
 
-// Support implements Supporter: a port and the VIP, which must be of the
-// backend's family; the MAC is filled by the balancer once it is resolved.
-// The probe is IPv4 only for now.
+// Support implements Supporter: a port and the VIP, of a family the checker
+// has a source address for (both, unless its interface lacks one and none
+// was configured); the MAC is filled by the balancer once it is resolved.
 func (c *DSRPathChecker) Support() Support {
-	return Support{Name: "dsr", Families: IPv4, NeedsPort: true, NeedsVIP: true, NeedsMAC: true}
+	fam, why := c.families()
+	return Support{Name: "dsr", Families: fam, FamiliesNote: why, NeedsPort: true, NeedsVIP: true, NeedsMAC: true}
 }

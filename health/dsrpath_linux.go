@@ -9,12 +9,15 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/mdlayher/packet"
 	"golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
+
+	"github.com/dsrlb/dsrlb/internal/frame"
 )
 
 // DSRPathChecker proves that a backend will serve the traffic the balancer
@@ -25,37 +28,51 @@ import (
 // holds the VIP (on loopback), accepts it and listens on it, with no
 // namespace, mark or kernel-module tricks on either side. A RST from the VIP
 // means the VIP is held but nothing listens; silence means the backend drops
-// VIP traffic (the VIP is missing) or is down. Targets must be IPv4 and carry
-// VIP, Port and MAC.
+// VIP traffic (the VIP is missing) or is down. Targets carry VIP, Port and
+// MAC; the VIP may be IPv4 or IPv6 (the probe is then an IPv6 frame), and
+// one checker serves both families, so a dual-stack service needs one.
 //
 // After the SYN-ACK the checker sends a RST (sequence ISN+1, which the
 // backend accepts) so no half-open connection is left on the backend.
 //
-// Probe source address. The SYN-ACK is addressed to the probe source, and a
-// kernel that owns that address but has no socket for the flow answers with a
-// RST of its own. By default the probe is sourced from the balancer's own
-// interface address and that kernel RST is accepted: it is a second, valid
-// cleanup of the same half-open connection (its sequence number is the
-// SYN-ACK's acknowledgment number), and it is harmless because the checker
-// has already seen the SYN-ACK on its packet socket, which receives frames
-// before the kernel's TCP stack. This needs nothing on the segment beyond
-// what the host already has: the backend resolves the balancer's address
-// with ordinary ARP answered by the balancer's kernel. Setting
-// DSRPathConfig.Source to an address that is not configured on the host
-// avoids the kernel RST instead (the kernel drops frames for addresses it
-// does not own when it does not forward); the checker then answers ARP for
-// that address itself on its packet socket, so the backend can reach it.
+// Probe source addresses. The SYN-ACK is addressed to the probe source, so
+// each family needs one: DSRPathConfig.Source4 and Source6, by default the
+// interface's first IPv4 address and its first global IPv6 address, else its
+// IPv6 link-local address. A link-local source works because a Linux backend
+// answers a SYN from a link-local address through the interface the SYN
+// came in on, whatever the VIP's scope. A checker without a source for a
+// family refuses targets of that family, saying which address is missing
+// (Support reports it too, so a balancer refuses such a service when it is
+// configured).
+//
+// A kernel that owns the probe source but has no socket for the flow answers
+// the SYN-ACK with a RST of its own. With a source of the host's that kernel
+// RST is accepted: it is a second, valid cleanup of the same half-open
+// connection (its sequence number is the SYN-ACK's acknowledgment number),
+// and it is harmless because the checker has already seen the SYN-ACK on its
+// packet socket, which receives frames before the kernel's TCP stack. This
+// needs nothing on the segment beyond what the host already has: the backend
+// resolves the balancer's address with ordinary ARP or neighbour discovery
+// answered by the balancer's kernel. A source that is not configured on the
+// host avoids the kernel RST instead (the kernel drops frames for addresses
+// it does not own when it does not forward); the checker then answers ARP
+// requests (IPv4) and neighbour solicitations (IPv6) for that address itself
+// on its packet socket, so the backend can reach it.
 //
 // Source ports are random in 32768–60999 and never reused while a probe is
 // in flight. Close releases the reader goroutine and, if the checker opened
 // it, the socket.
 type DSRPathChecker struct {
-	id        string
-	conn      *packet.Conn
-	owned     bool
-	src       netip.Addr
-	srcMAC    net.HardwareAddr
-	answerARP bool
+	id     string
+	ifName string
+	conn   *packet.Conn
+	owned  bool
+	// src4 and src6 are the probe sources; an invalid one means the family
+	// cannot be probed. answerARP and answerND are set when the host does
+	// not own src4 or src6, so the checker must answer for it.
+	src4, src6          netip.Addr
+	srcMAC              [6]byte
+	answerARP, answerND bool
 
 	mu      sync.Mutex
 	waiters map[dsrWaitKey]chan segment
@@ -72,7 +89,9 @@ type dsrWaitKey struct {
 }
 
 // NewDSRPathChecker returns a checker using cfg.Interface, looked up in the
-// calling thread's network namespace, and starts its reader goroutine.
+// calling thread's network namespace, and starts its reader goroutine. It
+// fails when the interface has no Ethernet address, or no source address of
+// either family can be found or was given.
 func NewDSRPathChecker(cfg *DSRPathConfig) (*DSRPathChecker, error) {
 	if cfg == nil || cfg.Interface == "" {
 		return nil, errors.New("health: dsr-path checker: DSRPathConfig.Interface is required")
@@ -81,37 +100,48 @@ func NewDSRPathChecker(cfg *DSRPathConfig) (*DSRPathChecker, error) {
 	if err != nil {
 		return nil, fmt.Errorf("health: dsr-path checker: %w", err)
 	}
-	own, err := interfaceIPv4s(ifi)
+	own, err := interfaceAddrs(ifi)
 	if err != nil {
 		return nil, fmt.Errorf("health: dsr-path checker: addresses of %s: %w", ifi.Name, err)
 	}
 	c := &DSRPathChecker{
+		ifName:  ifi.Name,
 		conn:    cfg.Conn,
-		src:     cfg.Source.Unmap(),
-		srcMAC:  cfg.SourceMAC,
+		src4:    cfg.Source4.Unmap(),
+		src6:    cfg.Source6,
 		waiters: make(map[dsrWaitKey]chan segment),
 		done:    make(chan struct{}),
 	}
-	if len(c.srcMAC) == 0 {
-		c.srcMAC = ifi.HardwareAddr
+	mac := cfg.SourceMAC
+	if len(mac) == 0 {
+		mac = ifi.HardwareAddr
 	}
-	if len(c.srcMAC) != 6 {
-		return nil, fmt.Errorf("health: dsr-path checker: %s has no Ethernet address", ifi.Name)
+	if len(mac) != 6 {
+		return nil, fmt.Errorf("health: dsr-path checker: %s has no Ethernet address; set DSRPathConfig.SourceMAC", ifi.Name)
 	}
-	if !c.src.IsValid() {
-		if len(own) == 0 {
-			return nil, fmt.Errorf("health: dsr-path checker: %s has no IPv4 address; set DSRPathConfig.Source", ifi.Name)
+	c.srcMAC = [6]byte(mac)
+	switch {
+	case c.src4.IsValid() && (!c.src4.Is4() || c.src4.IsMulticast() || c.src4.IsUnspecified() || c.src4.IsLoopback() || c.src4 == netip.AddrFrom4([4]byte{255, 255, 255, 255})):
+		return nil, fmt.Errorf("health: dsr-path checker: DSRPathConfig.Source4 %v is not an IPv4 unicast address", cfg.Source4)
+	case c.src6.IsValid() && (!c.src6.Is6() || c.src6.Is4In6() || c.src6.IsMulticast() || c.src6.IsUnspecified() || c.src6.IsLoopback()):
+		return nil, fmt.Errorf("health: dsr-path checker: DSRPathConfig.Source6 %v is not an IPv6 unicast address", cfg.Source6)
+	}
+	if !c.src4.IsValid() {
+		c.src4 = pick(own, func(a netip.Addr) bool { return a.Is4() })
+	} else {
+		c.answerARP = !slices.Contains(own, c.src4)
+	}
+	if !c.src6.IsValid() {
+		c.src6 = pick(own, func(a netip.Addr) bool { return a.Is6() && a.IsGlobalUnicast() })
+		if !c.src6.IsValid() {
+			c.src6 = pick(own, func(a netip.Addr) bool { return a.Is6() && a.IsLinkLocalUnicast() })
 		}
-		c.src = own[0]
+	} else {
+		c.answerND = !slices.Contains(own, c.src6.WithZone(""))
 	}
-	if !c.src.Is4() {
-		return nil, fmt.Errorf("health: dsr-path checker: source %v is not IPv4", c.src)
-	}
-	c.answerARP = true
-	for _, a := range own {
-		if a == c.src {
-			c.answerARP = false
-		}
+	c.src6 = c.src6.WithZone("") // the zone is the interface, implied
+	if !c.src4.IsValid() && !c.src6.IsValid() {
+		return nil, fmt.Errorf("health: dsr-path checker: %s has no IPv4 or IPv6 address to send probes from: add one, or set DSRPathConfig.Source4 or Source6", ifi.Name)
 	}
 	if c.conn == nil {
 		c.conn, err = packet.Listen(ifi, packet.Raw, unix.ETH_P_ALL, nil)
@@ -124,12 +154,21 @@ func NewDSRPathChecker(cfg *DSRPathConfig) (*DSRPathChecker, error) {
 		c.closeConn()
 		return nil, fmt.Errorf("health: dsr-path checker: setting filter: %w", err)
 	}
-	c.id = fmt.Sprintf("%s/%v/%p", ifi.Name, c.src, c)
+	if c.answerND {
+		// A NIC with a multicast filter passes the solicitations for src6
+		// only once someone joined its solicited-node group.
+		if err := joinGroup(c.conn, ifi.Index, solicitedNodeMAC(c.src6)); err != nil {
+			c.closeConn()
+			return nil, fmt.Errorf("health: dsr-path checker: joining the solicited-node group of %v: %w", c.src6, err)
+		}
+	}
+	c.id = fmt.Sprintf("%s/%v/%v/%p", ifi.Name, c.src4, c.src6, c)
 	go c.read()
 	return c, nil
 }
 
-func interfaceIPv4s(ifi *net.Interface) ([]netip.Addr, error) {
+// interfaceAddrs returns the unicast addresses of ifi, IPv4 ones unmapped.
+func interfaceAddrs(ifi *net.Interface) ([]netip.Addr, error) {
 	addrs, err := ifi.Addrs()
 	if err != nil {
 		return nil, err
@@ -137,7 +176,7 @@ func interfaceIPv4s(ifi *net.Interface) ([]netip.Addr, error) {
 	var out []netip.Addr
 	for _, a := range addrs {
 		if p, ok := a.(*net.IPNet); ok {
-			if ip, ok := netip.AddrFromSlice(p.IP); ok && ip.Unmap().Is4() {
+			if ip, ok := netip.AddrFromSlice(p.IP); ok {
 				out = append(out, ip.Unmap())
 			}
 		}
@@ -145,28 +184,96 @@ func interfaceIPv4s(ifi *net.Interface) ([]netip.Addr, error) {
 	return out, nil
 }
 
-// probeFilter passes ARP, and IPv4 TCP segments with RST or SYN+ACK set:
-// the checker's socket then sees none of the data traffic a busy balancer
-// interface carries.
+func pick(addrs []netip.Addr, ok func(netip.Addr) bool) netip.Addr {
+	for _, a := range addrs {
+		if ok(a) {
+			return a
+		}
+	}
+	return netip.Addr{}
+}
+
+// joinGroup adds the Ethernet multicast group mac to the packet socket's
+// memberships on interface ifindex; the kernel drops it with the socket.
+func joinGroup(conn *packet.Conn, ifindex int, mac net.HardwareAddr) error {
+	rc, err := conn.SyscallConn()
+	if err != nil {
+		return err
+	}
+	mreq := unix.PacketMreq{Ifindex: int32(ifindex), Type: unix.PACKET_MR_MULTICAST, Alen: 6}
+	copy(mreq.Address[:], mac)
+	var serr error
+	if err := rc.Control(func(fd uintptr) {
+		serr = unix.SetsockoptPacketMreq(int(fd), unix.SOL_PACKET, unix.PACKET_ADD_MEMBERSHIP, &mreq)
+	}); err != nil {
+		return err
+	}
+	return serr
+}
+
+// families reports the families the checker has a probe source for and,
+// when one is missing, what to do about it. A checker that was never
+// constructed states nothing (both).
+func (c *DSRPathChecker) families() (Families, string) {
+	switch {
+	case c.src4.IsValid() && c.src6.IsValid(), !c.src4.IsValid() && !c.src6.IsValid():
+		return BothFamilies, ""
+	case c.src4.IsValid():
+		return IPv4, c.missingSource(6)
+	default:
+		return IPv6, c.missingSource(4)
+	}
+}
+
+// missingSource says which source address is missing for IP version v and
+// how to provide it.
+func (c *DSRPathChecker) missingSource(v int) string {
+	if v == 4 {
+		return fmt.Sprintf("no IPv4 source address on %s to probe IPv4 VIPs from: add one to %s or set DSRPathConfig.Source4", c.ifName, c.ifName)
+	}
+	return fmt.Sprintf("no IPv6 source address on %s to probe IPv6 VIPs from: add one to %s (a link-local address will do) or set DSRPathConfig.Source6", c.ifName, c.ifName)
+}
+
+// Byte offsets for the probe filter.
+const (
+	ethLen   = frame.EthernetHeaderLen
+	ipv6Len  = frame.IPv6HeaderLen
+	tcpFlags = 13 // offset of the flag byte in the TCP header
+)
+
+// probeFilter passes ARP; IPv4 and IPv6 TCP segments with RST or SYN+ACK
+// set; and ICMPv6 neighbour solicitations: the checker's socket then sees
+// none of the data traffic a busy balancer interface carries. IPv6 segments
+// are recognised without extension headers, which a SYN-ACK never has.
 func probeFilter() []bpf.RawInstruction {
 	const (
 		accept = 0x40000
+		synAck = frame.FlagSYN | frame.FlagACK
 	)
 	prog := []bpf.Instruction{
-		bpf.LoadAbsolute{Off: 12, Size: 2},                                    // 0 ethertype
-		bpf.JumpIf{Cond: bpf.JumpEqual, Val: etherARP, SkipTrue: 10},          // 1 → accept
-		bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: etherIPv4, SkipTrue: 10},      // 2 → drop
-		bpf.LoadAbsolute{Off: ethHdrLen + 9, Size: 1},                         // 3 protocol
-		bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: 6, SkipTrue: 8},               // 4 → drop
-		bpf.LoadAbsolute{Off: ethHdrLen + 6, Size: 2},                         // 5 fragment
-		bpf.JumpIf{Cond: bpf.JumpBitsSet, Val: 0x1fff, SkipTrue: 6},           // 6 → drop
-		bpf.LoadMemShift{Off: ethHdrLen},                                      // 7 X = IHL*4
-		bpf.LoadIndirect{Off: ethHdrLen + 13, Size: 1},                        // 8 TCP flags
-		bpf.JumpIf{Cond: bpf.JumpBitsSet, Val: tcpRST, SkipTrue: 2},           // 9 → accept
-		bpf.ALUOpConstant{Op: bpf.ALUOpAnd, Val: tcpSYN | tcpACK},             // 10
-		bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: tcpSYN | tcpACK, SkipTrue: 1}, // 11 → drop
-		bpf.RetConstant{Val: accept},                                          // 12
-		bpf.RetConstant{Val: 0},                                               // 13
+		bpf.LoadAbsolute{Off: 12, Size: 2},                                         // 0 EtherType
+		bpf.JumpIf{Cond: bpf.JumpEqual, Val: frame.EtherTypeARP, SkipTrue: 16},     // 1 → 18 accept
+		bpf.JumpIf{Cond: bpf.JumpEqual, Val: frame.EtherTypeIPv6, SkipTrue: 8},     // 2 → 11 IPv6
+		bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: frame.EtherTypeIPv4, SkipTrue: 18}, // 3 → 22 drop
+		bpf.LoadAbsolute{Off: ethLen + 9, Size: 1},                                 // 4 protocol
+		bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: frame.ProtoTCP, SkipTrue: 16},      // 5 → 22 drop
+		bpf.LoadAbsolute{Off: ethLen + 6, Size: 2},                                 // 6 fragment
+		bpf.JumpIf{Cond: bpf.JumpBitsSet, Val: 0x1fff, SkipTrue: 14},               // 7 → 22 drop
+		bpf.LoadMemShift{Off: ethLen},                                              // 8 X = IHL*4
+		bpf.LoadIndirect{Off: ethLen + tcpFlags, Size: 1},                          // 9 TCP flags
+		bpf.Jump{Skip: 4},                          // 10 → 15 flags
+		bpf.LoadAbsolute{Off: ethLen + 6, Size: 1}, // 11 next header
+		bpf.JumpIf{Cond: bpf.JumpEqual, Val: frame.ProtoICMPv6, SkipTrue: 6},                   // 12 → 19 ICMPv6
+		bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: frame.ProtoTCP, SkipTrue: 8},                   // 13 → 22 drop
+		bpf.LoadAbsolute{Off: ethLen + ipv6Len + tcpFlags, Size: 1},                            // 14 TCP flags
+		bpf.JumpIf{Cond: bpf.JumpBitsSet, Val: frame.FlagRST, SkipTrue: 2},                     // 15 → 18 accept
+		bpf.ALUOpConstant{Op: bpf.ALUOpAnd, Val: synAck},                                       // 16
+		bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: synAck, SkipTrue: 4},                           // 17 → 22 drop
+		bpf.RetConstant{Val: accept},                                                           // 18
+		bpf.LoadAbsolute{Off: ethLen + ipv6Len, Size: 1},                                       // 19 ICMPv6 type
+		bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: frame.ICMPv6NeighborSolicitation, SkipTrue: 1}, // 20 → 22 drop
+		bpf.RetConstant{Val: accept},                                                           // 21
+		bpf.RetConstant{Val: 0},                                                                // 22
 	}
 	raw, err := bpf.Assemble(prog)
 	if err != nil {
@@ -196,15 +303,24 @@ func (c *DSRPathChecker) read() {
 		f := buf[:n]
 		if c.answerARP {
 			if req, err := parseARPRequest(f); err == nil {
-				if req.targetIP == c.src {
-					out = appendARPReply(out[:0], req, c.src, c.srcMAC)
-					_, _ = c.conn.WriteTo(out, &packet.Addr{HardwareAddr: req.senderMAC})
+				if req.targetIP == c.src4 {
+					out = appendARPReply(out[:0], req, c.src4, c.srcMAC)
+					_, _ = c.conn.WriteTo(out, &packet.Addr{HardwareAddr: req.senderMAC[:]})
+				}
+				continue
+			}
+		}
+		if c.answerND {
+			if ns, err := parseNeighborSolicitation(f); err == nil {
+				if ns.target == c.src6 {
+					out = appendNeighborAdvertisement(out[:0], ns, c.srcMAC)
+					_, _ = c.conn.WriteTo(out, &packet.Addr{HardwareAddr: out[0:6]})
 				}
 				continue
 			}
 		}
 		s, err := parseSegment(f)
-		if err != nil || s.dst != c.src {
+		if err != nil || (s.dst != c.src4 && s.dst != c.src6) {
 			continue
 		}
 		c.mu.Lock()
@@ -224,13 +340,25 @@ func isTimeout(err error) bool { return errors.Is(err, os.ErrDeadlineExceeded) }
 // Check implements Checker.
 func (c *DSRPathChecker) Check(ctx context.Context, t Target) error {
 	vip := t.VIP.Unmap()
-	if !vip.Is4() || t.Port == 0 || len(t.MAC) != 6 {
-		return fmt.Errorf("health: dsr-path check of %v: needs an IPv4 VIP, a port and a MAC: %w", t, ErrTargetIncomplete)
+	switch {
+	case !vip.IsValid():
+		return fmt.Errorf("health: dsr-path check of %v: the target has no VIP: the probe is a SYN to the service address: %w", t, ErrTargetIncomplete)
+	case t.Port == 0:
+		return fmt.Errorf("health: dsr-path check of %v: the target has no port: the probe is a SYN to the service port, so a service that balances every port needs a port on its check: %w", t, ErrTargetIncomplete)
+	case len(t.MAC) != 6:
+		return fmt.Errorf("health: dsr-path check of %v: the target has no 6-byte Ethernet MAC (the probe is sent to the backend's MAC, which the balancer fills in once it has resolved it): %w", t, ErrTargetIncomplete)
+	}
+	src, v := c.src4, 4
+	if vip.Is6() {
+		src, v = c.src6, 6
+	}
+	if !src.IsValid() {
+		return fmt.Errorf("health: dsr-path check of %v: %s: %w", t, c.missingSource(v), ErrUnsupportedTarget)
 	}
 	var rnd [8]byte
 	_, _ = rand.Read(rnd[:])
 	p := probe{
-		srcMAC: c.srcMAC, dstMAC: t.MAC, src: c.src, dst: vip, dport: t.Port,
+		srcMAC: c.srcMAC, dstMAC: [6]byte(t.MAC), src: src, dst: vip, dport: t.Port,
 		seq: binary.BigEndian.Uint32(rnd[0:]), ipID: binary.BigEndian.Uint16(rnd[4:]),
 	}
 	ch := make(chan segment, 4)
@@ -263,7 +391,7 @@ func (c *DSRPathChecker) Check(ctx context.Context, t Target) error {
 	p.sport = sport
 
 	to := &packet.Addr{HardwareAddr: t.MAC}
-	syn := p.appendSYN(make([]byte, 0, 64))
+	syn := p.appendSYN(make([]byte, 0, 96))
 	if _, err := c.conn.WriteTo(syn, to); err != nil {
 		return fmt.Errorf("health: dsr-path check of %v: sending SYN: %w", t, err)
 	}
@@ -284,10 +412,10 @@ func (c *DSRPathChecker) Check(ctx context.Context, t Target) error {
 				continue
 			}
 			switch {
-			case s.flags&tcpRST != 0:
+			case s.flags&frame.FlagRST != 0:
 				return fmt.Errorf("health: dsr-path check of %v: VIP refused the connection (nothing listens on VIP:port): %w", t, ErrUnexpectedResponse)
-			case s.flags&(tcpSYN|tcpACK) == tcpSYN|tcpACK:
-				rst := p.appendRST(make([]byte, 0, 64))
+			case s.flags&(frame.FlagSYN|frame.FlagACK) == frame.FlagSYN|frame.FlagACK:
+				rst := p.appendRST(make([]byte, 0, 96))
 				if _, err := c.conn.WriteTo(rst, to); err != nil {
 					return fmt.Errorf("health: dsr-path check of %v: sending RST: %w", t, err)
 				}

@@ -21,3 +21,7 @@ func (c *DSRPathChecker) Check(ctx context.Context, t Target) error { return Err
 
 // Close does nothing.
 func (c *DSRPathChecker) Close() error { return nil }
+
+// families: the checker cannot run here; what it would probe does not
+// matter.
+func (c *DSRPathChecker) families() (Families, string) { return BothFamilies, "" }

@@ -58,6 +58,10 @@ type Support struct {
 	// NeedsVIP is set (the probe reaches the VIP through the backend's MAC),
 	// else of the backend address. Zero means both.
 	Families Families
+	// FamiliesNote says why Families is narrower than the kind of checker
+	// could probe and how to widen it (a missing source address, say);
+	// Validate adds it to a family error. Empty when there is nothing to add.
+	FamiliesNote string
 	// NeedsPort is set by checkers that probe a port and have no default.
 	NeedsPort bool
 	// NeedsVIP is set by checkers that probe the service address through the
@@ -98,12 +102,16 @@ func (s Support) Validate(t Target) error {
 	if name == "" {
 		name = "this"
 	}
+	note := ""
+	if s.FamiliesNote != "" {
+		note = " (" + s.FamiliesNote + ")"
+	}
 	var problems []string
 	switch {
 	case !t.Addr.IsValid():
 		problems = append(problems, "the backend has no address")
 	case !s.NeedsVIP && !s.Families.Has(t.Addr):
-		problems = append(problems, fmt.Sprintf("it probes %s only and backend %s is %s", s.Families, t.Addr.Unmap(), familyOf(t.Addr)))
+		problems = append(problems, fmt.Sprintf("it probes %s only and backend %s is %s%s", s.Families, t.Addr.Unmap(), familyOf(t.Addr), note))
 	}
 	if s.NeedsVIP {
 		// The probe goes to the VIP through the backend's MAC: the VIP's
@@ -112,7 +120,7 @@ func (s Support) Validate(t Target) error {
 		case !t.VIP.IsValid():
 			problems = append(problems, "it needs the service's VIP")
 		case !s.Families.Has(t.VIP):
-			problems = append(problems, fmt.Sprintf("it probes %s only and VIP %s is %s", s.Families, t.VIP.Unmap(), familyOf(t.VIP)))
+			problems = append(problems, fmt.Sprintf("it probes %s only and VIP %s is %s%s", s.Families, t.VIP.Unmap(), familyOf(t.VIP), note))
 		}
 	}
 	if s.NeedsPort && t.Port == 0 {

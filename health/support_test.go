@@ -28,6 +28,10 @@ func TestSupportValidate(t *testing.T) {
 		{"vip missing", dsr, Target{Addr: v4, Port: 80}, "needs the service's VIP"},
 		{"dsr ok", dsr, Target{Addr: v4, VIP: vip4, Port: 80}, ""},
 		{"no address", Support{}, Target{}, "no address"},
+		{"note explains the family", Support{Name: "dsr", Families: IPv4, FamiliesNote: "no IPv6 source on eth0", NeedsVIP: true},
+			Target{Addr: v6, VIP: vip6}, "VIP 2001:db8::100 is IPv6 (no IPv6 source on eth0)"},
+		{"note only on family errors", Support{Name: "dsr", Families: IPv6, FamiliesNote: "n", NeedsVIP: true, NeedsPort: true},
+			Target{Addr: v6, VIP: vip6}, "the dsr check cannot work: it needs a port and none is set"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := tc.s.Validate(tc.t)
@@ -49,4 +53,6 @@ func TestSupportOfBuiltins(t *testing.T) {
 	require.Equal(t, Support{}, SupportOf(CheckerFunc(nil)), "a checker that states nothing supports everything")
 	s := SupportOf(&DSRPathChecker{})
 	require.True(t, s.NeedsVIP && s.NeedsPort && s.NeedsMAC)
+	require.Equal(t, BothFamilies, s.Families, "the DSR probe works for IPv4 and IPv6 VIPs")
+	require.NoError(t, s.Validate(Target{Addr: netip.MustParseAddr("2001:db8::10"), VIP: netip.MustParseAddr("2001:db8::100"), Port: 80}))
 }

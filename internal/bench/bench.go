@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -12,6 +11,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/dsrlb/dsrlb/internal/frame"
 )
 
 // ErrUnsupported is returned by Run where the benchmark cannot run (not
@@ -204,49 +205,19 @@ func buildFrame(size int, dst, src net.HardwareAddr) ([]byte, error) {
 	if len(dst) != 6 || len(src) != 6 {
 		return nil, fmt.Errorf("bench: MAC addresses must have 6 bytes")
 	}
-	b := make([]byte, size)
-	copy(b[0:6], dst)
-	copy(b[6:12], src)
-	binary.BigEndian.PutUint16(b[12:], 0x0800)
-	ip := b[14:]
-	ipLen := size - 14
-	if ipLen > 1500 {
-		ipLen = 1500
+	ipLen := min(size-frame.EthernetHeaderLen, 1500)
+	payload := make([]byte, ipLen-frame.IPv4HeaderLen-frame.UDPHeaderLen)
+	for i := range payload {
+		payload[i] = byte(i + frame.UDPHeaderLen)
 	}
-	udpLen := ipLen - 20
-	ip[0] = 0x45
-	binary.BigEndian.PutUint16(ip[2:], uint16(ipLen))
-	binary.BigEndian.PutUint16(ip[4:], 0x12ff) // identification
-	ip[8] = 64                                 // TTL
-	ip[9] = 17                                 // UDP
-	src4 := clientNet.Addr().As4()
-	src4[3] = 1
-	copy(ip[12:16], src4[:])
-	vip := VIP.As4()
-	copy(ip[16:20], vip[:])
-	binary.BigEndian.PutUint16(ip[10:], ipv4Checksum(ip[:20]))
-	udp := ip[20:]
-	binary.BigEndian.PutUint16(udp[0:], 0x1000)
-	binary.BigEndian.PutUint16(udp[2:], ServicePort)
-	binary.BigEndian.PutUint16(udp[4:], uint16(udpLen))
-	for i := 8; i < udpLen; i++ {
-		udp[i] = byte(i)
-	}
-	return b, nil
-}
-
-// ipv4Checksum is the Internet checksum of an IPv4 header whose checksum
-// field is zero (or, over a header with its checksum filled in, zero when
-// the header is intact).
-func ipv4Checksum(h []byte) uint16 {
-	var sum uint32
-	for i := 0; i+1 < len(h); i += 2 {
-		sum += uint32(h[i])<<8 | uint32(h[i+1])
-	}
-	for sum>>16 != 0 {
-		sum = sum&0xffff + sum>>16
-	}
-	return ^uint16(sum)
+	client := clientNet.Addr().Next() // 198.51.100.1
+	b := make([]byte, 0, size)
+	b = frame.AppendEthernet(b, frame.EthernetHeader{Dst: [6]byte(dst), Src: [6]byte(src), EtherType: frame.EtherTypeIPv4})
+	b = frame.AppendIPv4(b, frame.IPv4Header{Src: client, Dst: VIP, Proto: frame.ProtoUDP, ID: 0x12ff}, frame.UDPHeaderLen+len(payload))
+	// No UDP checksum: the generator rewrites the source address, which the
+	// pseudo-header would cover.
+	b = frame.AppendUDP(b, client, VIP, frame.UDPHeader{SrcPort: 0x1000, DstPort: ServicePort, NoChecksum: true}, payload)
+	return b[:size], nil
 }
 
 // Sample is one candidate's measurement in one repetition at one frame

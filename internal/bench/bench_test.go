@@ -11,6 +11,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/dsrlb/dsrlb/internal/frame"
 )
 
 func TestMain(m *testing.M) {
@@ -88,7 +90,11 @@ func TestBuildFrame(t *testing.T) {
 		assert.Equal(t, dst, f[0:6])
 		assert.Equal(t, src, f[6:12])
 		ip := f[14:34]
-		assert.Zero(t, ipv4Checksum(ip), "header checksum")
+		assert.Zero(t, frame.Checksum(ip, 0), "header checksum")
+		assert.Zero(t, binary.BigEndian.Uint16(f[40:]), "no UDP checksum: the generator rewrites the source")
+		var p frame.Packet
+		require.NoError(t, frame.Parse(f, &p))
+		assert.Equal(t, []any{clientNet.Addr().Next(), VIP, uint16(0x1000), ServicePort}, []any{p.Src, p.Dst, p.SrcPort, p.DstPort})
 		assert.Equal(t, VIP.As4(), [4]byte(ip[16:20]))
 		ipLen := int(binary.BigEndian.Uint16(ip[2:]))
 		assert.LessOrEqual(t, 14+ipLen, size)
@@ -114,7 +120,7 @@ func TestFlowRewriteKeepsChecksum(t *testing.T) {
 		g[offIPSrc+3] = 1 + d
 		g[offIPID+1] = 0xff - d
 		g[offUDPSport+1] = byte(flow >> 7)
-		if ipv4Checksum(g[14:34]) != 0 {
+		if frame.Checksum(g[14:34], 0) != 0 {
 			t.Fatalf("flow %d: header checksum broken", flow)
 		}
 		assert.True(t, clientNet.Contains(ipAt(g[offIPSrc:])))

@@ -11,6 +11,14 @@
 // header, TTL and transport checksum stay as the client sent them. The one
 // exception is a frame whose sender left the transport checksum to offload
 // hardware: [CompleteChecksum] finishes it before the frame leaves the host.
+//
+// The package is also the module's one codec for the frames the control
+// plane writes itself (health probes, neighbour advertisements, benchmark
+// templates, test frames): append-style builders for Ethernet (with one
+// optional VLAN tag), IPv4, IPv6, TCP, UDP, ICMP and ICMPv6 ([AppendEthernet],
+// [AppendIPv4], [AppendTCP], ...), and the one Internet checksum
+// ([Checksum], [PseudoHeaderSum]). Builders allocate nothing when the
+// destination has room, and whatever they build parses back with [Parse].
 package frame
 
 import (

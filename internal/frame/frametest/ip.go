@@ -3,6 +3,8 @@ package frametest
 import (
 	"encoding/binary"
 	"net/netip"
+
+	"github.com/dsrlb/dsrlb/internal/frame"
 )
 
 // IPv4 is an IPv4 header. Src and Dst must be IPv4 addresses; a zero Addr
@@ -25,41 +27,20 @@ type IPv4 struct {
 }
 
 func (l IPv4) encode(c *context, payload []byte) []byte {
-	hl := 20 + len(l.Options)
-	b := make([]byte, hl, hl+len(payload))
-	b[0] = 0x40 | uint8(hl/4)
-	b[1] = l.TOS
-	total := hl + len(payload)
-	switch l.Length {
-	case 0:
-	case -1:
-		total = 0
-	default:
-		total = l.Length
+	proto := l.Protocol
+	if proto == 0 {
+		proto = protoOf(c.next)
 	}
-	binary.BigEndian.PutUint16(b[2:], uint16(total))
-	binary.BigEndian.PutUint16(b[4:], l.ID)
-	ff := l.FragOffset & 0x1fff
-	if l.DF {
-		ff |= 0x4000
+	b := frame.AppendIPv4(make([]byte, 0, 60+len(payload)), frame.IPv4Header{
+		Src: netip.AddrFrom4(as4(l.Src)), Dst: netip.AddrFrom4(as4(l.Dst)), Proto: proto, TTL: l.TTL, TOS: l.TOS,
+		ID: l.ID, DontFragment: l.DF, MoreFragments: l.MF, FragOffset: l.FragOffset, Options: l.Options,
+	}, len(payload))
+	if l.Length != 0 {
+		total := max(l.Length, 0) // -1: 0, as in a GSO super-frame
+		binary.BigEndian.PutUint16(b[2:], uint16(total))
+		binary.BigEndian.PutUint16(b[10:], 0)
+		binary.BigEndian.PutUint16(b[10:], frame.Checksum(b, 0))
 	}
-	if l.MF {
-		ff |= 0x2000
-	}
-	binary.BigEndian.PutUint16(b[6:], ff)
-	b[8] = l.TTL
-	if b[8] == 0 {
-		b[8] = 64
-	}
-	b[9] = l.Protocol
-	if b[9] == 0 {
-		b[9] = protoOf(c.next)
-	}
-	s, d := as4(l.Src), as4(l.Dst)
-	copy(b[12:16], s[:])
-	copy(b[16:20], d[:])
-	copy(b[20:], l.Options)
-	binary.BigEndian.PutUint16(b[10:], Checksum(b, 0))
 	return append(b, payload...)
 }
 
@@ -80,28 +61,17 @@ type IPv6 struct {
 }
 
 func (l IPv6) encode(c *context, payload []byte) []byte {
-	b := make([]byte, 40, 40+len(payload))
-	binary.BigEndian.PutUint32(b[0:], 6<<28|uint32(l.TrafficClass)<<20|l.FlowLabel&0xfffff)
-	pl := len(payload)
-	switch l.Length {
-	case 0:
-	case -1:
-		pl = 0
-	default:
-		pl = l.Length
+	next := l.NextHeader
+	if next == 0 {
+		next = protoOf(c.next)
 	}
-	binary.BigEndian.PutUint16(b[4:], uint16(pl))
-	b[6] = l.NextHeader
-	if b[6] == 0 {
-		b[6] = protoOf(c.next)
+	b := frame.AppendIPv6(make([]byte, 0, 40+len(payload)), frame.IPv6Header{
+		Src: netip.AddrFrom16(as16(l.Src)), Dst: netip.AddrFrom16(as16(l.Dst)), NextHeader: next, HopLimit: l.HopLimit,
+		TrafficClass: l.TrafficClass, FlowLabel: l.FlowLabel,
+	}, len(payload))
+	if l.Length != 0 {
+		binary.BigEndian.PutUint16(b[4:], uint16(max(l.Length, 0))) // -1: 0, a jumbogram or GSO super-frame
 	}
-	b[7] = l.HopLimit
-	if b[7] == 0 {
-		b[7] = 64
-	}
-	s, d := as16(l.Src), as16(l.Dst)
-	copy(b[8:24], s[:])
-	copy(b[24:40], d[:])
 	return append(b, payload...)
 }
 

@@ -3,6 +3,9 @@ package frametest
 import (
 	"encoding/binary"
 	"fmt"
+	"net/netip"
+
+	"github.com/dsrlb/dsrlb/internal/frame"
 )
 
 // ChecksumMode selects what a transport layer writes in its checksum field.
@@ -34,22 +37,15 @@ type TCP struct {
 }
 
 func (l TCP) encode(c *context, payload []byte) []byte {
-	hl := 20 + len(l.Options)
-	b := make([]byte, hl, hl+len(payload))
-	binary.BigEndian.PutUint16(b[0:], l.SrcPort)
-	binary.BigEndian.PutUint16(b[2:], l.DstPort)
-	binary.BigEndian.PutUint32(b[4:], l.Seq)
-	binary.BigEndian.PutUint32(b[8:], l.Ack)
-	doff := l.DataOffset
-	if doff == 0 {
-		doff = uint8(hl / 4)
+	src, dst := addrs(c, "TCP")
+	b := frame.AppendTCP(nil, src, dst, frame.TCPHeader{
+		SrcPort: l.SrcPort, DstPort: l.DstPort, Seq: l.Seq, Ack: l.Ack,
+		Flags: l.Flags, Window: l.Window, Options: l.Options,
+	}, payload)
+	if l.DataOffset != 0 {
+		b[12] = l.DataOffset << 4
 	}
-	b[12] = doff << 4
-	b[13] = l.Flags
-	binary.BigEndian.PutUint16(b[14:], l.Window)
-	copy(b[20:], l.Options)
-	b = append(b, payload...)
-	writeChecksum(b, 16, l.Checksum, pseudo(c, "TCP", 6, len(b)))
+	writeChecksum(b, 16, l.Checksum, frame.PseudoHeaderSum(src, dst, frame.ProtoTCP, len(b)))
 	return b
 }
 
@@ -62,20 +58,16 @@ type UDP struct {
 }
 
 func (l UDP) encode(c *context, payload []byte) []byte {
-	b := make([]byte, 8, 8+len(payload))
-	binary.BigEndian.PutUint16(b[0:], l.SrcPort)
-	binary.BigEndian.PutUint16(b[2:], l.DstPort)
-	n := 8 + len(payload)
+	src, dst := addrs(c, "UDP")
+	b := frame.AppendUDP(nil, src, dst, frame.UDPHeader{SrcPort: l.SrcPort, DstPort: l.DstPort}, payload)
 	switch l.Length {
 	case 0:
 	case -1:
-		n = 0
+		binary.BigEndian.PutUint16(b[4:], 0)
 	default:
-		n = l.Length
+		binary.BigEndian.PutUint16(b[4:], uint16(l.Length))
 	}
-	binary.BigEndian.PutUint16(b[4:], uint16(n))
-	b = append(b, payload...)
-	writeChecksum(b, 6, l.Checksum, pseudo(c, "UDP", 17, len(b)))
+	writeChecksum(b, 6, l.Checksum, frame.PseudoHeaderSum(src, dst, frame.ProtoUDP, len(b)))
 	return b
 }
 
@@ -92,21 +84,17 @@ type ICMPv4 struct {
 }
 
 func (l ICMPv4) encode(_ *context, payload []byte) []byte {
-	b := icmpMessage(l.Type, l.Code, l.Rest, l.Truncate, payload)
+	b := frame.AppendICMPv4(nil, frame.ICMPHeader{Type: l.Type, Code: l.Code, Rest: l.Rest}, truncate(payload, l.Truncate))
 	writeChecksum(b, 2, l.Checksum, 0)
 	return b
 }
 
-// icmpMessage lays out an ICMP or ICMPv6 message with a zero checksum: the
-// 8-byte header, then payload cut to truncate bytes when that is positive.
-func icmpMessage(typ, code uint8, rest uint32, truncate int, payload []byte) []byte {
-	if truncate > 0 && truncate < len(payload) {
-		payload = payload[:truncate]
+// truncate cuts payload to n bytes when n is positive.
+func truncate(payload []byte, n int) []byte {
+	if n > 0 && n < len(payload) {
+		return payload[:n]
 	}
-	b := make([]byte, 8, 8+len(payload))
-	b[0], b[1] = typ, code
-	binary.BigEndian.PutUint32(b[4:], rest)
-	return append(b, payload...)
+	return payload
 }
 
 // ICMPv6 is an ICMPv6 header, laid out like ICMPv4 (Rest is the MTU of a
@@ -119,67 +107,43 @@ type ICMPv6 struct {
 }
 
 func (l ICMPv6) encode(c *context, payload []byte) []byte {
-	b := icmpMessage(l.Type, l.Code, l.Rest, l.Truncate, payload)
-	writeChecksum(b, 2, l.Checksum, pseudo(c, "ICMPv6", 58, len(b)))
+	src, dst := addrs(c, "ICMPv6")
+	b := frame.AppendICMPv6(nil, src, dst, frame.ICMPHeader{Type: l.Type, Code: l.Code, Rest: l.Rest}, truncate(payload, l.Truncate))
+	writeChecksum(b, 2, l.Checksum, frame.PseudoHeaderSum(src, dst, frame.ProtoICMPv6, len(b)))
 	return b
 }
 
-// pseudo returns the pseudo-header sum (not folded) for a transport segment
-// of length n under the nearest IP layer.
-func pseudo(c *context, name string, proto uint8, n int) uint64 {
-	var ph []byte
+// addrs returns the addresses of the nearest IP layer, as that layer writes
+// them (a zero Addr as all zeros of its family), for the pseudo-header.
+func addrs(c *context, name string) (src, dst netip.Addr) {
 	switch ip := c.ip.(type) {
 	case IPv4:
-		s, d := as4(ip.Src), as4(ip.Dst)
-		ph = append(append(ph, s[:]...), d[:]...)
-		ph = append(ph, 0, proto, byte(n>>8), byte(n))
+		return netip.AddrFrom4(as4(ip.Src)), netip.AddrFrom4(as4(ip.Dst))
 	case IPv6:
-		s, d := as16(ip.Src), as16(ip.Dst)
-		ph = append(append(ph, s[:]...), d[:]...)
-		ph = append(ph, byte(n>>24), byte(n>>16), byte(n>>8), byte(n), 0, 0, 0, proto)
-	default:
-		panic(fmt.Sprintf("frametest: %s layer without an IPv4 or IPv6 layer before it", name))
+		return netip.AddrFrom16(as16(ip.Src)), netip.AddrFrom16(as16(ip.Dst))
 	}
-	return sum16(ph)
+	panic(fmt.Sprintf("frametest: %s layer without an IPv4 or IPv6 layer before it", name))
 }
 
-func writeChecksum(b []byte, at int, mode ChecksumMode, pseudoSum uint64) {
+// writeChecksum (re)writes the checksum field at b[at:] as mode asks, over b
+// as it is now (after any length or offset override) and the pseudo-header
+// sum pseudo.
+func writeChecksum(b []byte, at int, mode ChecksumMode, pseudo uint32) {
+	binary.BigEndian.PutUint16(b[at:], 0)
 	var v uint16
 	switch mode {
 	case ChecksumFull, ChecksumBad:
-		v = ^fold16(pseudoSum + sum16(b))
+		v = frame.Checksum(b, pseudo)
+		if v == 0 {
+			v = 0xffff // as frame's builders and a sending kernel store it
+		}
 		if mode == ChecksumBad {
 			v ^= 1
 		}
 	case ChecksumPartial:
-		v = fold16(pseudoSum)
+		v = uint16(pseudo)
 	case ChecksumZero:
 		v = 0
 	}
 	binary.BigEndian.PutUint16(b[at:], v)
-}
-
-// Checksum returns the internet checksum (RFC 1071) of b, starting from the
-// partial sum initial: the value to store in a zeroed checksum field. It is
-// a plain byte-by-byte implementation, kept simple on purpose.
-func Checksum(b []byte, initial uint32) uint16 {
-	return ^fold16(uint64(initial) + sum16(b))
-}
-
-func sum16(b []byte) uint64 {
-	var s uint64
-	for i := 0; i+1 < len(b); i += 2 {
-		s += uint64(b[i])<<8 | uint64(b[i+1])
-	}
-	if len(b)%2 == 1 {
-		s += uint64(b[len(b)-1]) << 8
-	}
-	return s
-}
-
-func fold16(s uint64) uint16 {
-	for s > 0xffff {
-		s = s>>16 + s&0xffff
-	}
-	return uint16(s)
 }
