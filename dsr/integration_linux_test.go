@@ -581,7 +581,15 @@ func (l *loadLoop) waitSuccesses(t *testing.T, n int) {
 // others, and every request after fall × interval + 1 s succeeds. Restarted,
 // it is back after rise checks.
 func TestIntegrationHealthFailover(t *testing.T) {
-	lab := netlab.NewT(t, &netlab.Config{Servers: 3})
+	for _, family := range []string{"IPv4", "IPv6"} {
+		t.Run(family, func(t *testing.T) {
+			lab := netlab.NewT(t, &netlab.Config{Servers: 3, IPv6: family == "IPv6"})
+			testHealthFailover(t, lab, lab.VIPs[len(lab.VIPs)-1])
+		})
+	}
+}
+
+func testHealthFailover(t *testing.T, lab *netlab.Lab, vip netip.Addr) {
 	var checker *health.DSRPathChecker
 	require.NoError(t, lab.Balancer.Do(func() (err error) {
 		checker, err = health.NewDSRPathChecker(&health.DSRPathConfig{Interface: lab.Balancer.Link})
@@ -594,16 +602,17 @@ func TestIntegrationHealthFailover(t *testing.T) {
 		Health:  &health.MonitorConfig{Interval: interval, Timeout: 150 * time.Millisecond, Fall: fall, Rise: rise},
 		OnEvent: func(e Event) { events <- e },
 	}
-	svc := labService(lab, lab.VIPs[0], 80, 0, 1, 2)
+	svc := labService(lab, vip, 80, 0, 1, 2)
 	svc.Checks = []HealthCheck{{Checker: checker}}
 	startBalancerWith(t, lab, cfg, nil, svc)
 	victim := lab.Servers[1]
+	victimAddr := labBackend(lab, 1, vip.Is6()).Addr
 
-	load := startLoad(lab, lab.VIPs[0], 4, "/")
+	load := startLoad(lab, vip, 4, "/")
 	load.waitSuccesses(t, 50)
 	require.NoError(t, lab.StopServer(1))
 	killed := time.Now()
-	down := waitFor(t, events, EventBackendDown, victim.IP, 5*time.Second)
+	down := waitFor(t, events, EventBackendDown, victimAddr, 5*time.Second)
 	t.Logf("down after %v: %v", down.At.Sub(killed), down.Reason)
 	settled := killed.Add(fall*interval + time.Second)
 	load.waitSuccesses(t, load.count()+100)
@@ -612,7 +621,7 @@ func TestIntegrationHealthFailover(t *testing.T) {
 	}
 	require.NoError(t, lab.StartServer(1))
 	restarted := time.Now()
-	up := waitFor(t, events, EventBackendUp, victim.IP, 5*time.Second)
+	up := waitFor(t, events, EventBackendUp, victimAddr, 5*time.Second)
 	t.Logf("up after %v", up.At.Sub(restarted))
 	load.waitSuccesses(t, load.count()+400)
 	results := load.halt()
