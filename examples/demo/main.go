@@ -11,6 +11,9 @@
 // It needs Linux and root (CAP_NET_ADMIN and CAP_NET_RAW):
 //
 //	sudo go run ./examples/demo
+//
+// With -ipv6 the same runs on an IPv6 VIP, with the servers' MACs learned
+// by neighbour discovery.
 package main
 
 import (
@@ -43,6 +46,7 @@ func main() {
 	phase := flag.Duration("phase", 3*time.Second, "how long each phase of the demo runs")
 	clients := flag.Int("clients", 8, "concurrent HTTP clients")
 	size := flag.Int("size", 256<<10, "bytes per response")
+	ipv6 := flag.Bool("ipv6", false, "balance an IPv6 VIP (servers reached by neighbour discovery) instead of an IPv4 one")
 	flag.Parse()
 
 	if ok, why := netlab.Privileged(); !ok {
@@ -53,7 +57,7 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, *phase, *clients, *size); err != nil {
+	if err := run(ctx, *phase, *clients, *size, *ipv6); err != nil {
 		if errors.Is(err, context.Canceled) {
 			fmt.Println("\ninterrupted; everything the demo built has been removed")
 			os.Exit(130)
@@ -63,9 +67,9 @@ func main() {
 	}
 }
 
-func run(ctx context.Context, phase time.Duration, clients, size int) error {
+func run(ctx context.Context, phase time.Duration, clients, size int, ipv6 bool) error {
 	say("building the lab: a client, a balancer and 3 servers on one bridge, each in its own network namespace")
-	lab, err := netlab.New(ctx, &netlab.Config{Servers: 3})
+	lab, err := netlab.New(ctx, &netlab.Config{Servers: 3, IPv6: ipv6})
 	if err != nil {
 		return err
 	}
@@ -75,8 +79,15 @@ func run(ctx context.Context, phase time.Duration, clients, size int) error {
 		}
 	}()
 	vip := lab.VIPs[0]
+	if ipv6 {
+		vip = lab.VIPs[len(lab.VIPs)-1]
+	}
 	say("namespaces dsrlb-%s-* (look inside with: ip netns exec dsrlb-%s-lb ip addr)", lab.ID, lab.ID)
-	say("VIP %s; servers hold it on lo with arp_ignore=1, arp_announce=2", vip)
+	if vip.Is6() {
+		say("IPv6 VIP %s; servers hold it on lo, where nothing answers neighbour solicitations for it", vip)
+	} else {
+		say("VIP %s; servers hold it on lo with arp_ignore=1, arp_announce=2", vip)
+	}
 
 	// Everything that touches the segment is opened inside the balancer's
 	// namespace: the packet socket that forwards, the ARP speaker that owns
@@ -139,7 +150,11 @@ func run(ctx context.Context, phase time.Duration, clients, size int) error {
 	svc := dsr.Service{VIP: vip, Protocol: dsr.TCP, Port: 80, Scheduler: "mh",
 		Checks: []dsr.HealthCheck{{Checker: checker}}}
 	for _, s := range lab.Servers {
-		svc.Backends = append(svc.Backends, dsr.Backend{Addr: s.IP})
+		addr := s.IP
+		if ipv6 {
+			addr = s.IP6
+		}
+		svc.Backends = append(svc.Backends, dsr.Backend{Addr: addr})
 	}
 	if err := b.AddService(svc); err != nil {
 		return err
@@ -162,7 +177,7 @@ func run(ctx context.Context, phase time.Duration, clients, size int) error {
 	defer stopTraffic()
 	var twg sync.WaitGroup
 	for range clients {
-		twg.Go(func() { tr.client(trafficCtx, lab.Clients[0], fmt.Sprintf("http://%s/bytes?n=%d", vip, size)) })
+		twg.Go(func() { tr.client(trafficCtx, lab.Clients[0], fmt.Sprintf("http://%s/bytes?n=%d", netip.AddrPortFrom(vip, 80), size)) })
 	}
 
 	base, err := lab.Balancer.LinkStats()

@@ -32,10 +32,24 @@ func buildDemo(t *testing.T) string {
 func TestIntegrationDemo(t *testing.T) {
 	netlab.RequirePrivileged(t)
 	bin := buildDemo(t)
+	for _, tc := range []struct {
+		family  string
+		args    []string
+		service string
+		backend string
+	}{
+		{"IPv4", nil, "192.0.2.100:80/tcp", "192.0.2.21"},
+		{"IPv6", []string{"-ipv6"}, "[2001:db8:0:1::100]:80/tcp", "2001:db8:0:1::15"},
+	} {
+		t.Run(tc.family, func(t *testing.T) { testDemo(t, bin, tc.args, tc.service, tc.backend) })
+	}
+}
+
+func testDemo(t *testing.T, bin string, args []string, service, backend string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	var out bytes.Buffer
-	cmd := exec.CommandContext(ctx, bin, "-phase", "1500ms")
+	cmd := exec.CommandContext(ctx, bin, append([]string{"-phase", "1500ms"}, args...)...)
 	cmd.Stdout, cmd.Stderr = &out, &out
 	require.NoError(t, cmd.Run(), "demo output:\n%s", out.String())
 	text := out.String()
@@ -45,8 +59,8 @@ func TestIntegrationDemo(t *testing.T) {
 		"phase 1: balancing",
 		"phase 2: stopping server s1",
 		"phase 3: starting server s1 again",
-		"event: backend-down service=192.0.2.100:80/tcp backend=192.0.2.21",
-		"event: backend-up service=192.0.2.100:80/tcp backend=192.0.2.21",
+		"event: backend-down service=" + service + " backend=" + backend,
+		"event: backend-up service=" + service + " backend=" + backend,
 		"done: the balancer forwarded",
 	} {
 		assert.Contains(t, text, want)
