@@ -177,7 +177,9 @@ func run(ctx context.Context, phase time.Duration, clients, size int, ipv6 bool)
 	defer stopTraffic()
 	var twg sync.WaitGroup
 	for range clients {
-		twg.Go(func() { tr.client(trafficCtx, lab.Clients[0], fmt.Sprintf("http://%s/bytes?n=%d", netip.AddrPortFrom(vip, 80), size)) })
+		twg.Go(func() {
+			tr.client(trafficCtx, lab.Clients[0], fmt.Sprintf("http://%s/bytes?n=%d", netip.AddrPortFrom(vip, 80), size))
+		})
 	}
 
 	base, err := lab.Balancer.LinkStats()
