@@ -57,7 +57,7 @@ func newDaemon(path string, cfg *Loaded, log *slog.Logger) (*daemon, error) {
 	}()
 	ifi, err := net.InterfaceByName(cfg.File.Interface)
 	if err != nil {
-		return nil, fmt.Errorf("%s: interface: %w", path, err)
+		return nil, cfg.errorAt("interface", err)
 	}
 	bc := cfg.Balancer
 	bc.Logger = log
@@ -79,7 +79,7 @@ func newDaemon(path string, cfg *Loaded, log *slog.Logger) (*daemon, error) {
 	}
 	b, err := dsr.New(&bc)
 	if err != nil {
-		return nil, err
+		return nil, cfg.locate(err)
 	}
 	d.b = b
 	services, err := d.withChecks(cfg)
@@ -87,7 +87,7 @@ func newDaemon(path string, cfg *Loaded, log *slog.Logger) (*daemon, error) {
 		return nil, err
 	}
 	if err := b.SetServices(services); err != nil {
-		return nil, err
+		return nil, cfg.locate(err)
 	}
 	var vips []netip.Addr
 	for _, s := range cfg.Services {
@@ -120,25 +120,27 @@ func newDaemon(path string, cfg *Loaded, log *slog.Logger) (*daemon, error) {
 }
 
 // withChecks returns the configuration's services with their health checks
-// built; the DSR-path checker is opened on first need.
+// built; the DSR-path checker is opened on first need. Errors are
+// *ConfigError values pointing at the check's line.
 func (d *daemon) withChecks(cfg *Loaded) ([]dsr.Service, error) {
 	out := make([]dsr.Service, len(cfg.Services))
 	for i, s := range cfg.Services {
 		for j, cc := range cfg.File.Services[i].Checks {
+			field := fmt.Sprintf("services[%d].checks[%d]", i, j)
 			if cc.Type == "dsr" && d.dsrChecker == nil {
 				c, err := health.NewDSRPathChecker(&health.DSRPathConfig{Interface: cfg.File.Interface})
 				if err != nil {
-					return nil, fmt.Errorf("services[%d].checks[%d]: %w", i, j, err)
+					return nil, cfg.errorAt(field, err)
 				}
 				d.dsrChecker = c
 			}
-			var dc health.Checker
+			var dc health.Checker = offlineDSRChecker
 			if d.dsrChecker != nil {
 				dc = d.dsrChecker
 			}
 			c, err := buildChecker(cc, dc)
 			if err != nil {
-				return nil, fmt.Errorf("services[%d].checks[%d]: %w", i, j, err)
+				return nil, cfg.within(field, err)
 			}
 			s.Checks = append(s.Checks, dsr.HealthCheck{Checker: c, Port: cc.Port})
 		}
@@ -223,17 +225,19 @@ func (d *daemon) run(ctx context.Context, hup, term <-chan os.Signal) error {
 func (d *daemon) reload() {
 	next, err := LoadConfig(d.path)
 	if err == nil && next.File.Interface != d.cfg.File.Interface {
-		err = fmt.Errorf("%s: interface: changing %q to %q needs a restart", d.path, d.cfg.File.Interface, next.File.Interface)
+		err = next.errorAt("interface", fmt.Errorf("changing %q to %q needs a restart", d.cfg.File.Interface, next.File.Interface))
 	}
 	if err == nil && next.File.Listen != d.cfg.File.Listen {
-		err = fmt.Errorf("%s: listen: changing it needs a restart", d.path)
+		err = next.errorAt("listen", errors.New("changing it needs a restart"))
 	}
 	var services []dsr.Service
 	if err == nil {
 		services, err = d.withChecks(next)
 	}
 	if err == nil {
-		err = d.b.SetServices(services)
+		if err = d.b.SetServices(services); err != nil {
+			err = next.locate(err)
+		}
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()

@@ -14,6 +14,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -21,11 +22,15 @@ import (
 )
 
 func main() {
-	os.Exit(realMain(os.Args[1:]))
+	os.Exit(realMain(os.Args[1:], os.Stdout, os.Stderr))
 }
 
-func realMain(args []string) int {
+// realMain runs the daemon with the command-line arguments args and returns
+// the exit status: 0 after a clean stop or a passing -check, 1 when the
+// configuration is refused or the daemon fails, 2 for a bad command line.
+func realMain(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("dsrlb", flag.ContinueOnError)
+	fs.SetOutput(stderr)
 	configPath := fs.String("config", "/etc/dsrlb.yaml", "configuration file")
 	level := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	check := fs.Bool("check", false, "validate the configuration and exit")
@@ -34,18 +39,18 @@ func realMain(args []string) int {
 	}
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(*level)); err != nil {
-		fmt.Fprintf(os.Stderr, "dsrlb: -log-level: %v\n", err)
+		fmt.Fprintf(stderr, "dsrlb: -log-level: %v\n", err)
 		return 2
 	}
-	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
+	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: lvl}))
 
 	cfg, err := LoadConfig(*configPath)
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "dsrlb: %v\n", err)
+		fmt.Fprintf(stderr, "dsrlb: %v\n", err)
 		return 1
 	}
 	if *check {
-		fmt.Printf("%s: ok (%d services)\n", *configPath, len(cfg.Services))
+		fmt.Fprintf(stdout, "%s: ok (%d services)\n", *configPath, len(cfg.Services))
 		return 0
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
@@ -53,6 +58,7 @@ func realMain(args []string) int {
 	d, err := newDaemon(*configPath, cfg, log)
 	if err != nil {
 		log.Error("start failed", "err", err)
+		fmt.Fprintf(stderr, "dsrlb: %v\n", err)
 		return 1
 	}
 	hup := make(chan os.Signal, 1)
