@@ -103,6 +103,7 @@ func newDaemon(path string, cfg *Loaded, log *slog.Logger) (*daemon, error) {
 	if err := b.SetServices(services); err != nil {
 		return nil, cfg.locate(err)
 	}
+	d.reconcileMarks(b.Stats(), d.started)
 	var vips []netip.Addr
 	for _, s := range cfg.Services {
 		vips = append(vips, s.VIP)

@@ -322,10 +322,17 @@ type chart struct {
 	Baseline int
 }
 
+// minChartSpan is the shortest time axis of a graph, in samples: a young
+// history is drawn on a one-minute axis rather than squeezed into a corner
+// of the five-minute one.
+const minChartSpan = 60
+
 // newChart draws the history hist (oldest first, one point a second) into
-// a w×h box whose x axis is the full history length, so charts line up.
+// a w×h box. The time axis spans the history, at least minChartSpan
+// samples, so the graphs of one page line up.
 func newChart(hist []rates, value func(rates) float64, w, h int, unit, title string) chart {
-	c := chart{W: w, H: h, Baseline: h - 1, Points: len(hist), Title: title + ", last " + humanDuration(historyLen*time.Second)}
+	span := max(len(hist), minChartSpan)
+	c := chart{W: w, H: h, Baseline: h - 1, Points: len(hist), Title: title + ", last " + humanDuration(time.Duration(span)*time.Second)}
 	if len(hist) < 2 {
 		c.Empty = true
 		c.Max = "no data yet"
@@ -340,14 +347,14 @@ func newChart(hist []rates, value func(rates) float64, w, h int, unit, title str
 		peak = 1
 	}
 	top := 2.0 // room for the line's width
-	span := float64(h-1) - top
+	height := float64(h-1) - top
 	var line strings.Builder
-	start := historyLen - len(hist)
+	start := span - len(hist)
 	firstX := 0.0
 	lastX := 0.0
 	for i, r := range hist {
-		x := float64(start+i) * float64(w-1) / float64(historyLen-1)
-		y := float64(h-1) - value(r)/peak*span
+		x := float64(start+i) * float64(w-1) / float64(span-1)
+		y := float64(h-1) - value(r)/peak*height
 		if i == 0 {
 			firstX = x
 		} else {
@@ -475,7 +482,7 @@ td.reason{color:#59636e;max-width:28em}
 <figure>{{template "chart" .PPSChart}}<figcaption>{{.PPSChart.Title}} · {{.PPSChart.Max}}</figcaption></figure>
 <figure class="bits">{{template "chart" .BPSChart}}<figcaption>{{.BPSChart.Title}} · {{.BPSChart.Max}}</figcaption></figure>
 </div>
-<table class="backends"><thead><tr><th class="l">backend</th><th class="l">MAC</th><th>weight</th><th class="l">state</th><th class="l">health</th><th class="l">for</th><th class="l">last change</th><th>packets</th><th>bytes</th><th>flows</th><th>active</th><th>rate</th><th class="l">pps, last 5 min</th></tr></thead><tbody>
+<table class="backends"><thead><tr><th class="l">backend</th><th class="l">MAC</th><th>weight</th><th class="l">state</th><th class="l">health</th><th class="l">for</th><th class="l">last change</th><th>packets</th><th>bytes</th><th>flows</th><th>active</th><th>rate</th><th class="l">packets/s</th></tr></thead><tbody>
 {{range .Backends}}<tr class="backend" data-addr="{{.Addr}}"><td class="l">{{.Addr}}</td><td class="l">{{.MAC}}</td><td class="weight">{{.Weight}}</td><td class="l">{{.State}}</td><td class="l {{if .Healthy}}ok{{else}}bad{{end}}">{{.Health}}</td><td class="l since">{{.Since}}</td><td class="l reason">{{.Reason}}</td><td>{{.Packets}}</td><td>{{.Bytes}}</td><td>{{.Flows}}</td><td>{{.Active}}</td><td>{{.PPS}}<br>{{.BPS}}</td><td class="l">{{template "chart" .Chart}}</td></tr>
 {{end}}</tbody></table>
 </section>
