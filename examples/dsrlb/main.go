@@ -7,6 +7,11 @@
 // answers ARP for their VIPs, health-checks the backends, exports Prometheus
 // metrics and a status page, reloads its configuration on SIGHUP (a bad file
 // keeps the running configuration) and drains on SIGTERM.
+//
+// Every configuration error, from -check, start-up or a reload, reads
+// "file:line: field.path: problem" (decode.go). The status page (status.go)
+// is server-rendered HTML with inline SVG graphs and no script; the metrics
+// (metrics.go) export every family from start.
 package main
 
 import (
