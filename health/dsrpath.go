@@ -41,6 +41,11 @@ func (c *DSRPathChecker) CheckKey() string {
 // has a source address for (both, unless its interface lacks one and none
 // was configured); the MAC is filled by the balancer once it is resolved.
 func (c *DSRPathChecker) Support() Support {
+	if c == nil {
+		// No checker yet (a configuration checked before any socket is
+		// opened): what the probe can do at best.
+		return Support{Name: "dsr", NeedsPort: true, NeedsVIP: true, NeedsMAC: true}
+	}
 	fam, why := c.families()
 	return Support{Name: "dsr", Families: fam, FamiliesNote: why, NeedsPort: true, NeedsVIP: true, NeedsMAC: true}
 }

@@ -16,4 +16,14 @@ if [ "${#need[@]}" -gt 0 ]; then
 	apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
+# promtool (shipped in the prometheus package) lints the daemon's /metrics.
+# Without recommends: the tool, not the exporters the package suggests.
+if ! command -v promtool >/dev/null 2>&1; then
+	if [ "$(id -u)" -ne 0 ]; then
+		echo "missing package: prometheus (for promtool; run as root to install it)" >&2
+		exit 1
+	fi
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+fi
 go mod download

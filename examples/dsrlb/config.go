@@ -1,13 +1,12 @@
 package main
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/netip"
 	"os"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -132,31 +131,38 @@ type BackendConfig struct {
 // Duration is a time.Duration written as "1m30s" in YAML.
 type Duration time.Duration
 
-// UnmarshalYAML parses a Go duration string.
-func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
-	v, err := time.ParseDuration(n.Value)
+// parseDuration parses a Go duration ("10s", "1m30s"), with messages that
+// say how to write one.
+func parseDuration(s string) (Duration, error) {
+	v, err := time.ParseDuration(s)
 	if err != nil {
-		return fmt.Errorf("line %d: %q is not a duration (like 10s or 1m30s)", n.Line, n.Value)
+		if _, nerr := strconv.ParseFloat(s, 64); nerr == nil {
+			return 0, fmt.Errorf("%q has no unit: write it like %ss or %sms", s, s, s)
+		}
+		return 0, fmt.Errorf("%q is not a duration (write it like 10s, 500ms or 1m30s)", s)
 	}
 	if v < 0 {
-		return fmt.Errorf("line %d: negative duration %s", n.Line, n.Value)
+		return 0, fmt.Errorf("%q is negative", s)
 	}
-	*d = Duration(v)
-	return nil
+	return Duration(v), nil
 }
 
 // Loaded is a parsed and validated configuration, ready for the Balancer.
 type Loaded struct {
+	// Path is the file's name, as used in errors.
+	Path     string
 	File     *Config
 	Balancer dsr.Config
 	// Services have no Checks yet: the daemon builds them from File (the
 	// DSR-path checker needs a socket).
 	Services []dsr.Service
 	Names    map[dsr.ServiceKey]string
+
+	root *yaml.Node // the parsed document, to find the line of a field
 }
 
 // LoadConfig reads, parses and validates the file at path. Every error
-// names the file, the line and the field.
+// is a *ConfigError naming the file, the line and the field.
 func LoadConfig(path string) (*Loaded, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -165,27 +171,33 @@ func LoadConfig(path string) (*Loaded, error) {
 	return ParseConfig(path, data)
 }
 
+// offlineDSRChecker stands in for the daemon's DSR-path checker while a
+// file is only validated (-check, and before a reload opens anything): the
+// library asks it only what it supports (health.SupportOf), which does not
+// need its socket.
+var offlineDSRChecker health.Checker = (*health.DSRPathChecker)(nil)
+
 // ParseConfig parses and validates a configuration; name is used in errors.
+// Errors are *ConfigError values.
 func ParseConfig(name string, data []byte) (*Loaded, error) {
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
-		return nil, fmt.Errorf("%s: %w", name, err)
+		return nil, syntaxError(name, data, err)
+	}
+	if len(root.Content) == 0 {
+		return nil, &ConfigError{File: name, Err: errors.New("empty configuration")}
 	}
 	var cfg Config
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(&cfg); err != nil {
-		if errors.Is(err, io.EOF) {
-			return nil, fmt.Errorf("%s: empty configuration", name)
-		}
-		return nil, fmt.Errorf("%s: %w", name, err)
+	dec := decoder{file: name}
+	if err := dec.decode(root.Content[0], reflect.ValueOf(&cfg).Elem(), ""); err != nil {
+		return nil, err
 	}
+	out := &Loaded{Path: name, File: &cfg, Names: map[dsr.ServiceKey]string{}, root: &root}
 	fail := func(field string, format string, args ...any) error {
-		return fmt.Errorf("%s:%d: %s: %s", name, lineOf(&root, field), field, fmt.Sprintf(format, args...))
+		return out.errorAt(field, fmt.Errorf(format, args...))
 	}
-	out := &Loaded{File: &cfg, Names: map[dsr.ServiceKey]string{}}
 	if cfg.Interface == "" {
-		return nil, fail("interface", "required")
+		return nil, fail("interface", "required: the balancer's interface on the segment, like eth0")
 	}
 	if cfg.Workers < 0 || cfg.Workers > 256 {
 		return nil, fail("workers", "%d out of range 0..256", cfg.Workers)
@@ -194,7 +206,7 @@ func ParseConfig(name string, data []byte) (*Loaded, error) {
 	case "", "off":
 	default:
 		if _, _, err := net.SplitHostPort(cfg.Listen); err != nil {
-			return nil, fail("listen", "%v", err)
+			return nil, fail("listen", "%q: want host:port (like 127.0.0.1:9180) or off", cfg.Listen)
 		}
 	}
 	bc := dsr.Config{
@@ -212,27 +224,29 @@ func ParseConfig(name string, data []byte) (*Loaded, error) {
 	case "hash":
 		bc.Fragments = dsr.FragmentsHash
 	default:
-		return nil, fail("fragments", "%q: want drop or hash", cfg.Fragments)
+		return nil, out.errorAt("fragments", oneOf(cfg.Fragments, "drop", "hash"))
 	}
 	if cfg.FlowTable.MaxFlows < 0 || cfg.FlowTable.MaxFlows > 1<<26 {
 		return nil, fail("flow_table.max_flows", "%d out of range 0..%d", cfg.FlowTable.MaxFlows, 1<<26)
 	}
-	if cfg.Health.Rise < 0 || cfg.Health.Fall < 0 {
-		return nil, fail("health", "rise and fall must not be negative")
+	if cfg.Health.Rise < 0 {
+		return nil, fail("health.rise", "%d is negative", cfg.Health.Rise)
+	}
+	if cfg.Health.Fall < 0 {
+		return nil, fail("health.fall", "%d is negative", cfg.Health.Fall)
 	}
 	out.Balancer = bc
 
+	var checked []dsr.Service // with stand-in checks, for validation only
 	for i, sc := range cfg.Services {
 		f := fmt.Sprintf("services[%d]", i)
 		svc := dsr.Service{Port: sc.Port, Scheduler: sc.Scheduler, SlowStart: time.Duration(sc.SlowStart),
 			DrainTimeout: time.Duration(sc.DrainTimeout), FailOpen: sc.FailOpen, MinHealthy: sc.MinHealthy}
-		for j, cc := range sc.Checks {
-			if _, err := buildChecker(cc, nil); err != nil && !errors.Is(err, errNeedsDSRChecker) {
-				return nil, fail(fmt.Sprintf("%s.checks[%d]", f, j), "%v", err)
-			}
-		}
 		vip, err := netip.ParseAddr(sc.VIP)
 		if err != nil {
+			if sc.VIP == "" {
+				return nil, fail(f+".vip", "required: the service address")
+			}
 			return nil, fail(f+".vip", "%q is not an IP address", sc.VIP)
 		}
 		svc.VIP = vip.Unmap()
@@ -244,19 +258,25 @@ func ParseConfig(name string, data []byte) (*Loaded, error) {
 		case "tcp+udp", "both":
 			svc.Protocol = dsr.TCPAndUDP
 		default:
-			return nil, fail(f+".protocol", "%q: want tcp, udp or tcp+udp", sc.Protocol)
+			if sc.Protocol == "" {
+				return nil, fail(f+".protocol", "required: tcp, udp or tcp+udp")
+			}
+			return nil, out.errorAt(f+".protocol", oneOf(sc.Protocol, "tcp", "udp", "tcp+udp"))
 		}
 		for j, bcfg := range sc.Backends {
 			bf := fmt.Sprintf("%s.backends[%d]", f, j)
 			addr, err := netip.ParseAddr(bcfg.Addr)
 			if err != nil {
+				if bcfg.Addr == "" {
+					return nil, fail(bf+".addr", "required: the backend's address on the segment")
+				}
 				return nil, fail(bf+".addr", "%q is not an IP address", bcfg.Addr)
 			}
 			be := dsr.Backend{Addr: addr.Unmap(), Weight: bcfg.Weight}
 			if bcfg.MAC != "" {
 				mac, err := net.ParseMAC(bcfg.MAC)
 				if err != nil {
-					return nil, fail(bf+".mac", "%q is not a MAC address", bcfg.MAC)
+					return nil, fail(bf+".mac", "%q is not a MAC address (like 02:00:00:00:00:21)", bcfg.MAC)
 				}
 				be.MAC = mac
 			}
@@ -267,10 +287,20 @@ func ParseConfig(name string, data []byte) (*Loaded, error) {
 			case "down":
 				be.State = dsr.BackendDown
 			default:
-				return nil, fail(bf+".state", "%q: want active, draining or down", bcfg.State)
+				return nil, out.errorAt(bf+".state", oneOf(bcfg.State, "active", "draining", "down"))
 			}
 			svc.Backends = append(svc.Backends, be)
 		}
+		withChecks := svc
+		withChecks.Checks = nil
+		for j, cc := range sc.Checks {
+			c, err := buildChecker(cc, offlineDSRChecker)
+			if err != nil {
+				return nil, out.within(fmt.Sprintf("%s.checks[%d]", f, j), err)
+			}
+			withChecks.Checks = append(withChecks.Checks, dsr.HealthCheck{Checker: c, Port: cc.Port})
+		}
+		checked = append(checked, withChecks)
 		name := sc.Name
 		if name == "" {
 			name = svc.Key().String()
@@ -278,14 +308,65 @@ func ParseConfig(name string, data []byte) (*Loaded, error) {
 		out.Names[svc.Key()] = name
 		out.Services = append(out.Services, svc)
 	}
-	if err := dsr.ValidateServices(out.Services); err != nil {
-		var ce *dsr.ConfigError
-		if errors.As(err, &ce) {
-			return nil, fail(ce.Field, "%v", ce.Err)
-		}
-		return nil, fmt.Errorf("%s: %w", name, err)
+	if err := dsr.ValidateServices(checked); err != nil {
+		return nil, out.locate(err)
 	}
 	return out, nil
+}
+
+// libError reads as the library's message without its field (the
+// ConfigError around it names the field in the file's terms) and keeps the
+// library's error chain (dsr.ErrInvalidConfig, health.ErrUnsupportedTarget).
+type libError struct{ ce *dsr.ConfigError }
+
+func (e libError) Error() string { return e.ce.Err.Error() }
+func (e libError) Unwrap() error { return e.ce }
+
+// balancerFields names the file's fields for the dsr.Config fields that
+// dsr.New validates.
+var balancerFields = map[string]string{
+	"MaxFlows":          "flow_table.max_flows",
+	"TCPTimeout":        "flow_table.tcp_timeout",
+	"TCPClosingTimeout": "flow_table.tcp_closing_timeout",
+	"EmbryonicTimeout":  "flow_table.embryonic_timeout",
+	"UDPTimeout":        "flow_table.udp_timeout",
+	"Fragments":         "fragments",
+	"Workers":           "workers",
+}
+
+// errorAt returns a *ConfigError for field, at its line in the file.
+func (l *Loaded) errorAt(field string, err error) *ConfigError {
+	return &ConfigError{File: l.Path, Line: lineOf(l.root, field), Field: field, Err: err}
+}
+
+// within places err at field, or at a field below it when err is a
+// *ConfigError naming one relative to field.
+func (l *Loaded) within(field string, err error) *ConfigError {
+	var rel *ConfigError
+	if errors.As(err, &rel) && rel.File == "" && rel.Field != "" {
+		return l.errorAt(field+"."+rel.Field, rel.Err)
+	}
+	return l.errorAt(field, err)
+}
+
+// locate turns an error of the dsr library that names a field of the
+// configuration (a *dsr.ConfigError, "services[i]...") into a *ConfigError
+// at that field's line; other errors get the file name.
+func (l *Loaded) locate(err error) error {
+	var ce *dsr.ConfigError
+	if errors.As(err, &ce) {
+		if strings.HasPrefix(ce.Field, "services[") {
+			return l.errorAt(ce.Field, libError{ce})
+		}
+		if f, ok := balancerFields[ce.Field]; ok {
+			return l.errorAt(f, libError{ce})
+		}
+	}
+	var own *ConfigError
+	if errors.As(err, &own) {
+		return err
+	}
+	return &ConfigError{File: l.Path, Err: err}
 }
 
 // lineOf finds the line of a field path such as "services[1].backends[0].mac"
@@ -341,12 +422,10 @@ func keyLine(n *yaml.Node, key string) int {
 	return n.Line
 }
 
-// errNeedsDSRChecker is returned by buildChecker for a dsr check when no
-// DSR-path checker is available (while only validating).
-var errNeedsDSRChecker = errors.New("needs the DSR-path checker")
-
 // buildChecker turns a check configuration into a Checker. dsrPath is the
-// daemon's DSR-path checker (nil while validating a file).
+// daemon's DSR-path checker (offlineDSRChecker while validating a file).
+// Errors about one of the check's fields are *ConfigError values naming it
+// relative to the check.
 func buildChecker(c CheckConfig, dsrPath health.Checker) (health.Checker, error) {
 	switch c.Type {
 	case "tcp":
@@ -363,7 +442,7 @@ func buildChecker(c CheckConfig, dsrPath health.Checker) (health.Checker, error)
 			h.StatusMin, err1 = strconv.Atoi(lo)
 			h.StatusMax, err2 = strconv.Atoi(hi)
 			if err1 != nil || err2 != nil || h.StatusMin < 100 || h.StatusMax > 599 || h.StatusMin > h.StatusMax {
-				return nil, fmt.Errorf("status %q: want a code or a range like 200-399", c.Status)
+				return nil, &ConfigError{Field: "status", Err: fmt.Errorf("%q: want a code or a range like 200-399", c.Status)}
 			}
 		}
 		return h, nil
@@ -374,10 +453,10 @@ func buildChecker(c CheckConfig, dsrPath health.Checker) (health.Checker, error)
 	case "icmp":
 		return &health.ICMPChecker{}, nil
 	case "dsr":
-		if dsrPath == nil {
-			return nil, errNeedsDSRChecker
-		}
 		return dsrPath, nil
 	}
-	return nil, fmt.Errorf("type %q: want tcp, http, https, udp, dns, icmp or dsr", c.Type)
+	if c.Type == "" {
+		return nil, &ConfigError{Field: "type", Err: errors.New("required: tcp, http, https, udp, dns, icmp or dsr")}
+	}
+	return nil, &ConfigError{Field: "type", Err: oneOf(c.Type, "tcp", "http", "https", "udp", "dns", "icmp", "dsr")}
 }

@@ -12,7 +12,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/dsrlb/dsrlb/arp"
@@ -31,14 +30,26 @@ type daemon struct {
 	speaker    *arp.Speaker
 	dsrChecker *health.DSRPathChecker
 
+	started           time.Time
+	version, revision string
+
 	mu           sync.Mutex
 	cfg          *Loaded
 	reloadOK     uint64
 	reloadFailed uint64
-	healthEvents map[[2]string]uint64
-	conflicts    map[string]uint64
+	lastReload   reloadResult // zero At: never reloaded
+	healthEvents map[healthKey]uint64
+	conflicts    map[netip.Addr]*conflictInfo
+	marks        map[backendKey]stateMark
+	events       eventRing
 	draining     bool
 	rates        *rateSampler
+}
+
+// healthKey counts health state changes of a backend in a service.
+type healthKey struct {
+	backendKey
+	result string // "up" or "down"
 }
 
 func newDaemon(path string, cfg *Loaded, log *slog.Logger) (*daemon, error) {
@@ -46,9 +57,12 @@ func newDaemon(path string, cfg *Loaded, log *slog.Logger) (*daemon, error) {
 		path:         path,
 		log:          log,
 		cfg:          cfg,
-		healthEvents: map[[2]string]uint64{},
-		conflicts:    map[string]uint64{},
+		started:      time.Now(),
+		healthEvents: map[healthKey]uint64{},
+		conflicts:    map[netip.Addr]*conflictInfo{},
+		marks:        map[backendKey]stateMark{},
 	}
+	d.version, d.revision = buildVersion()
 	ok := false
 	defer func() {
 		if !ok {
@@ -57,7 +71,7 @@ func newDaemon(path string, cfg *Loaded, log *slog.Logger) (*daemon, error) {
 	}()
 	ifi, err := net.InterfaceByName(cfg.File.Interface)
 	if err != nil {
-		return nil, fmt.Errorf("%s: interface: %w", path, err)
+		return nil, cfg.errorAt("interface", err)
 	}
 	bc := cfg.Balancer
 	bc.Logger = log
@@ -79,7 +93,7 @@ func newDaemon(path string, cfg *Loaded, log *slog.Logger) (*daemon, error) {
 	}
 	b, err := dsr.New(&bc)
 	if err != nil {
-		return nil, err
+		return nil, cfg.locate(err)
 	}
 	d.b = b
 	services, err := d.withChecks(cfg)
@@ -87,8 +101,9 @@ func newDaemon(path string, cfg *Loaded, log *slog.Logger) (*daemon, error) {
 		return nil, err
 	}
 	if err := b.SetServices(services); err != nil {
-		return nil, err
+		return nil, cfg.locate(err)
 	}
+	d.reconcileMarks(b.Stats(), d.started)
 	var vips []netip.Addr
 	for _, s := range cfg.Services {
 		vips = append(vips, s.VIP)
@@ -114,31 +129,33 @@ func newDaemon(path string, cfg *Loaded, log *slog.Logger) (*daemon, error) {
 		}
 		d.fwds = append(d.fwds, f)
 	}
-	d.rates = newRateSampler(b)
+	d.rates = newRateSampler()
 	ok = true
 	return d, nil
 }
 
 // withChecks returns the configuration's services with their health checks
-// built; the DSR-path checker is opened on first need.
+// built; the DSR-path checker is opened on first need. Errors are
+// *ConfigError values pointing at the check's line.
 func (d *daemon) withChecks(cfg *Loaded) ([]dsr.Service, error) {
 	out := make([]dsr.Service, len(cfg.Services))
 	for i, s := range cfg.Services {
 		for j, cc := range cfg.File.Services[i].Checks {
+			field := fmt.Sprintf("services[%d].checks[%d]", i, j)
 			if cc.Type == "dsr" && d.dsrChecker == nil {
 				c, err := health.NewDSRPathChecker(&health.DSRPathConfig{Interface: cfg.File.Interface})
 				if err != nil {
-					return nil, fmt.Errorf("services[%d].checks[%d]: %w", i, j, err)
+					return nil, cfg.errorAt(field, err)
 				}
 				d.dsrChecker = c
 			}
-			var dc health.Checker
+			var dc health.Checker = offlineDSRChecker
 			if d.dsrChecker != nil {
 				dc = d.dsrChecker
 			}
 			c, err := buildChecker(cc, dc)
 			if err != nil {
-				return nil, fmt.Errorf("services[%d].checks[%d]: %w", i, j, err)
+				return nil, cfg.within(field, err)
 			}
 			s.Checks = append(s.Checks, dsr.HealthCheck{Checker: c, Port: cc.Port})
 		}
@@ -160,17 +177,84 @@ func (d *daemon) close() {
 	}
 }
 
-// onEvent logs and counts the Balancer's events.
+// onEvent counts the Balancer's events, keeps them for the status page
+// and notes why a backend changed state.
 func (d *daemon) onEvent(e dsr.Event) {
+	r := eventFromDSR(e)
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	d.events.add(r)
+	bk := backendKey{svc: e.Service, addr: e.Backend}
 	switch e.Kind {
 	case dsr.EventBackendUp:
-		d.healthEvents[[2]string{e.Backend.String(), "up"}]++
+		d.healthEvents[healthKey{bk, "up"}]++
+		m := d.marks[bk]
+		d.marks[bk] = stateMark{state: m.state, healthy: true, since: r.At, reason: "health checks pass"}
 	case dsr.EventBackendDown:
-		d.healthEvents[[2]string{e.Backend.String(), "down"}]++
+		d.healthEvents[healthKey{bk, "down"}]++
+		m := d.marks[bk]
+		d.marks[bk] = stateMark{state: m.state, healthy: false, since: r.At, reason: "check failed: " + r.Detail}
+	case dsr.EventBackendDrained:
+		if m, ok := d.marks[bk]; ok {
+			m.reason = "drained: " + r.Detail
+			d.marks[bk] = m
+		}
 	case dsr.EventVIPConflict:
-		d.conflicts[e.VIP.String()]++
+		c := d.conflicts[e.VIP]
+		if c == nil {
+			c = &conflictInfo{}
+			d.conflicts[e.VIP] = c
+		}
+		c.count++
+		c.lastAt, c.lastMAC, c.backend = r.At, e.MAC.String(), e.Backend
+	}
+}
+
+// sampleLoop samples the counters once a second, for the rates and graphs
+// of the status page and the time each backend has been in its state.
+func (d *daemon) sampleLoop(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			st := d.b.Stats()
+			d.rates.sample(st, now)
+			d.reconcileMarks(st, now)
+		}
+	}
+}
+
+// reconcileMarks starts the clock of backends that are new or whose state
+// or health changed without an event (a reload that drains one).
+func (d *daemon) reconcileMarks(st dsr.Stats, now time.Time) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	present := map[backendKey]bool{}
+	for _, s := range st.Services {
+		for _, b := range s.Backends {
+			k := backendKey{svc: s.Key, addr: b.Addr}
+			present[k] = true
+			m, ok := d.marks[k]
+			switch {
+			case !ok && d.lastReload.At.IsZero():
+				d.marks[k] = stateMark{state: b.State, healthy: b.Healthy, since: d.started, reason: "since start"}
+			case !ok:
+				d.marks[k] = stateMark{state: b.State, healthy: b.Healthy, since: now, reason: "added by a reload"}
+			case m.state != b.State:
+				d.marks[k] = stateMark{state: b.State, healthy: b.Healthy, since: now, reason: "set " + b.State.String() + " by the configuration"}
+			case m.healthy != b.Healthy:
+				m.healthy, m.since = b.Healthy, now
+				d.marks[k] = m
+			}
+		}
+	}
+	for k := range d.marks {
+		if !present[k] {
+			delete(d.marks, k)
+		}
 	}
 }
 
@@ -192,7 +276,7 @@ func (d *daemon) run(ctx context.Context, hup, term <-chan os.Signal) error {
 		})
 	}
 	wg.Go(func() { _ = d.b.Run(fwdCtx) })
-	wg.Go(func() { d.rates.run(fwdCtx) })
+	wg.Go(func() { d.sampleLoop(fwdCtx) })
 
 	if srv, err := d.serveHTTP(); err != nil {
 		return err
@@ -223,27 +307,34 @@ func (d *daemon) run(ctx context.Context, hup, term <-chan os.Signal) error {
 func (d *daemon) reload() {
 	next, err := LoadConfig(d.path)
 	if err == nil && next.File.Interface != d.cfg.File.Interface {
-		err = fmt.Errorf("%s: interface: changing %q to %q needs a restart", d.path, d.cfg.File.Interface, next.File.Interface)
+		err = next.errorAt("interface", fmt.Errorf("changing %q to %q needs a restart", d.cfg.File.Interface, next.File.Interface))
 	}
 	if err == nil && next.File.Listen != d.cfg.File.Listen {
-		err = fmt.Errorf("%s: listen: changing it needs a restart", d.path)
+		err = next.errorAt("listen", errors.New("changing it needs a restart"))
 	}
 	var services []dsr.Service
 	if err == nil {
 		services, err = d.withChecks(next)
 	}
 	if err == nil {
-		err = d.b.SetServices(services)
+		if err = d.b.SetServices(services); err != nil {
+			err = next.locate(err)
+		}
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	now := time.Now()
 	if err != nil {
 		d.reloadFailed++
+		d.lastReload = reloadResult{At: now, Err: err.Error()}
+		d.events.add(recentEvent{At: now, Kind: "reload-rejected", Detail: err.Error() + " (the running configuration stays in force)", Severity: "bad"})
 		d.log.Error("reload rejected; the running configuration stays in force", "err", err)
 		return
 	}
 	d.reloadOK++
+	d.lastReload = reloadResult{At: now, OK: true}
 	d.cfg = next
+	d.events.add(recentEvent{At: now, Kind: "reloaded", Detail: plural(len(next.Services), "service"), Severity: "ok"})
 	d.log.Info("reloaded", "services", len(next.Services))
 }
 
@@ -305,8 +396,7 @@ func (d *daemon) serveHTTP() (*http.Server, error) {
 	if addr == "" {
 		addr = "127.0.0.1:9180"
 	}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(newCollector(d))
+	reg := newRegistry(d)
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /{$}", d.statusPage)
@@ -326,34 +416,63 @@ func (d *daemon) serveHTTP() (*http.Server, error) {
 	return srv, nil
 }
 
-func (d *daemon) names() map[dsr.ServiceKey]string {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.cfg.Names
+// daemonView is a consistent copy of the daemon's state for one scrape or
+// one page, with zero entries for every known service, backend and VIP.
+type daemonView struct {
+	cfg            *Loaded
+	configured     map[dsr.ServiceKey]dsr.Service
+	healthEvents   map[healthKey]uint64
+	conflictCounts map[netip.Addr]uint64
+	conflicts      map[netip.Addr]conflictInfo
+	marks          map[backendKey]stateMark
+	events         []recentEvent
+	reloadOK       uint64
+	reloadFailed   uint64
+	lastReload     reloadResult
+	draining       bool
 }
 
-func (d *daemon) healthEventCounts() map[[2]string]uint64 {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	out := make(map[[2]string]uint64, len(d.healthEvents))
-	for k, v := range d.healthEvents {
-		out[k] = v
+func (d *daemon) view() *daemonView {
+	v := &daemonView{
+		configured:     map[dsr.ServiceKey]dsr.Service{},
+		healthEvents:   map[healthKey]uint64{},
+		conflictCounts: map[netip.Addr]uint64{},
+		conflicts:      map[netip.Addr]conflictInfo{},
+		marks:          map[backendKey]stateMark{},
 	}
-	return out
-}
-
-func (d *daemon) conflictCounts() map[string]uint64 {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	out := make(map[string]uint64, len(d.conflicts))
-	for k, v := range d.conflicts {
-		out[k] = v
+	for _, s := range d.b.Services() {
+		v.configured[s.Key()] = s
 	}
-	return out
-}
-
-func (d *daemon) reloadCounts() (ok, failed uint64) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return d.reloadOK, d.reloadFailed
+	v.cfg = d.cfg
+	for _, s := range d.cfg.Services {
+		for _, b := range s.Backends {
+			bk := backendKey{svc: s.Key(), addr: b.Addr}
+			v.healthEvents[healthKey{bk, "up"}] = 0
+			v.healthEvents[healthKey{bk, "down"}] = 0
+		}
+		v.conflictCounts[s.VIP] = 0
+	}
+	for k, n := range d.healthEvents {
+		v.healthEvents[k] = n
+	}
+	for vip, c := range d.conflicts {
+		v.conflictCounts[vip] = c.count
+		v.conflicts[vip] = *c
+	}
+	for k, m := range d.marks {
+		v.marks[k] = m
+	}
+	v.events = d.events.newestFirst()
+	v.reloadOK, v.reloadFailed, v.lastReload, v.draining = d.reloadOK, d.reloadFailed, d.lastReload, d.draining
+	return v
+}
+
+// name is the service's configured name, else its key.
+func (v *daemonView) name(k dsr.ServiceKey) string {
+	if n, ok := v.cfg.Names[k]; ok {
+		return n
+	}
+	return k.String()
 }

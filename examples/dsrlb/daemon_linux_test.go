@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -21,6 +23,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/dsrlb/dsrlb/health"
 	"github.com/dsrlb/dsrlb/internal/netlab"
 )
 
@@ -161,21 +164,65 @@ func (d *runningDaemon) metric(series string) (float64, bool) {
 // waitMetric polls the metrics endpoint (bounded) until series has value.
 func (d *runningDaemon) waitMetric(series string, want float64) {
 	d.t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		if v, ok := d.metric(series); ok && v == want {
-			return
-		}
+	d.waitFor(fmt.Sprintf("%s = %v", series, want), 20*time.Second, func() bool {
+		v, ok := d.metric(series)
+		return ok && v == want
+	})
+}
+
+// waitFor polls cond every 50ms until it holds, failing the test after
+// timeout or when the daemon exits.
+func (d *runningDaemon) waitFor(what string, timeout time.Duration, cond func() bool) {
+	d.t.Helper()
+	waitFor(d.t, what, timeout, d.done, cond)
+}
+
+// waitFor polls cond every 50ms until it holds; it fails t after timeout,
+// or when exited delivers (a process that ended early).
+func waitFor(t *testing.T, what string, timeout time.Duration, exited <-chan error, cond func() bool) {
+	t.Helper()
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
 		select {
-		case err := <-d.done:
-			d.t.Fatalf("daemon exited: %v", err)
-		case <-time.After(100 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			v, _ := d.metric(series)
-			d.t.Fatalf("%s = %v, want %v", series, v, want)
+		case err := <-exited:
+			t.Fatalf("waiting for %s: the daemon exited: %v", what, err)
+		case <-deadline.C:
+			t.Fatalf("waiting for %s: not within %v", what, timeout)
+		case <-tick.C:
 		}
 	}
+}
+
+var chartPointsRe = regexp.MustCompile(`data-points="([0-9]+)"`)
+
+// chartPoints returns the number of points of the first graph of a page
+// (the first service's packet rate).
+func chartPoints(page string) int {
+	m := chartPointsRe.FindStringSubmatch(page)
+	if m == nil {
+		return 0
+	}
+	n, _ := strconv.Atoi(m[1])
+	return n
+}
+
+// chromium runs headless Chromium in the balancer's namespace on the status
+// page with args (--dump-dom, --screenshot=…) and returns its output.
+func chromium(t *testing.T, lab *netlab.Lab, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	base := []string{"--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+		"--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync",
+		"--user-data-dir=" + t.TempDir(), "--virtual-time-budget=2000"}
+	cmd := lab.Balancer.Command(ctx, "chromium", append(append(base, args...), "http://127.0.0.1:9180/")...)
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	require.NoError(t, cmd.Run(), "chromium: %s", errOut.String())
+	return out.String()
 }
 
 func fetchVIP(lab *netlab.Lab, path string) (string, error) {
@@ -251,7 +298,31 @@ func TestIntegrationDaemon(t *testing.T) {
 		require.NoError(t, os.WriteFile(d.config, []byte(bad), 0o644))
 		require.NoError(t, d.cmd.Process.Signal(syscall.SIGHUP))
 		d.waitMetric(`dsrlb_config_reloads_total{result="failed"}`, 1)
-		assert.Contains(t, d.logs.String(), "services[0].protocol")
+		assert.Contains(t, d.logs.String(), fmt.Sprintf("%s:%d: services[0].protocol: ", d.config, lineOfText(t, bad, "protocol: sctp")))
+
+		// Bad: checks that cannot probe the service, refused at the
+		// check's line. A tcp check has no port on an all-ports service;
+		// the DSR-path check on an IPv6 VIP, while it supports IPv4 only.
+		impossible := []struct{ replace, with, check string }{
+			{"    port: 80\n", "    port: 0\n", "- type: tcp"},
+		}
+		if health.SupportOf(offlineDSRChecker).Validate(health.Target{Addr: lab.Servers[0].IP, VIP: netip.MustParseAddr("2001:db8:0:1::100"), Port: 80}) != nil {
+			impossible = append(impossible, struct{ replace, with, check string }{"vip: " + lab.VIPs[0].String(), "vip: 2001:db8:0:1::100", "- type: dsr"})
+		}
+		failed := 1.0
+		for _, c := range impossible {
+			bad := strings.Replace(labConfig(lab, []int{0}, ""), c.replace, c.with, 1)
+			require.NotEqual(t, labConfig(lab, []int{0}, ""), bad)
+			require.NoError(t, os.WriteFile(d.config, []byte(bad), 0o644))
+			require.NoError(t, d.cmd.Process.Signal(syscall.SIGHUP))
+			failed++
+			d.waitMetric(`dsrlb_config_reloads_total{result="failed"}`, failed)
+			field := "services[0].checks[0]"
+			if c.check == "- type: dsr" {
+				field = "services[0].checks[1]"
+			}
+			assert.Contains(t, d.logs.String(), fmt.Sprintf("%s:%d: %s: ", d.config, lineOfText(t, bad, c.check), field))
+		}
 		seen = map[string]bool{}
 		for range 60 {
 			got, err := fetchVIP(lab, "/")
@@ -276,16 +347,43 @@ func TestIntegrationDaemon(t *testing.T) {
 			}
 			t.Skip("chromium is not installed")
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-		defer cancel()
-		profile := t.TempDir()
-		cmd := lab.Balancer.Command(ctx, "chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-			"--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync",
-			"--user-data-dir="+profile, "--virtual-time-budget=2000", "--dump-dom", "http://127.0.0.1:9180/")
-		var out, errOut bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &errOut
-		require.NoError(t, cmd.Run(), "chromium: %s", errOut.String())
-		dom := out.String()
+		// One backend down, so the page has a degraded banner and a
+		// backend-down event with its reason.
+		down := lab.Servers[2]
+		require.NoError(t, lab.StopServer(2))
+		d.waitMetric(`dsrlb_backend_healthy{backend="`+down.IP.String()+`",service="web"}`, 0)
+
+		// Real traffic while the page is loaded, bounded in count and time.
+		stop := make(chan struct{})
+		var wg sync.WaitGroup
+		var served atomic.Int64
+		wg.Go(func() {
+			end := time.Now().Add(60 * time.Second)
+			for range 5000 {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if time.Now().After(end) {
+					return
+				}
+				if _, err := fetchVIP(lab, "/bytes?n=50000"); err == nil {
+					served.Add(1)
+				}
+			}
+		})
+		defer func() {
+			close(stop)
+			wg.Wait()
+		}()
+		// The graphs draw one point a second: wait for a few with traffic.
+		d.waitFor("the service graph to have points with traffic", 30*time.Second, func() bool {
+			page, err := d.get("/")
+			return err == nil && served.Load() > 0 && chartPoints(page) >= 4
+		})
+
+		dom := chromium(t, lab, "--dump-dom")
 		assert.Contains(t, dom, "<h1>dsrlb on eth0</h1>")
 		assert.Contains(t, dom, `class="service" data-key="192.0.2.100:80/tcp"`)
 		for _, i := range []int{0, 1, 2} {
@@ -293,7 +391,57 @@ func TestIntegrationDaemon(t *testing.T) {
 		}
 		assert.Contains(t, dom, lab.Servers[0].MAC.String(), "resolved MACs are shown")
 		assert.Contains(t, dom, ">passing<")
-		assert.NotContains(t, dom, "failing")
+		assert.Contains(t, dom, `<div class="banner warn" data-level="warn">Degraded: 2 of 3 healthy</div>`)
+		assert.Contains(t, dom, `<td class="weight">1</td>`, "weights are shown")
+		assert.Contains(t, dom, `<span class="checks">tcp, dsr</span>`)
+		assert.Regexp(t, `<td class="l bad">failing: [^<]+</td>`, dom, "the failing backend says why")
+		assert.Regexp(t, `<td class="l reason">check failed: [^<]+</td>`, dom, "its last change has a reason")
+		for _, kind := range []string{"backend-down", "reloaded", "reload-rejected", "mac-resolved"} {
+			assert.Contains(t, dom, `<td class="l kind">`+kind+`</td>`, "the events list has %s", kind)
+		}
+		assert.Contains(t, dom, "answered and announced by this balancer", "VIP ownership")
+		assert.Regexp(t, `version <b>[^<]+</b>`, dom)
+		assert.Contains(t, dom, d.config, "the configuration path")
+		assert.Regexp(t, `up <b id="uptime">[0-9]+[smhd]`, dom)
+		assert.Regexp(t, `[0-9.]+ (k|M)?pps`, dom, "rates in human units")
+		assert.Regexp(t, `[0-9.]+ (KiB|MiB|GiB)`, dom, "bytes in binary units")
+		assert.GreaterOrEqual(t, chartPoints(dom), 4, "the service graph has data points")
+		assert.Contains(t, dom, `<polyline class="line" points="`)
+		assert.NotContains(t, dom, "<script", "the page needs no script")
+		assert.NotRegexp(t, `(src|href)="https?:`, dom, "and no external asset")
+
+		dir := os.Getenv("DSRLB_TEST_ARTIFACTS")
+		if dir == "" {
+			dir = t.TempDir()
+		}
+		require.NoError(t, os.MkdirAll(dir, 0o755))
+		shot := filepath.Join(dir, "dsrlb-status.png")
+		_ = os.Remove(shot)
+		chromium(t, lab, "--window-size=1400,1500", "--hide-scrollbars", "--screenshot="+shot)
+		fi, err := os.Stat(shot)
+		require.NoError(t, err, "the screenshot is written")
+		assert.Positive(t, fi.Size())
+		t.Logf("status page screenshot: %s", shot)
+
+		require.NoError(t, lab.StartServer(2))
+		d.waitMetric(`dsrlb_backend_healthy{backend="`+down.IP.String()+`",service="web"}`, 1)
+	})
+
+	t.Run("metrics pass promtool during traffic", func(t *testing.T) {
+		page, err := d.get("/metrics")
+		require.NoError(t, err)
+		promtoolCheck(t, page)
+		for _, series := range []string{"dsrlb_arp_replies_total", "dsrlb_arp_resolve_requests_total", "dsrlb_arp_announcements_total"} {
+			v, ok := sampleValue(page, series)
+			require.True(t, ok, series)
+			assert.Positive(t, v, "%s counts the speaker's work", series)
+		}
+		v, ok := sampleValue(page, `dsrlb_health_events_total{backend="`+lab.Servers[2].IP.String()+`",result="down",service="web"}`)
+		require.True(t, ok)
+		assert.GreaterOrEqual(t, v, 1.0, "the stopped backend's down event is counted with its service")
+		v, ok = sampleValue(page, "dsrlb_arp_enabled")
+		require.True(t, ok)
+		assert.Equal(t, 1.0, v)
 	})
 
 	t.Run("drain on SIGTERM", func(t *testing.T) {
@@ -302,11 +450,16 @@ func TestIntegrationDaemon(t *testing.T) {
 		var wg sync.WaitGroup
 		for range 4 {
 			wg.Go(func() {
-				for {
+				// Bounded in count and time even if stop never comes.
+				end := time.Now().Add(90 * time.Second)
+				for range 2000 {
 					select {
 					case <-stop:
 						return
 					default:
+					}
+					if time.Now().After(end) {
+						return
 					}
 					if _, err := fetchVIP(lab, "/bytes?n=200000"); err != nil {
 						failed.Add(1)
@@ -318,17 +471,10 @@ func TestIntegrationDaemon(t *testing.T) {
 			})
 		}
 		// Let traffic flow, then ask the daemon to stop while it runs.
-		for ok.Load() < 20 {
-			select {
-			case err := <-d.done:
-				t.Fatalf("daemon exited early: %v", err)
-			case <-time.After(20 * time.Millisecond):
-			}
-		}
+		d.waitFor("20 requests before SIGTERM", 30*time.Second, func() bool { return ok.Load() >= 20 })
 		require.NoError(t, d.cmd.Process.Signal(syscall.SIGTERM))
-		for n := ok.Load(); ok.Load() < n+20; {
-			time.Sleep(20 * time.Millisecond)
-		}
+		n := ok.Load()
+		waitFor(t, "20 requests during the drain", 30*time.Second, nil, func() bool { return ok.Load() >= n+20 })
 		close(stop)
 		wg.Wait()
 		select {

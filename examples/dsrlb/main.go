@@ -8,6 +8,11 @@
 // answers ARP for their VIPs, health-checks the backends, exports Prometheus
 // metrics and a status page, reloads its configuration on SIGHUP (a bad file
 // keeps the running configuration) and drains on SIGTERM.
+//
+// Every configuration error, from -check, start-up or a reload, reads
+// "file:line: field.path: problem" (decode.go). The status page (status.go)
+// is server-rendered HTML with inline SVG graphs and no script; the metrics
+// (metrics.go) export every family from start.
 package main
 
 import (
@@ -15,6 +20,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -22,14 +28,18 @@ import (
 )
 
 func main() {
-	os.Exit(realMain(os.Args[1:]))
+	os.Exit(realMain(os.Args[1:], os.Stdout, os.Stderr))
 }
 
-func realMain(args []string) int {
+// realMain runs the daemon with the command-line arguments args and returns
+// the exit status: 0 after a clean stop or a passing -check, 1 when the
+// configuration is refused or the daemon fails, 2 for a bad command line.
+func realMain(args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "explain" {
-		return runExplain(args[1:], os.Stdout, os.Stderr)
+		return runExplain(args[1:], stdout, stderr)
 	}
 	fs := flag.NewFlagSet("dsrlb", flag.ContinueOnError)
+	fs.SetOutput(stderr)
 	configPath := fs.String("config", "/etc/dsrlb.yaml", "configuration file")
 	level := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	check := fs.Bool("check", false, "validate the configuration and exit")
@@ -38,18 +48,18 @@ func realMain(args []string) int {
 	}
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(*level)); err != nil {
-		fmt.Fprintf(os.Stderr, "dsrlb: -log-level: %v\n", err)
+		fmt.Fprintf(stderr, "dsrlb: -log-level: %v\n", err)
 		return 2
 	}
-	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
+	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: lvl}))
 
 	cfg, err := LoadConfig(*configPath)
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "dsrlb: %v\n", err)
+		fmt.Fprintf(stderr, "dsrlb: %v\n", err)
 		return 1
 	}
 	if *check {
-		fmt.Printf("%s: ok (%d services)\n", *configPath, len(cfg.Services))
+		fmt.Fprintf(stdout, "%s: ok (%d services)\n", *configPath, len(cfg.Services))
 		return 0
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
@@ -57,6 +67,7 @@ func realMain(args []string) int {
 	d, err := newDaemon(*configPath, cfg, log)
 	if err != nil {
 		log.Error("start failed", "err", err)
+		fmt.Fprintf(stderr, "dsrlb: %v\n", err)
 		return 1
 	}
 	hup := make(chan os.Signal, 1)
