@@ -117,7 +117,10 @@ func Check(ctx context.Context, cfg *Config) (*Report, error) {
 // checkParam judges one kernel parameter on one segment interface; the fix
 // is exactly what Prepare would write.
 func checkParam(p param, dev string) (*Finding, error) {
-	allKey, devKey := confKey("all", p.name), confKey(dev, p.name)
+	allKey, devKey, err := p.keys(dev)
+	if err != nil {
+		return nil, err
+	}
 	all, err := readSysctlInt(allKey)
 	if err != nil {
 		return nil, err

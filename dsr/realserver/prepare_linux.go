@@ -9,6 +9,8 @@ import (
 	"strconv"
 
 	"github.com/vishvananda/netlink"
+
+	"github.com/dsrlb/dsrlb/internal/sysctl"
 )
 
 func logger(l *slog.Logger) *slog.Logger {
@@ -118,7 +120,10 @@ func Prepare(cfg *Config, st *State) error {
 
 // applyParam makes the effective value of p on dev acceptable.
 func applyParam(p param, dev string, st *State, log *slog.Logger) error {
-	allKey, devKey := confKey("all", p.name), confKey(dev, p.name)
+	allKey, devKey, err := p.keys(dev)
+	if err != nil {
+		return err
+	}
 	all, err := readSysctlInt(allKey)
 	if err != nil {
 		return err
@@ -130,18 +135,18 @@ func applyParam(p param, dev string, st *State, log *slog.Logger) error {
 	setAll, setDev := p.plan(all, d)
 	for _, w := range []struct {
 		set bool
-		key string
+		key sysctl.Key
 		old int
 	}{{setAll, allKey, all}, {setDev, devKey, d}} {
 		if !w.set {
 			continue
 		}
 		v := strconv.Itoa(p.target)
-		if err := writeSysctl(w.key, v); err != nil {
-			return err
+		if err := sysctl.Write(w.key, v); err != nil {
+			return fmt.Errorf("realserver: %w", err)
 		}
-		st.recordSysctl(w.key, strconv.Itoa(w.old), v)
-		log.Info("realserver: sysctl", "key", w.key, "old", w.old, "new", v)
+		st.recordSysctl(w.key.String(), strconv.Itoa(w.old), v)
+		log.Info("realserver: sysctl", "key", w.key.String(), "old", w.old, "new", v)
 	}
 	return nil
 }
@@ -178,14 +183,22 @@ func Undo(st *State) error {
 
 	for len(st.Sysctls) > 0 {
 		s := st.Sysctls[len(st.Sysctls)-1]
-		cur, err := readSysctl(s.Key)
+		k, err := sysctl.Parse(s.Key)
 		if err != nil {
-			return errors.Join(append(errs, err)...)
+			// A record that names no key cannot be undone; keeping it
+			// would block every later entry.
+			errs = append(errs, fmt.Errorf("realserver: state: %w", err))
+			st.Sysctls = st.Sysctls[:len(st.Sysctls)-1]
+			continue
+		}
+		cur, err := sysctl.Read(k)
+		if err != nil {
+			return errors.Join(append(errs, fmt.Errorf("realserver: %w", err))...)
 		}
 		if cur != s.New {
 			errs = append(errs, fmt.Errorf("%w: sysctl %s is %s, Prepare set %s", ErrModified, s.Key, cur, s.New))
-		} else if err := writeSysctl(s.Key, s.Old); err != nil {
-			return errors.Join(append(errs, err)...)
+		} else if err := sysctl.Write(k, s.Old); err != nil {
+			return errors.Join(append(errs, fmt.Errorf("realserver: %w", err))...)
 		}
 		st.Sysctls = st.Sysctls[:len(st.Sysctls)-1]
 	}

@@ -11,39 +11,17 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
+
+	"github.com/dsrlb/dsrlb/internal/sysctl"
 )
 
-// readSysctl reads a sysctl of the calling thread's namespace: /proc/sys/net
-// resolves against the task that opens the file.
-func readSysctl(key string) (string, error) {
-	p, err := sysctlPath(key)
+// readSysctlInt reads a kernel parameter of the calling thread's namespace.
+func readSysctlInt(k sysctl.Key) (int, error) {
+	v, err := sysctl.ReadInt(k)
 	if err != nil {
-		return "", err
+		return 0, fmt.Errorf("realserver: %w", err)
 	}
-	b, err := os.ReadFile(p)
-	if err != nil {
-		return "", fmt.Errorf("realserver: sysctl %s: %w", key, err)
-	}
-	return strings.TrimSpace(string(b)), nil
-}
-
-func readSysctlInt(key string) (int, error) {
-	s, err := readSysctl(key)
-	if err != nil {
-		return 0, err
-	}
-	return parseSysctlInt(key, s)
-}
-
-func writeSysctl(key, value string) error {
-	p, err := sysctlPath(key)
-	if err != nil {
-		return err
-	}
-	if err := os.WriteFile(p, []byte(value), 0); err != nil {
-		return fmt.Errorf("realserver: sysctl -w %s=%s: %w", key, value, err)
-	}
-	return nil
+	return v, nil
 }
 
 // link is a snapshot of one interface and its addresses.

@@ -10,6 +10,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/dsrlb/dsrlb/internal/sysctl"
 )
 
 func TestPlan(t *testing.T) {
@@ -57,20 +59,16 @@ func TestPlan(t *testing.T) {
 }
 
 func TestSysctlKeys(t *testing.T) {
-	assert.Equal(t, "net.ipv4.conf.all.arp_ignore", confKey("all", "arp_ignore"))
-	assert.Equal(t, "net.ipv4.conf.eth0/100.rp_filter", confKey("eth0.100", "rp_filter"))
-	p, err := sysctlPath("net.ipv4.conf.eth0/100.rp_filter")
+	all, dev, err := paramARPAnnounce.keys("eth0.100")
 	require.NoError(t, err)
-	assert.Equal(t, "/proc/sys/net/ipv4/conf/eth0.100/rp_filter", p)
-	for _, bad := range []string{"", "net..x", "net.ipv4.conf./.x", "net.ipv4.conf.//.x"} {
-		_, err := sysctlPath(bad)
-		assert.Error(t, err, bad)
-	}
-	assert.Equal(t, "sysctl -w net.ipv4.conf.all.arp_announce=2", fixSysctl(confKey("all", "arp_announce"), 2))
+	assert.Equal(t, "net.ipv4.conf.all.arp_announce", all.String())
+	assert.Equal(t, "net.ipv4.conf.eth0/100.arp_announce", dev.String())
+	assert.Equal(t, "/proc/sys/net/ipv4/conf/eth0.100/arp_announce", dev.Path())
+	_, _, err = paramRPFilter.keys("a/b")
+	assert.ErrorIs(t, err, sysctl.ErrBadKey)
+	assert.Equal(t, "sysctl -w net.ipv4.conf.eth0/100.arp_announce=2", fixSysctl(dev, 2))
 	assert.Equal(t, "ip addr add 192.0.2.100/32 dev lo", fixAddrAdd("192.0.2.100/32", "lo"))
 	assert.Equal(t, "ip addr del 192.0.2.100/24 dev eth0", fixAddrDel("192.0.2.100/24", "eth0"))
-	_, err = parseSysctlInt("k", "x")
-	assert.Error(t, err)
 }
 
 func TestResolveConfig(t *testing.T) {
