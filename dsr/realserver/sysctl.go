@@ -2,6 +2,7 @@ package realserver
 
 import (
 	"fmt"
+	"net/netip"
 	"strconv"
 
 	"github.com/dsrlb/dsrlb/internal/sysctl"
@@ -20,6 +21,10 @@ type param struct {
 	// arp_ignore and arp_announce prefer "all", which also covers
 	// interfaces added later.
 	devFirst bool
+	// devOnly: the kernel reads only the interface's value ("all" is
+	// copied to every interface when written, nothing more), as for
+	// disable_ipv6.
+	devOnly bool
 }
 
 var (
@@ -34,7 +39,22 @@ var (
 	// rp_filter 1 (strict) drops packets whose source is routed back via
 	// another interface; 0 (off) and 2 (loose) do not.
 	paramRPFilter = param{family: sysctl.IPv4, name: "rp_filter", target: 2, ok: func(v int) bool { return v != 1 }, devFirst: true}
+	// proxy_ndp on "all" or the interface (the kernel ORs them) makes it
+	// answer neighbour solicitations for addresses with a proxy entry,
+	// while forwarding is on.
+	paramProxyNDP = param{family: sysctl.IPv6, name: "proxy_ndp", target: 0, ok: func(v int) bool { return v == 0 }}
+	// disable_ipv6 on an interface removes its IPv6 addresses and drops
+	// the IPv6 frames it receives.
+	paramDisableIPv6 = param{family: sysctl.IPv6, name: "disable_ipv6", target: 0, ok: func(v int) bool { return v == 0 }, devOnly: true}
 )
+
+// eff is the value the kernel applies on an interface for p.
+func (p param) eff(all, dev int) int {
+	if p.devOnly {
+		return dev
+	}
+	return effective(all, dev)
+}
 
 // effective is the value the kernel applies on an interface.
 func effective(all, dev int) int { return max(all, dev) }
@@ -43,8 +63,11 @@ func effective(all, dev int) int { return max(all, dev) }
 // effective value becomes acceptable, changing as little as possible. Both
 // false means the effective value is already acceptable.
 func (p param) plan(all, dev int) (setAll, setDev bool) {
-	if p.ok(effective(all, dev)) {
+	if p.ok(p.eff(all, dev)) {
 		return false, false
+	}
+	if p.devOnly {
+		return false, true
 	}
 	type option struct{ a, d bool }
 	opts := []option{{true, false}, {false, true}, {true, true}}
@@ -87,6 +110,25 @@ func fixSysctl(key sysctl.Key, v int) string {
 }
 
 func fixAddrAdd(vip, holder string) string { return "ip addr add " + vip + " dev " + holder }
+
+// fixAddrAddNoDAD is fixAddrAdd for an IPv6 VIP, which Prepare adds without
+// duplicate address detection.
+func fixAddrAddNoDAD(vip, holder string) string { return fixAddrAdd(vip, holder) + " nodad" }
+
+// fixVIPAdd is the command that adds the host prefix of vip to holder.
+func fixVIPAdd(vip netip.Addr, holder string) string {
+	p := hostPrefix(vip).String()
+	if vip.Is6() {
+		return fixAddrAddNoDAD(p, holder)
+	}
+	return fixAddrAdd(p, holder)
+}
+
+func fixProxyDel(ip netip.Addr, dev string) string {
+	return "ip -6 neigh del proxy " + ip.String() + " dev " + dev
+}
+
+func hostPrefix(ip netip.Addr) netip.Prefix { return netip.PrefixFrom(ip, ip.BitLen()) }
 
 func fixAddrDel(p, dev string) string { return "ip addr del " + p + " dev " + dev }
 
