@@ -196,7 +196,6 @@ func delAddr(name string, p netip.Prefix) error {
 	return nil
 }
 
-
 // readSockets reads the socket tables of proto for both families from
 // /proc/thread-self/net: /proc/net would show the namespace of the
 // thread-group leader, not the one of the calling thread.
