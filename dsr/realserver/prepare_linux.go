@@ -352,3 +352,7 @@ func isNotFound(err error) bool {
 	var nf netlink.LinkNotFoundError
 	return errors.As(err, &nf)
 }
+
+func (s *State) recordRemoved(a Address) { s.Removed = appendUnique(s.Removed, a) }
+
+func (s *State) recordProxy(a Address) { s.Proxies = appendUnique(s.Proxies, a) }

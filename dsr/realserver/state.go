@@ -77,10 +77,6 @@ func (s *State) recordSysctl(key, old, new string) {
 // still delete the new one and restore the old one, so both are kept.
 func (s *State) recordAdded(a Address) { s.Added = appendUnique(s.Added, a) }
 
-func (s *State) recordRemoved(a Address) { s.Removed = appendUnique(s.Removed, a) }
-
-func (s *State) recordProxy(a Address) { s.Proxies = appendUnique(s.Proxies, a) }
-
 func appendUnique[T comparable](list []T, v T) []T {
 	for _, x := range list {
 		if x == v {
