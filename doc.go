@@ -22,8 +22,9 @@
 //     that implements Forwarder, to test code embedding a Balancer without
 //     root.
 //   - [github.com/dsrlb/dsrlb/dsr/realserver]: prepare, check and undo the
-//     server side of DSR (VIP on loopback, ARP sysctls), naming every
-//     misconfiguration with its fix.
+//     server side of DSR for IPv4 and IPv6 VIPs (VIP on loopback, ARP
+//     sysctls, no duplicate address detection or proxy NDP for the VIP),
+//     naming every misconfiguration with its fix.
 //   - [github.com/dsrlb/dsrlb/scheduler]: the Scheduler interface, the
 //     built-in schedulers named as in IPVS (rr, wrr, lc, wlc, sh, mh),
 //     rendezvous hashing and a registry for plugins;

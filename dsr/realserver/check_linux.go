@@ -5,25 +5,49 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/mdlayher/arp"
 	"github.com/mdlayher/ethernet"
 	"github.com/mdlayher/packet"
+	"golang.org/x/sys/unix"
+
+	"github.com/dsrlb/dsrlb/internal/sysctl"
 )
 
 // Check inspects the calling thread's network namespace and reports every
 // DSR misconfiguration it can observe for cfg. The error is non-nil only
 // when the inspection itself failed (bad configuration, no permission);
-// problems of the server are Findings. The ARP probe sends one who-has per
-// IPv4 VIP on each segment interface, from the server's own address there,
-// and listens for Config.ARPWindow or until ctx is done.
+// problems of the server are Findings. A family of VIPs that cannot be
+// checked at all (IPv6 VIPs on a kernel without IPv6) is an Error finding,
+// never a silent pass.
+//
+// The ARP probe sends one who-has per IPv4 VIP on each segment interface,
+// from the server's own address there, and listens for Config.ARPWindow.
+// The neighbour-discovery probe sends one neighbour solicitation per IPv6
+// VIP on each segment interface, from the server's link-local address
+// there, and listens for Config.NDPWindow. Both stop early when ctx is done.
 func Check(ctx context.Context, cfg *Config) (*Report, error) {
 	c, err := cfg.resolve(true)
 	if err != nil {
 		return nil, err
 	}
 	r := &Report{Findings: []Finding{}}
+	if len(c.v6) > 0 {
+		ok, err := ipv6Available()
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			for _, vip := range c.v6 {
+				r.add(Finding{Severity: Error, Code: CodeIPv6Unavailable, VIP: vip,
+					Message: fmt.Sprintf("this kernel has no IPv6 (/proc/sys/net/ipv6 is absent): %v cannot be served and nothing about it was checked", vip),
+					Fix:     []string{"remove ipv6.disable=1 from the kernel command line and reboot"}})
+			}
+			c.VIPs, c.v6 = c.v4, nil
+		}
+	}
 	links, err := listLinks()
 	if err != nil {
 		return nil, err
@@ -34,10 +58,9 @@ func Check(ctx context.Context, cfg *Config) (*Report, error) {
 	switch {
 	case holder == nil:
 		for _, vip := range c.VIPs {
-			p := hostPrefix(vip).String()
 			r.add(Finding{Severity: Error, Code: CodeVIPMissing, VIP: vip, Interface: c.holder,
 				Message: fmt.Sprintf("interface %s does not exist, so %v is not local and requests for it are dropped", c.holder, vip),
-				Fix:     []string{fixDummyAdd(c.holder), fixLinkUp(c.holder), fixAddrAdd(p, c.holder)}})
+				Fix:     []string{fixDummyAdd(c.holder), fixLinkUp(c.holder), fixVIPAdd(vip, c.holder)}})
 		}
 	default:
 		if !holder.up {
@@ -45,25 +68,57 @@ func Check(ctx context.Context, cfg *Config) (*Report, error) {
 				Message: fmt.Sprintf("VIP interface %s is down, so its addresses are not local and requests are dropped", holder.name),
 				Fix:     []string{fixLinkUp(holder.name)}})
 		}
+		if len(c.v6) > 0 {
+			f, err := checkParam(paramDisableIPv6, holder.name)
+			if err != nil {
+				return nil, err
+			}
+			if f != nil {
+				f.Message = fmt.Sprintf("IPv6 is disabled on the VIP interface %s (disable_ipv6=1), so it cannot hold the IPv6 VIPs", holder.name)
+				r.add(*f)
+			}
+		}
 		for _, vip := range c.VIPs {
-			if _, ok := holder.has(vip); !ok {
+			p, ok := holder.has(vip)
+			if !ok {
 				r.add(Finding{Severity: Error, Code: CodeVIPMissing, VIP: vip, Interface: holder.name,
 					Message: fmt.Sprintf("%v is not on %s, so the kernel drops the requests the balancer forwards", vip, holder.name),
-					Fix:     []string{fixAddrAdd(hostPrefix(vip).String(), holder.name)}})
+					Fix:     []string{fixVIPAdd(vip, holder.name)}})
+				continue
+			}
+			if !vip.Is6() {
+				continue
+			}
+			fix := []string{fixAddrDel(p.String(), holder.name), fixAddrAddNoDAD(p.String(), holder.name)}
+			switch fl := holder.addrFlags(vip); {
+			case fl&unix.IFA_F_DADFAILED != 0:
+				r.add(Finding{Severity: Error, Code: CodeVIPDADFailed, VIP: vip, Interface: holder.name,
+					Message: fmt.Sprintf("duplicate address detection failed for %v on %s (another host has it, as the balancer does): the kernel never uses it and drops the requests", vip, holder.name),
+					Fix:     fix})
+			case fl&unix.IFA_F_TENTATIVE != 0:
+				r.add(Finding{Severity: Error, Code: CodeVIPTentative, VIP: vip, Interface: holder.name,
+					Message: fmt.Sprintf("%v on %s is tentative (duplicate address detection has not finished): the kernel drops the requests until it does, and fails it if the balancer answers", vip, holder.name),
+					Fix:     fix})
 			}
 		}
 	}
 
-	// 2. The VIPs anywhere they make the server answer ARP.
+	// 2. The VIPs anywhere they make the server answer ARP or neighbour
+	// solicitations.
 	for _, vip := range c.VIPs {
 		for _, l := range links {
 			p, ok := l.has(vip)
 			if !ok || l == holder || !l.arp {
 				continue
 			}
-			r.add(Finding{Severity: Error, Code: CodeVIPOnARPInterface, VIP: vip, Interface: l.name,
+			f := Finding{Severity: Error, Code: CodeVIPOnARPInterface, VIP: vip, Interface: l.name,
 				Message: fmt.Sprintf("%v is on %s, which does ARP: the server answers for the VIP and steals it from the balancer", vip, l.name),
-				Fix:     []string{fixAddrDel(p.String(), l.name)}})
+				Fix:     []string{fixAddrDel(p.String(), l.name)}}
+			if vip.Is6() {
+				f.Code = CodeVIPOnNDPInterface
+				f.Message = fmt.Sprintf("%v is on %s, which does neighbour discovery: the server answers neighbour solicitations for the VIP and steals it from the balancer", vip, l.name)
+			}
+			r.add(f)
 		}
 	}
 
@@ -74,17 +129,26 @@ func Check(ctx context.Context, cfg *Config) (*Report, error) {
 	}
 	if len(segs) == 0 {
 		r.add(Finding{Severity: Warning, Code: CodeNoSegment,
-			Message: "no interface facing the segment (up, ARP, with an IPv4 address) was found, so ARP settings were not checked; name it with Segment"})
+			Message: "no interface facing the segment (up, doing ARP, with an address of its own) was found, so the per-interface settings were not checked and no probe ran; name it with Segment"})
 	}
-	for _, s := range segs {
-		for _, p := range []param{paramARPIgnore, paramARPAnnounce, paramRPFilter} {
-			f, err := checkParam(p, s.name)
-			if err != nil {
-				return nil, err
+	if len(c.v4) > 0 {
+		for _, s := range segs {
+			for _, p := range []param{paramARPIgnore, paramARPAnnounce, paramRPFilter} {
+				f, err := checkParam(p, s.name)
+				if err != nil {
+					return nil, err
+				}
+				if f != nil {
+					r.add(*f)
+				}
 			}
-			if f != nil {
-				r.add(*f)
-			}
+		}
+	}
+	var ndpSegs []*link
+	if len(c.v6) > 0 {
+		ndpSegs, err = checkIPv6Segments(&c, links, segs, r)
+		if err != nil {
+			return nil, err
 		}
 	}
 
@@ -110,14 +174,111 @@ func Check(ctx context.Context, cfg *Config) (*Report, error) {
 	}
 
 	// 5. Who owns the VIPs on the segment.
-	checkARP(ctx, &c, segs, r)
+	if len(c.v4) > 0 {
+		checkARP(ctx, &c, segs, r)
+	}
+	if len(c.v6) > 0 {
+		checkNDP(ctx, &c, ndpSegs, r)
+	}
 	return r, nil
+}
+
+// checkIPv6Segments judges what makes a segment interface drop IPv6 or
+// answer neighbour solicitations for a VIP: disable_ipv6, proxy_ndp, and
+// proxy neighbour entries for the VIPs (on any interface). It returns the
+// segment interfaces where IPv6 is on, for the probe.
+func checkIPv6Segments(c *config, links, segs []*link, r *Report) ([]*link, error) {
+	proxies, err := listProxies(links)
+	if err != nil {
+		return nil, err
+	}
+	// answering reports whether dev proxies neighbour discovery now:
+	// the kernel answers for a proxy entry only with forwarding and
+	// proxy_ndp (all or dev) on.
+	answering := func(dev string) (bool, error) {
+		fwd, err := sysctl.Conf(sysctl.IPv6, dev, "forwarding")
+		if err != nil {
+			return false, fmt.Errorf("realserver: %w", err)
+		}
+		on, err := readSysctlInt(fwd)
+		if err != nil || on == 0 {
+			return false, err
+		}
+		allKey, devKey, err := paramProxyNDP.keys(dev)
+		if err != nil {
+			return false, err
+		}
+		a, err := readSysctlInt(allKey)
+		if err != nil {
+			return false, err
+		}
+		d, err := readSysctlInt(devKey)
+		return err == nil && !paramProxyNDP.ok(paramProxyNDP.eff(a, d)), err
+	}
+	vipProxy := func(dev string) bool {
+		for _, p := range proxies {
+			if p.dev == dev && slices.Contains(c.v6, p.addr) {
+				return true
+			}
+		}
+		return false
+	}
+	var on []*link
+	for _, s := range segs {
+		f, err := checkParam(paramDisableIPv6, s.name)
+		if err != nil {
+			return nil, err
+		}
+		if f != nil {
+			f.Message = fmt.Sprintf("IPv6 is disabled on the segment interface %s (disable_ipv6=1): it drops the IPv6 requests the balancer forwards", s.name)
+			r.add(*f)
+		} else {
+			on = append(on, s)
+		}
+		if f, err = checkParam(paramProxyNDP, s.name); err != nil {
+			return nil, err
+		}
+		if f != nil {
+			ans, err := answering(s.name)
+			if err != nil {
+				return nil, err
+			}
+			if ans && vipProxy(s.name) {
+				f.Severity = Error
+				f.Message += ": with forwarding on and a proxy entry for a VIP, the server answers for the VIP now and steals it from the balancer"
+			}
+			r.add(*f)
+		}
+	}
+	for _, vip := range c.v6 {
+		for _, p := range proxies {
+			if p.addr != vip || p.dev == "" {
+				continue
+			}
+			ans, err := answering(p.dev)
+			if err != nil {
+				return nil, err
+			}
+			f := Finding{Severity: Warning, Code: CodeProxyNeighbour, VIP: vip, Interface: p.dev,
+				Message: fmt.Sprintf("a proxy neighbour entry for %v exists on %s: with proxy_ndp and forwarding on, the server answers neighbour solicitations for the VIP and steals it from the balancer", vip, p.dev),
+				Fix:     []string{fixProxyDel(vip, p.dev)}}
+			if ans {
+				f.Severity = Error
+				f.Message = fmt.Sprintf("a proxy neighbour entry for %v on %s, with proxy_ndp and forwarding on: the server answers neighbour solicitations for the VIP and steals it from the balancer", vip, p.dev)
+			}
+			r.add(f)
+		}
+	}
+	return on, nil
 }
 
 // checkParam judges one kernel parameter on one segment interface; the fix
 // is exactly what Prepare would write.
 func checkParam(p param, dev string) (*Finding, error) {
-	allKey, devKey := confKey("all", p.name), confKey(dev, p.name)
+	allKey, devKey, err := p.keys(dev)
+	if err != nil {
+		return nil, err
+	}
 	all, err := readSysctlInt(allKey)
 	if err != nil {
 		return nil, err
@@ -141,6 +302,12 @@ func checkParam(p param, dev string) (*Finding, error) {
 	case paramRPFilter.name:
 		f.Severity, f.Code = Warning, CodeRPFilterStrict
 		f.Message = fmt.Sprintf("rp_filter on %s is strict (all=%d, %s=%d): requests from clients routed back through another interface are dropped; loose (2) is safe for DSR", dev, all, dev, d)
+	case paramProxyNDP.name:
+		f.Severity, f.Code = Warning, CodeProxyNDP
+		f.Message = fmt.Sprintf("proxy_ndp is on for %s (all=%d, %s=%d): any proxy neighbour entry for a VIP makes the server answer for it", dev, all, dev, d)
+	case paramDisableIPv6.name:
+		f.Code = CodeIPv6Disabled
+		f.Message = fmt.Sprintf("IPv6 is disabled on %s (disable_ipv6=%d)", dev, d)
 	}
 	if setAll {
 		f.Fix = append(f.Fix, fixSysctl(allKey, p.target))
@@ -153,18 +320,7 @@ func checkParam(p param, dev string) (*Finding, error) {
 
 // checkARP asks, on each segment interface, who has each IPv4 VIP.
 func checkARP(ctx context.Context, c *config, segs []*link, r *Report) {
-	var v4 []netip.Addr
-	for _, vip := range c.VIPs {
-		if vip.Is6() {
-			r.add(Finding{Severity: Info, Code: CodeARPUnchecked, VIP: vip,
-				Message: fmt.Sprintf("%v is IPv6: the neighbour-discovery counterparts of the ARP checks are not implemented", vip)})
-			continue
-		}
-		v4 = append(v4, vip)
-	}
-	if len(v4) == 0 {
-		return
-	}
+	v4 := c.v4
 	if c.ARPWindow < 0 {
 		for _, vip := range v4 {
 			r.add(Finding{Severity: Info, Code: CodeARPUnchecked, VIP: vip, Message: "ARP probe disabled"})
@@ -189,7 +345,7 @@ func checkARP(ctx context.Context, c *config, segs []*link, r *Report) {
 			continue
 		}
 		for _, vip := range v4 {
-			judgeARP(r, vip, s.name, c.BalancerMAC, seen[vip])
+			judgeOwners(r, vip, s.name, c.BalancerMAC, seen[vip])
 		}
 	}
 }

@@ -36,6 +36,13 @@ const (
 // short enough for an interactive command.
 const DefaultARPWindow = 300 * time.Millisecond
 
+// DefaultNDPWindow is how long Check collects neighbour advertisements
+// when Config.NDPWindow is zero. Longer than DefaultARPWindow because a
+// proxy or anycast responder delays its answer by a random time of up to
+// one second (RFC 4861 MAX_ANYCAST_DELAY_TIME; Linux waits up to
+// proxy_delay, 0.8 s by default).
+const DefaultNDPWindow = time.Second
+
 // Config describes the DSR service of this server. Prepare, Check and Undo
 // take a *Config; Prepare and Check need at least one VIP.
 type Config struct {
@@ -50,17 +57,23 @@ type Config struct {
 	// dummy interface, which Prepare creates if it does not exist.
 	Interface string
 	// Segment names the interfaces that face the balancer's segment,
-	// whose ARP and rp_filter settings matter. Nil means every interface
-	// that is up, does ARP and has an IPv4 address (loopback and the VIP
-	// interface excluded).
+	// whose ARP, rp_filter, proxy_ndp and disable_ipv6 settings matter.
+	// Nil means every interface that is up, does ARP and neighbour
+	// discovery, and has an IPv4 address or an IPv6 address that is not
+	// link-local (loopback, the VIP interface and the VIPs excluded).
 	Segment []string
-	// BalancerMAC is the MAC that legitimately answers ARP for the VIPs.
+	// BalancerMAC is the MAC that legitimately answers ARP (IPv4) and
+	// neighbour solicitations (IPv6) for the VIPs.
 	// Nil means unknown: then more than one answering MAC is an error,
 	// and none a warning.
 	BalancerMAC net.HardwareAddr
 	// ARPWindow is how long Check waits for ARP replies per segment
 	// interface. Zero means DefaultARPWindow; negative skips the ARP probe.
 	ARPWindow time.Duration
+	// NDPWindow is how long Check waits for neighbour advertisements per
+	// segment interface, for IPv6 VIPs. Zero means DefaultNDPWindow;
+	// negative skips the neighbour-discovery probe.
+	NDPWindow time.Duration
 	// Log receives one line per change made by Prepare. Nil
 	// discards.
 	Log *slog.Logger
@@ -70,6 +83,8 @@ type Config struct {
 type config struct {
 	Config
 	holder string
+	// v4 and v6 are the VIPs of each family, in configuration order.
+	v4, v6 []netip.Addr
 }
 
 func (c *Config) resolve(needVIPs bool) (config, error) {
@@ -94,6 +109,13 @@ func (c *Config) resolve(needVIPs bool) (config, error) {
 		vips = append(vips, v)
 	}
 	r.VIPs = vips
+	for _, v := range vips {
+		if v.Is4() {
+			r.v4 = append(r.v4, v)
+		} else {
+			r.v6 = append(r.v6, v)
+		}
+	}
 	switch r.Protocol {
 	case "":
 		r.Protocol = TCP
@@ -121,6 +143,9 @@ func (c *Config) resolve(needVIPs bool) (config, error) {
 	}
 	if r.ARPWindow == 0 {
 		r.ARPWindow = DefaultARPWindow
+	}
+	if r.NDPWindow == 0 {
+		r.NDPWindow = DefaultNDPWindow
 	}
 	return r, nil
 }

@@ -11,9 +11,14 @@
 // observe from the server:
 //
 //   - Prepare puts each VIP on lo (or a dummy interface) as a host route
-//     (/32, /128), raises the effective arp_ignore and arp_announce of the
-//     interfaces facing the segment, relaxes strict rp_filter, and records
-//     exactly what it changed in a State.
+//     (/32, /128). For IPv4 VIPs it raises the effective arp_ignore and
+//     arp_announce of the interfaces facing the segment and relaxes strict
+//     rp_filter. For IPv6 VIPs it adds the VIP without duplicate address
+//     detection (IFA_F_NODAD: usable at once, never "dadfailed" although
+//     the balancer holds the same address), enables IPv6 where it is
+//     disabled on the VIP or segment interfaces, turns proxy_ndp off on the
+//     segment interfaces and deletes proxy neighbour entries for the VIPs.
+//     It records exactly what it changed in a State.
 //   - Undo reverts exactly what a State records, and nothing else; the
 //     State is JSON so that Undo can run in another process.
 //   - Check returns a Report of Findings, each with a severity, a stable
@@ -34,8 +39,23 @@
 // (runtime.LockOSThread) for the whole call. The package starts no
 // goroutines of its own that touch the namespace.
 //
-// IPv6 VIPs are put on the interface as /128, but the neighbour-discovery
-// counterparts of the ARP checks are not implemented; Check says so with an
-// Info finding. Everything needs Linux and CAP_NET_ADMIN (CAP_NET_RAW for the
-// ARP probe); on other platforms the functions return ErrUnsupported.
+// # IPv6
+//
+// Neighbour discovery plays the part of ARP. Linux answers a neighbour
+// solicitation only for an address on the receiving interface, an anycast
+// address joined there, or an address with a proxy entry (with proxy_ndp
+// and forwarding on), so an IPv6 VIP on lo needs no counterpart of
+// arp_ignore; what steals the VIP is the VIP on a segment interface or
+// proxy NDP for it, and Check names both. Loopback and dummy interfaces
+// never run duplicate address detection, so a tentative or dadfailed VIP
+// is found only on a VIP interface that does (and fixed by re-adding it
+// with nodad). Check also sends a neighbour solicitation for each IPv6 VIP
+// from the server's link-local address on each segment interface and names
+// every MAC that answers, as the ARP probe does for IPv4. A kernel without
+// IPv6 is an Error finding for every IPv6 VIP: a family that cannot be
+// checked never passes silently. IPv6 forwarding is left alone: it matters
+// only together with proxy NDP, which Prepare turns off.
+//
+// Everything needs Linux and CAP_NET_ADMIN (CAP_NET_RAW for the probes); on
+// other platforms the functions return ErrUnsupported.
 package realserver

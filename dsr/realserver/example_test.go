@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log"
+	"net"
 	"net/netip"
 	"os"
 
@@ -52,6 +53,28 @@ func ExampleCheck() {
 	}
 	for _, f := range r.Findings {
 		fmt.Println(f) // error   vip-missing: ... | fix: ip addr add 192.0.2.100/32 dev lo
+	}
+	if !r.OK() {
+		os.Exit(1)
+	}
+}
+
+// Check a dual-stack server: the IPv4 VIP gets the ARP checks, the IPv6 VIP
+// the neighbour-discovery ones, and each family's owner on the segment is
+// probed and compared with the balancer's MAC.
+func ExampleCheck_dualStack() {
+	mac, _ := net.ParseMAC("02:00:00:00:00:01")
+	cfg := &realserver.Config{
+		VIPs:        []netip.Addr{netip.MustParseAddr("192.0.2.100"), netip.MustParseAddr("2001:db8:1::100")},
+		Port:        80,
+		BalancerMAC: mac,
+	}
+	r, err := realserver.Check(context.Background(), cfg)
+	if err != nil {
+		log.Fatal(err)
+	}
+	for _, f := range r.Findings {
+		fmt.Println(f) // error   proxy-ndp: proxy_ndp is on for eth0 ... | fix: sysctl -w net.ipv6.conf.eth0.proxy_ndp=0
 	}
 	if !r.OK() {
 		os.Exit(1)

@@ -81,15 +81,56 @@ const (
 	CodeARPConflict = "arp-conflict"
 	// CodeARPNoOwner: nobody answers ARP for the VIP on the segment.
 	CodeARPNoOwner = "arp-no-owner"
-	// CodeBalancerSilent: the expected balancer MAC does not answer ARP for
-	// the VIP.
+	// CodeBalancerSilent: the expected balancer MAC does not answer ARP
+	// (IPv4) or neighbour solicitations (IPv6) for the VIP.
 	CodeBalancerSilent = "balancer-silent"
 	// CodeNoSegment: no interface facing the segment was found, so the
 	// per-interface checks did not run.
 	CodeNoSegment = "no-segment"
-	// CodeARPUnchecked: the ARP probe could not run (or does not apply,
-	// as for IPv6 VIPs); the reason is in the message.
+	// CodeARPUnchecked: the ARP probe did not run; the reason is in the
+	// message.
 	CodeARPUnchecked = "arp-unchecked"
+
+	// IPv6 counterparts. Neighbour discovery (NDP) plays the part of ARP.
+
+	// CodeVIPTentative: the IPv6 VIP is on the VIP interface but still
+	// tentative (duplicate address detection has not finished, or cannot
+	// run because the interface has no carrier), so the kernel does not
+	// accept traffic for it.
+	CodeVIPTentative = "vip-tentative"
+	// CodeVIPDADFailed: duplicate address detection found the IPv6 VIP in
+	// use elsewhere (as it is, on the balancer), so the kernel will never
+	// use it.
+	CodeVIPDADFailed = "vip-dad-failed"
+	// CodeVIPOnNDPInterface: the IPv6 VIP is on an interface that does
+	// neighbour discovery, so the server answers neighbour solicitations
+	// for it and steals it from the balancer.
+	CodeVIPOnNDPInterface = "vip-on-ndp-interface"
+	// CodeIPv6Disabled: disable_ipv6 is set on the VIP interface (which
+	// then cannot hold the VIP) or on a segment interface (which then
+	// drops IPv6 frames).
+	CodeIPv6Disabled = "ipv6-disabled"
+	// CodeIPv6Unavailable: the kernel has no IPv6 (booted with
+	// ipv6.disable=1), so nothing about the IPv6 VIPs could be checked.
+	CodeIPv6Unavailable = "ipv6-unavailable"
+	// CodeProxyNDP: proxy_ndp is on for a segment interface, so any proxy
+	// neighbour entry for a VIP (added by hand or by a daemon) makes the
+	// server answer for it. An error when the server answers for a VIP
+	// now (forwarding on and a proxy entry for the VIP), else a warning.
+	CodeProxyNDP = "proxy-ndp"
+	// CodeProxyNeighbour: a proxy neighbour entry for a VIP exists. An
+	// error when it makes the server answer (proxy_ndp and forwarding on
+	// for its interface), else a warning: one sysctl away.
+	CodeProxyNeighbour = "proxy-neighbour"
+	// CodeNDPConflict: a host other than the balancer answers neighbour
+	// solicitations for the VIP on the segment.
+	CodeNDPConflict = "ndp-conflict"
+	// CodeNDPNoOwner: nobody answers neighbour solicitations for the VIP
+	// on the segment.
+	CodeNDPNoOwner = "ndp-no-owner"
+	// CodeNDPUnchecked: the neighbour-discovery probe did not run; the
+	// reason is in the message.
+	CodeNDPUnchecked = "ndp-unchecked"
 )
 
 // Finding is one observation of Check.

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -45,19 +46,31 @@ func snapshot(t *testing.T, h *netlab.Host) []string {
 				return err
 			}
 			for _, ad := range addrs {
-				out = append(out, fmt.Sprintf("addr %s %s", a.Name, ad.IPNet))
+				if ad.IP.IsLinkLocalUnicast() {
+					continue // the kernel adds these on its own time after link-up
+				}
+				out = append(out, fmt.Sprintf("addr %s %s flags=%#x", a.Name, ad.IPNet, ad.Flags&(unix.IFA_F_NODAD|unix.IFA_F_TENTATIVE|unix.IFA_F_DADFAILED)))
 			}
 			scopes = append(scopes, a.Name)
 		}
 		for _, s := range scopes {
-			for _, k := range []string{"arp_ignore", "arp_announce", "rp_filter"} {
-				key := "net.ipv4.conf." + s + "." + k
+			for _, k := range []string{"ipv4.arp_ignore", "ipv4.arp_announce", "ipv4.rp_filter",
+				"ipv6.disable_ipv6", "ipv6.proxy_ndp", "ipv6.forwarding", "ipv6.accept_dad"} {
+				fam, name, _ := strings.Cut(k, ".")
+				key := "net." + fam + ".conf." + strings.ReplaceAll(s, ".", "/") + "." + name
 				v, err := readProcSys(key)
 				if err != nil {
 					return err
 				}
 				out = append(out, key+"="+v)
 			}
+		}
+		proxies, err := netlink.NeighProxyList(0, netlink.FAMILY_V6)
+		if err != nil {
+			return err
+		}
+		for _, p := range proxies {
+			out = append(out, fmt.Sprintf("proxy %d %s", p.LinkIndex, p.IP))
 		}
 		return nil
 	}))
@@ -213,7 +226,7 @@ func TestIntegrationIPv6AndInterfaceDown(t *testing.T) {
 	}})
 	h := lab.Servers[0]
 	require.Len(t, lab.VIPs, 2)
-	cfg := &realserver.Config{VIPs: lab.VIPs, ARPWindow: -1}
+	cfg := &realserver.Config{VIPs: lab.VIPs, ARPWindow: -1, NDPWindow: -1}
 	require.NoError(t, h.Do(func() error {
 		l, err := netlink.LinkByName("lo")
 		if err != nil {
@@ -225,7 +238,7 @@ func TestIntegrationIPv6AndInterfaceDown(t *testing.T) {
 	r := check(t, h, cfg)
 	assert.Equal(t, []string{realserver.CodeInterfaceDown, realserver.CodeVIPMissing, realserver.CodeVIPMissing}, r.Codes(realserver.Warning), "%v", r.Findings)
 	assert.Equal(t, []string{"ip link set lo up"}, r.Findings[0].Fix)
-	assert.Equal(t, []string{"ip addr add 2001:db8:0:1::100/128 dev lo"}, r.Findings[2].Fix)
+	assert.Equal(t, []string{"ip addr add 2001:db8:0:1::100/128 dev lo nodad"}, r.Findings[2].Fix)
 
 	before := snapshot(t, h)
 	var st realserver.State
@@ -238,7 +251,7 @@ func TestIntegrationIPv6AndInterfaceDown(t *testing.T) {
 	r = check(t, h, cfg)
 	assert.True(t, r.OK(), "%v", r.Findings)
 	assert.Empty(t, r.Codes(realserver.Warning), "%v", r.Findings)
-	assert.Contains(t, r.Codes(realserver.Info), realserver.CodeARPUnchecked) // IPv6: no NDP checks
+	assert.Equal(t, []string{realserver.CodeARPUnchecked, realserver.CodeNDPUnchecked}, r.Codes(realserver.Info), "both probes off")
 
 	undo(t, h, &st)
 	assert.Equal(t, before, snapshot(t, h))
@@ -251,7 +264,7 @@ func TestIntegrationDummyInterface(t *testing.T) {
 		return netlab.ServerOptions{NoVIP: true}
 	}})
 	h := lab.Servers[0]
-	cfg := &realserver.Config{VIPs: lab.VIPs, Interface: "dsr0", ARPWindow: -1}
+	cfg := &realserver.Config{VIPs: lab.VIPs, Interface: "dsr0", ARPWindow: -1, NDPWindow: -1}
 
 	r := check(t, h, cfg)
 	require.Equal(t, []string{realserver.CodeVIPMissing}, r.Codes(realserver.Warning))
@@ -284,7 +297,7 @@ func TestIntegrationUndoRespectsLaterChanges(t *testing.T) {
 		return netlab.ServerOptions{ARPIgnore: intp(0)}
 	}})
 	h := lab.Servers[0]
-	cfg := &realserver.Config{VIPs: lab.VIPs, ARPWindow: -1}
+	cfg := &realserver.Config{VIPs: lab.VIPs, ARPWindow: -1, NDPWindow: -1}
 	var st realserver.State
 	prepare(t, h, cfg, &st)
 	require.Len(t, st.Sysctls, 1)

@@ -1,12 +1,13 @@
 package realserver_test
 
-import (
-	"os"
-	"strings"
-)
+import "github.com/dsrlb/dsrlb/internal/sysctl"
 
-// readProcSys reads a sysctl of the calling thread's namespace.
+// readProcSys reads a sysctl (sysctl(8) notation) of the calling thread's
+// namespace.
 func readProcSys(key string) (string, error) {
-	b, err := os.ReadFile("/proc/sys/" + strings.ReplaceAll(key, ".", "/"))
-	return strings.TrimSpace(string(b)), err
+	k, err := sysctl.Parse(key)
+	if err != nil {
+		return "", err
+	}
+	return sysctl.Read(k)
 }

@@ -15,9 +15,14 @@ type State struct {
 	SetUp []string `json:"set_up,omitempty"`
 	// Added lists addresses Prepare added; Undo deletes them.
 	Added []Address `json:"added,omitempty"`
-	// Removed lists VIP addresses Prepare removed from interfaces that do
-	// ARP; Undo adds them back.
+	// Removed lists VIP addresses Prepare removed: from interfaces that do
+	// ARP or neighbour discovery, and IPv6 VIPs it re-added without
+	// duplicate address detection because they were tentative or
+	// dadfailed. Undo adds them back as they were.
 	Removed []Address `json:"removed,omitempty"`
+	// Proxies lists IPv6 proxy neighbour entries for VIPs that Prepare
+	// deleted (ip -6 neigh del proxy ADDR dev IFACE); Undo adds them back.
+	Proxies []Address `json:"proxies,omitempty"`
 	// Sysctls lists the kernel parameters Prepare wrote, in order, with
 	// their values before the first write.
 	Sysctls []SysctlChange `json:"sysctls,omitempty"`
@@ -27,6 +32,10 @@ type State struct {
 type Address struct {
 	Interface string       `json:"interface"`
 	Prefix    netip.Prefix `json:"prefix"`
+	// NoDAD records that the IPv6 address carries IFA_F_NODAD (no
+	// duplicate address detection). False for IPv4 and for IPv6
+	// addresses that run detection.
+	NoDAD bool `json:"nodad,omitempty"`
 }
 
 // SysctlChange is one kernel parameter written by Prepare.
@@ -43,7 +52,12 @@ type SysctlChange struct {
 
 // Empty reports whether the record holds nothing to undo.
 func (s *State) Empty() bool {
-	return len(s.Created)+len(s.SetUp)+len(s.Added)+len(s.Removed)+len(s.Sysctls) == 0
+	return s.Len() == 0
+}
+
+// Len returns the number of changes the record holds.
+func (s *State) Len() int {
+	return len(s.Created) + len(s.SetUp) + len(s.Added) + len(s.Removed) + len(s.Proxies) + len(s.Sysctls)
 }
 
 // recordSysctl notes a write. A key written before keeps its first Old
@@ -62,8 +76,6 @@ func (s *State) recordSysctl(key, old, new string) {
 // by an earlier Prepare, the two cancel out in the sense that Undo must
 // still delete the new one and restore the old one, so both are kept.
 func (s *State) recordAdded(a Address) { s.Added = appendUnique(s.Added, a) }
-
-func (s *State) recordRemoved(a Address) { s.Removed = appendUnique(s.Removed, a) }
 
 func appendUnique[T comparable](list []T, v T) []T {
 	for _, x := range list {

@@ -11,39 +11,17 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
+
+	"github.com/dsrlb/dsrlb/internal/sysctl"
 )
 
-// readSysctl reads a sysctl of the calling thread's namespace: /proc/sys/net
-// resolves against the task that opens the file.
-func readSysctl(key string) (string, error) {
-	p, err := sysctlPath(key)
+// readSysctlInt reads a kernel parameter of the calling thread's namespace.
+func readSysctlInt(k sysctl.Key) (int, error) {
+	v, err := sysctl.ReadInt(k)
 	if err != nil {
-		return "", err
+		return 0, fmt.Errorf("realserver: %w", err)
 	}
-	b, err := os.ReadFile(p)
-	if err != nil {
-		return "", fmt.Errorf("realserver: sysctl %s: %w", key, err)
-	}
-	return strings.TrimSpace(string(b)), nil
-}
-
-func readSysctlInt(key string) (int, error) {
-	s, err := readSysctl(key)
-	if err != nil {
-		return 0, err
-	}
-	return parseSysctlInt(key, s)
-}
-
-func writeSysctl(key, value string) error {
-	p, err := sysctlPath(key)
-	if err != nil {
-		return err
-	}
-	if err := os.WriteFile(p, []byte(value), 0); err != nil {
-		return fmt.Errorf("realserver: sysctl -w %s=%s: %w", key, value, err)
-	}
-	return nil
+	return v, nil
 }
 
 // link is a snapshot of one interface and its addresses.
@@ -54,6 +32,32 @@ type link struct {
 	arp   bool // answers ARP: not loopback, not NOARP
 	dummy bool
 	addrs []netip.Prefix
+	// flags are the IFA_F_* flags of each address (IPv6: tentative,
+	// dadfailed, nodad).
+	flags map[netip.Addr]int
+}
+
+// addrFlags returns the IFA_F_* flags of ip on l.
+func (l *link) addrFlags(ip netip.Addr) int { return l.flags[ip] }
+
+// sourceIPv6 returns the address of l to send neighbour solicitations from:
+// its link-local address if usable, else another usable IPv6 address that is
+// not one of skip; invalid if none.
+func (l *link) sourceIPv6(skip []netip.Addr) netip.Addr {
+	var other netip.Addr
+	for _, p := range l.addrs {
+		a := p.Addr()
+		if !a.Is6() || slices.Contains(skip, a) || l.flags[a]&(unix.IFA_F_TENTATIVE|unix.IFA_F_DADFAILED) != 0 {
+			continue
+		}
+		if a.IsLinkLocalUnicast() {
+			return a
+		}
+		if !other.IsValid() {
+			other = a
+		}
+	}
+	return other
 }
 
 func (l *link) has(ip netip.Addr) (netip.Prefix, bool) {
@@ -75,6 +79,18 @@ func (l *link) firstIPv4(skip []netip.Addr) netip.Addr {
 	return netip.Addr{}
 }
 
+// hasOwnAddr reports whether l has an IPv4 address, or an IPv6 address
+// that is not link-local, other than the VIPs.
+func (l *link) hasOwnAddr(vips []netip.Addr) bool {
+	for _, p := range l.addrs {
+		a := p.Addr()
+		if !slices.Contains(vips, a) && (a.Is4() || !a.IsLinkLocalUnicast()) {
+			return true
+		}
+	}
+	return false
+}
+
 // listLinks returns every interface of the calling thread's namespace,
 // sorted by name so reports are stable.
 func listLinks() ([]*link, error) {
@@ -91,6 +107,7 @@ func listLinks() ([]*link, error) {
 			up:    a.Flags&net.FlagUp != 0,
 			arp:   a.Flags&net.FlagLoopback == 0 && a.RawFlags&unix.IFF_NOARP == 0,
 			dummy: nl.Type() == "dummy",
+			flags: map[netip.Addr]int{},
 		}
 		as, err := netlink.AddrList(nl, netlink.FAMILY_ALL)
 		if err != nil {
@@ -103,6 +120,7 @@ func listLinks() ([]*link, error) {
 			}
 			ones, _ := ad.Mask.Size()
 			l.addrs = append(l.addrs, netip.PrefixFrom(ip.Unmap(), ones))
+			l.flags[ip.Unmap()] = ad.Flags
 		}
 		out = append(out, l)
 	}
@@ -120,7 +138,8 @@ func findLink(ls []*link, name string) *link {
 }
 
 // segmentLinks returns the interfaces facing the balancer's segment: the
-// configured ones, or every up ARP interface with an IPv4 address.
+// configured ones, or every up ARP interface with an IPv4 address or an IPv6
+// address that is not link-local (VIPs do not count).
 func segmentLinks(c *config, ls []*link) ([]*link, error) {
 	var out []*link
 	if len(c.Segment) > 0 {
@@ -134,7 +153,7 @@ func segmentLinks(c *config, ls []*link) ([]*link, error) {
 		return out, nil
 	}
 	for _, l := range ls {
-		if l.name == c.holder || !l.up || !l.arp || !l.firstIPv4(c.VIPs).IsValid() {
+		if l.name == c.holder || !l.up || !l.arp || !l.hasOwnAddr(c.VIPs) {
 			continue
 		}
 		out = append(out, l)
@@ -148,13 +167,16 @@ func ipNet(p netip.Prefix) *net.IPNet {
 	return &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}
 }
 
-func addAddr(name string, p netip.Prefix) error {
+// addAddr adds p to the interface; nodad (IPv6 only) skips duplicate
+// address detection, so the address is usable at once and never
+// "dadfailed".
+func addAddr(name string, p netip.Prefix, nodad bool) error {
 	nl, err := netlink.LinkByName(name)
 	if err != nil {
 		return fmt.Errorf("realserver: %s: %w", name, err)
 	}
 	a := &netlink.Addr{IPNet: ipNet(p)}
-	if p.Addr().Is6() {
+	if nodad && p.Addr().Is6() {
 		a.Flags = unix.IFA_F_NODAD
 	}
 	if err := netlink.AddrAdd(nl, a); err != nil {
@@ -173,8 +195,6 @@ func delAddr(name string, p netip.Prefix) error {
 	}
 	return nil
 }
-
-func hostPrefix(ip netip.Addr) netip.Prefix { return netip.PrefixFrom(ip, ip.BitLen()) }
 
 // readSockets reads the socket tables of proto for both families from
 // /proc/thread-self/net: /proc/net would show the namespace of the
@@ -196,4 +216,81 @@ func readSockets(proto Protocol) ([]socketEntry, error) {
 		out = append(out, es...)
 	}
 	return out, nil
+}
+
+// proxy is a proxy neighbour entry (ip -6 neigh add proxy ADDR dev IFACE).
+type proxy struct {
+	addr netip.Addr
+	dev  string
+}
+
+// listProxies returns the IPv6 proxy neighbour entries of the calling
+// thread's namespace.
+func listProxies(ls []*link) ([]proxy, error) {
+	ns, err := netlink.NeighProxyList(0, netlink.FAMILY_V6)
+	if err != nil {
+		return nil, fmt.Errorf("realserver: list proxy neighbours: %w", err)
+	}
+	var out []proxy
+	for _, n := range ns {
+		a, ok := netip.AddrFromSlice(n.IP)
+		if !ok {
+			continue
+		}
+		dev := ""
+		for _, l := range ls {
+			if l.index == n.LinkIndex {
+				dev = l.name
+			}
+		}
+		out = append(out, proxy{addr: a.Unmap(), dev: dev})
+	}
+	slices.SortFunc(out, func(a, b proxy) int { return strings.Compare(a.dev, b.dev) })
+	return out, nil
+}
+
+func proxyNeigh(name string, ip netip.Addr) (*netlink.Neigh, error) {
+	nl, err := netlink.LinkByName(name)
+	if err != nil {
+		return nil, fmt.Errorf("realserver: %s: %w", name, err)
+	}
+	return &netlink.Neigh{LinkIndex: nl.Attrs().Index, Family: netlink.FAMILY_V6, Flags: netlink.NTF_PROXY, IP: ip.AsSlice()}, nil
+}
+
+func addProxy(name string, ip netip.Addr) error {
+	n, err := proxyNeigh(name, ip)
+	if err != nil {
+		return err
+	}
+	if err := netlink.NeighAdd(n); err != nil {
+		return fmt.Errorf("realserver: add proxy neighbour %v on %s: %w", ip, name, err)
+	}
+	return nil
+}
+
+func delProxy(name string, ip netip.Addr) error {
+	n, err := proxyNeigh(name, ip)
+	if err != nil {
+		return err
+	}
+	if err := netlink.NeighDel(n); err != nil {
+		return fmt.Errorf("realserver: delete proxy neighbour %v on %s: %w", ip, name, err)
+	}
+	return nil
+}
+
+// ipv6Available reports whether the kernel has IPv6 at all (not booted
+// with ipv6.disable=1), which shows as the absence of /proc/sys/net/ipv6.
+func ipv6Available() (bool, error) {
+	k, err := sysctl.Conf(sysctl.IPv6, sysctl.All, "disable_ipv6")
+	if err != nil {
+		return false, err
+	}
+	if _, err := sysctl.Read(k); err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return false, nil
+		}
+		return false, fmt.Errorf("realserver: %w", err)
+	}
+	return true, nil
 }

@@ -3,13 +3,15 @@ package realserver
 import (
 	"fmt"
 	"strconv"
-	"strings"
+
+	"github.com/dsrlb/dsrlb/internal/sysctl"
 )
 
 // The kernel parameters that matter for a DSR server, with the value
 // Prepare writes and the values Check accepts. The kernel applies
 // max(all, interface) for all three.
 type param struct {
+	family sysctl.Family
 	name   string
 	target int
 	ok     func(v int) bool
@@ -18,6 +20,10 @@ type param struct {
 	// arp_ignore and arp_announce prefer "all", which also covers
 	// interfaces added later.
 	devFirst bool
+	// devOnly: the kernel reads only the interface's value ("all" is
+	// copied to every interface when written, nothing more), as for
+	// disable_ipv6.
+	devOnly bool
 }
 
 var (
@@ -25,14 +31,29 @@ var (
 	// interface, 8 never answers; 0, 3 (answers for scope global
 	// addresses on lo, which a VIP is) and the reserved values answer
 	// for the VIP.
-	paramARPIgnore = param{name: "arp_ignore", target: 1, ok: func(v int) bool { return v == 1 || v == 2 || v == 8 }}
+	paramARPIgnore = param{family: sysctl.IPv4, name: "arp_ignore", target: 1, ok: func(v int) bool { return v == 1 || v == 2 || v == 8 }}
 	// arp_announce 2 always uses the outgoing interface's own address as
 	// the ARP source; the kernel treats values above 2 like 0.
-	paramARPAnnounce = param{name: "arp_announce", target: 2, ok: func(v int) bool { return v == 2 }}
+	paramARPAnnounce = param{family: sysctl.IPv4, name: "arp_announce", target: 2, ok: func(v int) bool { return v == 2 }}
 	// rp_filter 1 (strict) drops packets whose source is routed back via
 	// another interface; 0 (off) and 2 (loose) do not.
-	paramRPFilter = param{name: "rp_filter", target: 2, ok: func(v int) bool { return v != 1 }, devFirst: true}
+	paramRPFilter = param{family: sysctl.IPv4, name: "rp_filter", target: 2, ok: func(v int) bool { return v != 1 }, devFirst: true}
+	// proxy_ndp on "all" or the interface (the kernel ORs them) makes it
+	// answer neighbour solicitations for addresses with a proxy entry,
+	// while forwarding is on.
+	paramProxyNDP = param{family: sysctl.IPv6, name: "proxy_ndp", target: 0, ok: func(v int) bool { return v == 0 }}
+	// disable_ipv6 on an interface removes its IPv6 addresses and drops
+	// the IPv6 frames it receives.
+	paramDisableIPv6 = param{family: sysctl.IPv6, name: "disable_ipv6", target: 0, ok: func(v int) bool { return v == 0 }, devOnly: true}
 )
+
+// eff is the value the kernel applies on an interface for p.
+func (p param) eff(all, dev int) int {
+	if p.devOnly {
+		return dev
+	}
+	return effective(all, dev)
+}
 
 // effective is the value the kernel applies on an interface.
 func effective(all, dev int) int { return max(all, dev) }
@@ -41,8 +62,11 @@ func effective(all, dev int) int { return max(all, dev) }
 // effective value becomes acceptable, changing as little as possible. Both
 // false means the effective value is already acceptable.
 func (p param) plan(all, dev int) (setAll, setDev bool) {
-	if p.ok(effective(all, dev)) {
+	if p.ok(p.eff(all, dev)) {
 		return false, false
+	}
+	if p.devOnly {
+		return false, true
 	}
 	type option struct{ a, d bool }
 	opts := []option{{true, false}, {false, true}, {true, true}}
@@ -67,41 +91,23 @@ func (p param) plan(all, dev int) (setAll, setDev bool) {
 	return true, true
 }
 
-// confKey is the sysctl(8) key of net.ipv4.conf.<scope>.<name>; dots in an
-// interface name become slashes, as sysctl(8) expects.
-func confKey(scope, name string) string {
-	return "net.ipv4.conf." + strings.ReplaceAll(scope, ".", "/") + "." + name
-}
-
-// sysctlPath turns a sysctl(8) key into its /proc/sys path.
-func sysctlPath(key string) (string, error) {
-	parts := strings.Split(key, ".")
-	for i, p := range parts {
-		p = strings.ReplaceAll(p, "/", ".")
-		if p == "" || p == "." || p == ".." {
-			return "", fmt.Errorf("realserver: bad sysctl key %q", key)
-		}
-		parts[i] = p
+// keys returns the "all" key and the interface key of p.
+func (p param) keys(dev string) (all, d sysctl.Key, err error) {
+	if all, err = sysctl.Conf(p.family, sysctl.All, p.name); err != nil {
+		return all, d, fmt.Errorf("realserver: %w", err)
 	}
-	return "/proc/sys/" + strings.Join(parts, "/"), nil
-}
-
-func parseSysctlInt(key, s string) (int, error) {
-	v, err := strconv.Atoi(strings.TrimSpace(s))
-	if err != nil {
-		return 0, fmt.Errorf("realserver: sysctl %s: %q is not a number", key, s)
+	if d, err = sysctl.Conf(p.family, dev, p.name); err != nil {
+		return all, d, fmt.Errorf("realserver: %w", err)
 	}
-	return v, nil
+	return all, d, nil
 }
 
 // Fix commands, as a human would type them.
 
-func fixSysctl(key string, v int) string { return "sysctl -w " + key + "=" + strconv.Itoa(v) }
+func fixSysctl(key sysctl.Key, v int) string {
+	return "sysctl -w " + key.String() + "=" + strconv.Itoa(v)
+}
 
 func fixAddrAdd(vip, holder string) string { return "ip addr add " + vip + " dev " + holder }
 
 func fixAddrDel(p, dev string) string { return "ip addr del " + p + " dev " + dev }
-
-func fixLinkUp(dev string) string { return "ip link set " + dev + " up" }
-
-func fixDummyAdd(dev string) string { return "ip link add " + dev + " type dummy" }

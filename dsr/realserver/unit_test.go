@@ -1,6 +1,7 @@
 package realserver
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -10,6 +11,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/dsrlb/dsrlb/internal/sysctl"
 )
 
 func TestPlan(t *testing.T) {
@@ -38,6 +41,13 @@ func TestPlan(t *testing.T) {
 		{"rp strict dev", paramRPFilter, 0, 1, false, true},
 		{"rp strict all", paramRPFilter, 1, 0, false, true},
 		{"rp strict both", paramRPFilter, 1, 1, false, true},
+		{"proxy off", paramProxyNDP, 0, 0, false, false},
+		{"proxy dev", paramProxyNDP, 0, 1, false, true},
+		{"proxy all", paramProxyNDP, 1, 0, true, false},
+		{"proxy both", paramProxyNDP, 1, 1, true, true},
+		{"ipv6 on", paramDisableIPv6, 1, 0, false, false},
+		{"ipv6 off on dev", paramDisableIPv6, 0, 1, false, true},
+		{"ipv6 off on both", paramDisableIPv6, 1, 1, false, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			a, d := tc.p.plan(tc.all, tc.dev)
@@ -51,26 +61,22 @@ func TestPlan(t *testing.T) {
 			if d {
 				dev = tc.p.target
 			}
-			assert.True(t, tc.p.ok(effective(all, dev)))
+			assert.True(t, tc.p.ok(tc.p.eff(all, dev)))
 		})
 	}
 }
 
 func TestSysctlKeys(t *testing.T) {
-	assert.Equal(t, "net.ipv4.conf.all.arp_ignore", confKey("all", "arp_ignore"))
-	assert.Equal(t, "net.ipv4.conf.eth0/100.rp_filter", confKey("eth0.100", "rp_filter"))
-	p, err := sysctlPath("net.ipv4.conf.eth0/100.rp_filter")
+	all, dev, err := paramARPAnnounce.keys("eth0.100")
 	require.NoError(t, err)
-	assert.Equal(t, "/proc/sys/net/ipv4/conf/eth0.100/rp_filter", p)
-	for _, bad := range []string{"", "net..x", "net.ipv4.conf./.x", "net.ipv4.conf.//.x"} {
-		_, err := sysctlPath(bad)
-		assert.Error(t, err, bad)
-	}
-	assert.Equal(t, "sysctl -w net.ipv4.conf.all.arp_announce=2", fixSysctl(confKey("all", "arp_announce"), 2))
+	assert.Equal(t, "net.ipv4.conf.all.arp_announce", all.String())
+	assert.Equal(t, "net.ipv4.conf.eth0/100.arp_announce", dev.String())
+	assert.Equal(t, "/proc/sys/net/ipv4/conf/eth0.100/arp_announce", dev.Path())
+	_, _, err = paramRPFilter.keys("a/b")
+	assert.ErrorIs(t, err, sysctl.ErrBadKey)
+	assert.Equal(t, "sysctl -w net.ipv4.conf.eth0/100.arp_announce=2", fixSysctl(dev, 2))
 	assert.Equal(t, "ip addr add 192.0.2.100/32 dev lo", fixAddrAdd("192.0.2.100/32", "lo"))
 	assert.Equal(t, "ip addr del 192.0.2.100/24 dev eth0", fixAddrDel("192.0.2.100/24", "eth0"))
-	_, err = parseSysctlInt("k", "x")
-	assert.Error(t, err)
 }
 
 func TestResolveConfig(t *testing.T) {
@@ -260,38 +266,150 @@ func BenchmarkParseProcNet(b *testing.B) {
 	}
 }
 
-func TestJudgeARP(t *testing.T) {
-	vip := netip.MustParseAddr("192.0.2.100")
+func TestJudgeOwners(t *testing.T) {
 	lb := net.HardwareAddr{2, 0, 0, 0, 0, 1}
 	other := net.HardwareAddr{2, 0, 0, 0, 0, 2}
 	third := net.HardwareAddr{2, 0, 0, 0, 0, 3}
-	for _, tc := range []struct {
-		name     string
-		balancer net.HardwareAddr
-		macs     []net.HardwareAddr
-		want     []string
+	const conflict, noOwner, silent = "conflict", "no-owner", CodeBalancerSilent
+	for _, fam := range []struct {
+		vip               netip.Addr
+		conflict, noOwner string
+		proto             string
 	}{
-		{"unknown balancer, none", nil, nil, []string{CodeARPNoOwner}},
-		{"unknown balancer, one", nil, []net.HardwareAddr{other}, nil},
-		{"unknown balancer, two", nil, []net.HardwareAddr{lb, other}, []string{CodeARPConflict}},
-		{"balancer alone", lb, []net.HardwareAddr{lb}, nil},
-		{"balancer and thief", lb, []net.HardwareAddr{lb, other}, []string{CodeARPConflict}},
-		{"thieves only", lb, []net.HardwareAddr{other, third}, []string{CodeARPConflict, CodeBalancerSilent}},
-		{"balancer silent", lb, nil, []string{CodeBalancerSilent}},
+		{netip.MustParseAddr("192.0.2.100"), CodeARPConflict, CodeARPNoOwner, "ARP"},
+		{netip.MustParseAddr("2001:db8::100"), CodeNDPConflict, CodeNDPNoOwner, "neighbour solicitations"},
+	} {
+		for _, tc := range []struct {
+			name     string
+			balancer net.HardwareAddr
+			macs     []net.HardwareAddr
+			want     []string
+		}{
+			{"unknown balancer, none", nil, nil, []string{noOwner}},
+			{"unknown balancer, one", nil, []net.HardwareAddr{other}, nil},
+			{"unknown balancer, two", nil, []net.HardwareAddr{lb, other}, []string{conflict}},
+			{"balancer alone", lb, []net.HardwareAddr{lb}, nil},
+			{"balancer and thief", lb, []net.HardwareAddr{lb, other}, []string{conflict}},
+			{"thieves only", lb, []net.HardwareAddr{other, third}, []string{conflict, silent}},
+			{"balancer silent", lb, nil, []string{silent}},
+		} {
+			t.Run(fam.vip.String()+"/"+tc.name, func(t *testing.T) {
+				var want []string
+				for _, w := range tc.want {
+					switch w {
+					case conflict:
+						w = fam.conflict
+					case noOwner:
+						w = fam.noOwner
+					}
+					want = append(want, w)
+				}
+				r := &Report{}
+				judgeOwners(r, fam.vip, "eth0", tc.balancer, tc.macs)
+				assert.Equal(t, want, r.Codes(Info))
+				for _, f := range r.Findings {
+					assert.Equal(t, fam.vip, f.VIP)
+					assert.Equal(t, "eth0", f.Interface)
+					assert.NotEmpty(t, f.Fix)
+					if f.Code != fam.noOwner {
+						assert.Contains(t, f.Message, fam.proto)
+					}
+					if f.Code == fam.conflict && tc.balancer != nil {
+						assert.NotContains(t, f.Message, lb.String()+",")
+						assert.Contains(t, f.Message, other.String())
+					}
+				}
+			})
+		}
+	}
+}
+
+func TestSolicitedNode(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"2001:db8:0:1::100", "ff02::1:ff00:100"},
+		{"2001:db8::abcd:ef12:3456", "ff02::1:ff12:3456"},
+		{"fe80::1", "ff02::1:ff00:1"},
+	} {
+		assert.Equal(t, tc.want, solicitedNode(netip.MustParseAddr(tc.in)).String())
+	}
+}
+
+// na builds a neighbour advertisement body with the given options.
+func na(target netip.Addr, opts ...[]byte) []byte {
+	b := make([]byte, ndHeaderLen)
+	b[0] = icmpNA
+	b[4] = 0x60 // solicited, override
+	t16 := target.As16()
+	copy(b[8:], t16[:])
+	for _, o := range opts {
+		b = append(b, o...)
+	}
+	return b
+}
+
+func TestNSAndNA(t *testing.T) {
+	vip := netip.MustParseAddr("2001:db8:0:1::100")
+	mac := net.HardwareAddr{2, 0, 0, 0, 0, 7}
+	ns := buildNS(vip, mac)
+	require.Len(t, ns, 32)
+	assert.Equal(t, byte(icmpNS), ns[0])
+	assert.Equal(t, vip.AsSlice(), ns[8:24])
+	assert.Equal(t, []byte{ndOptSourceLL, 1}, ns[24:26])
+	assert.Equal(t, []byte(mac), ns[26:32])
+
+	tlla := append([]byte{ndOptTargetLL, 1}, mac...)
+	nonce := []byte{14, 1, 1, 2, 3, 4, 5, 6}
+	for _, tc := range []struct {
+		name string
+		b    []byte
+		ok   bool
+	}{
+		{"with tlla", na(vip, tlla), true},
+		{"tlla after another option", na(vip, nonce, tlla), true},
+		{"no tlla", na(vip), false},
+		{"only other option", na(vip, nonce), false},
+		{"zero-length option", na(vip, []byte{ndOptTargetLL, 0, 1, 2, 3, 4, 5, 6}), false},
+		{"option overruns", na(vip, []byte{ndOptTargetLL, 2, 1, 2, 3, 4, 5, 6}), false},
+		{"odd tail", na(vip, tlla, []byte{1}), false},
+		{"multicast target", na(netip.MustParseAddr("ff02::1"), tlla), false},
+		{"is a solicitation", ns, false},
+		{"code 1", func() []byte { b := na(vip, tlla); b[1] = 1; return b }(), false},
+		{"truncated", na(vip, tlla)[:20], false},
+		{"empty", nil, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r := &Report{}
-			judgeARP(r, vip, "eth0", tc.balancer, tc.macs)
-			assert.Equal(t, tc.want, r.Codes(Info))
-			for _, f := range r.Findings {
-				assert.Equal(t, vip, f.VIP)
-				assert.Equal(t, "eth0", f.Interface)
-				assert.NotEmpty(t, f.Fix)
-				if f.Code == CodeARPConflict && tc.balancer != nil {
-					assert.NotContains(t, f.Message, lb.String()+",")
-					assert.Contains(t, f.Message, other.String())
-				}
+			target, got, ok := parseNA(tc.b)
+			require.Equal(t, tc.ok, ok)
+			if ok {
+				assert.Equal(t, vip, target)
+				assert.Equal(t, mac, got)
 			}
 		})
 	}
+}
+
+// Any input: parseNA never panics, and what it accepts is a well-formed
+// advertisement of a unicast target with a six-byte MAC it does not alias.
+func FuzzParseNA(f *testing.F) {
+	vip := netip.MustParseAddr("2001:db8:0:1::100")
+	mac := []byte{2, 0, 0, 0, 0, 7}
+	f.Add(na(vip, append([]byte{ndOptTargetLL, 1}, mac...)))
+	f.Add(na(vip, []byte{14, 1, 1, 2, 3, 4, 5, 6}, append([]byte{ndOptTargetLL, 1}, mac...)))
+	f.Add(na(vip, []byte{ndOptTargetLL, 0}))
+	f.Add(buildNS(vip, mac))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		target, m, ok := parseNA(b)
+		if !ok {
+			return
+		}
+		require.GreaterOrEqual(t, len(b), ndHeaderLen)
+		require.Equal(t, byte(icmpNA), b[0])
+		require.False(t, target.IsMulticast())
+		require.Len(t, m, 6)
+		was := net.HardwareAddr(bytes.Clone(m))
+		for i := range b {
+			b[i] ^= 0xff
+		}
+		require.Equal(t, was, m, "the MAC aliases the input buffer")
+	})
 }

@@ -1,14 +1,19 @@
 // Command realserver prepares a Linux server for L2 Direct Server Return,
 // checks it, and undoes the preparation:
 //
-//	realserver prepare --vip 192.0.2.100 --port 80
-//	realserver check   --vip 192.0.2.100 --port 80 [--balancer-mac 02:00:00:00:00:01] [--json]
+//	realserver prepare --vip 192.0.2.100 --vip 2001:db8:1::100 --port 80
+//	realserver check   --vip 192.0.2.100 --vip 2001:db8:1::100 --port 80 [--balancer-mac 02:00:00:00:00:01] [--json]
 //	realserver undo
 //
-// prepare records what it changed in a state file (--state), which undo
-// reads to revert exactly that. prepare runs check afterwards. The exit
-// status is 0 when no error was found, 1 when errors were found or an
-// operation failed, and 2 on usage errors.
+// IPv4 and IPv6 VIPs may be mixed; each is prepared and checked with what
+// its family needs (ARP settings for IPv4; no duplicate address detection,
+// IPv6 enabled, no proxy NDP for IPv6), and each family's owner on the
+// segment is probed (ARP who-has, --arp-window; neighbour solicitation,
+// --ndp-window). prepare records what it changed in a state file (--state),
+// which undo reads to revert exactly that. prepare runs check afterwards.
+// The exit status is 0 when no error was found, 1 when errors were found
+// (a VIP family that could not be checked is an error) or an operation
+// failed, and 2 on usage errors.
 package main
 
 import (
@@ -51,7 +56,8 @@ type options struct {
 
 func usage(w io.Writer, fs *flag.FlagSet) {
 	fmt.Fprintln(w, "usage: realserver prepare|check|undo --vip ADDR [--vip ADDR...] [--port N] [--proto tcp|udp]")
-	fmt.Fprintln(w, "       [--interface lo|DUMMY] [--segment IFACE...] [--balancer-mac MAC] [--state FILE] [--json]")
+	fmt.Fprintln(w, "       [--interface lo|DUMMY] [--segment IFACE...] [--balancer-mac MAC] [--arp-window D] [--ndp-window D]")
+	fmt.Fprintln(w, "       [--state FILE] [--json]")
 	if fs != nil {
 		fs.SetOutput(w)
 		fs.PrintDefaults()
@@ -105,7 +111,7 @@ func parse(args []string, stderr io.Writer) (string, *options, error) {
 		o.cfg.Segment = append(o.cfg.Segment, s)
 		return nil
 	})
-	fs.Func("balancer-mac", "MAC that legitimately answers ARP for the VIPs", func(s string) error {
+	fs.Func("balancer-mac", "MAC that legitimately answers ARP and neighbour solicitations for the VIPs", func(s string) error {
 		m, err := net.ParseMAC(s)
 		if err != nil {
 			return err
@@ -113,7 +119,8 @@ func parse(args []string, stderr io.Writer) (string, *options, error) {
 		o.cfg.BalancerMAC = m
 		return nil
 	})
-	fs.DurationVar(&o.cfg.ARPWindow, "arp-window", realserver.DefaultARPWindow, "how long to wait for ARP replies; negative skips the ARP probe")
+	fs.DurationVar(&o.cfg.ARPWindow, "arp-window", realserver.DefaultARPWindow, "how long to wait for ARP replies (IPv4 VIPs); negative skips the ARP probe")
+	fs.DurationVar(&o.cfg.NDPWindow, "ndp-window", realserver.DefaultNDPWindow, "how long to wait for neighbour advertisements (IPv6 VIPs); negative skips the neighbour-discovery probe")
 	fs.StringVar(&o.state, "state", defaultState, "file recording what prepare changed, for undo")
 	fs.BoolVar(&o.json, "json", false, "print JSON instead of text")
 	fs.DurationVar(&o.timeout, "timeout", 30*time.Second, "overall time limit")
@@ -221,9 +228,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 }
 
-func changes(st *realserver.State) int {
-	return len(st.Created) + len(st.SetUp) + len(st.Added) + len(st.Removed) + len(st.Sysctls)
-}
+func changes(st *realserver.State) int { return st.Len() }
 
 func status(r *realserver.Report) int {
 	if r.OK() {

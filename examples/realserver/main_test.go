@@ -139,3 +139,67 @@ func TestIntegrationCLI(t *testing.T) {
 	assert.Equal(t, exitUsage, code)
 	assert.True(t, strings.Contains(errOut, "--vip"), errOut)
 }
+
+// An IPv6 VIP through the whole cycle: check finds what is wrong with its
+// fixes (text and JSON) and exits 1, prepare fixes it and exits 0, a second
+// prepare changes nothing, undo brings the errors back. Dual-stack is
+// checked for both families in one run.
+func TestIntegrationCLIIPv6(t *testing.T) {
+	lab := netlab.NewT(t, &netlab.Config{Servers: 1, IPv6: true, NoServerProcesses: true, Server: func(int) netlab.ServerOptions {
+		return netlab.ServerOptions{NoVIP: true}
+	}})
+	bin := buildCLI(t)
+	h := lab.Servers[0]
+	require.NoError(t, h.Sysctl("net.ipv6.conf.eth0.proxy_ndp", "1"))
+	state := filepath.Join(t.TempDir(), "state.json")
+	vip6 := netlab.DefaultVIP6.String()
+	base := []string{"--vip", vip6, "--state", state, "--arp-window", "-1s", "--ndp-window", "-1s"}
+
+	code, out, errOut := runIn(t, h, bin, append([]string{"check"}, base...)...)
+	assert.Equal(t, exitFound, code, "stderr: %s", errOut)
+	assert.Contains(t, out, "error   vip-missing: "+vip6+" is not on lo")
+	assert.Contains(t, out, "fix: ip addr add "+vip6+"/128 dev lo nodad")
+	assert.Contains(t, out, "warning proxy-ndp")
+	assert.Contains(t, out, "fix: sysctl -w net.ipv6.conf.eth0.proxy_ndp=0")
+	assert.Contains(t, out, "info    ndp-unchecked: neighbour-discovery probe disabled")
+	assert.Contains(t, out, "1 error(s), 1 warning(s)")
+	assert.NotContains(t, out, "not implemented")
+
+	code, out, _ = runIn(t, h, bin, append([]string{"check", "--json"}, base...)...)
+	assert.Equal(t, exitFound, code)
+	var rep realserver.Report
+	require.NoError(t, json.Unmarshal([]byte(out), &rep), out)
+	assert.Equal(t, []string{realserver.CodeVIPMissing, realserver.CodeProxyNDP}, rep.Codes(realserver.Warning))
+	assert.Equal(t, netlab.DefaultVIP6, rep.Findings[0].VIP)
+
+	code, out, errOut = runIn(t, h, bin, append([]string{"prepare"}, base...)...)
+	assert.Equal(t, exitOK, code, "stdout: %s stderr: %s", out, errOut)
+	assert.Contains(t, out, "prepare: 2 change(s)")
+	assert.Contains(t, out, "0 error(s), 0 warning(s)")
+	recorded, err := os.ReadFile(state)
+	require.NoError(t, err)
+	assert.Contains(t, string(recorded), `"nodad": true`)
+
+	code, out, _ = runIn(t, h, bin, append([]string{"prepare"}, base...)...)
+	assert.Equal(t, exitOK, code)
+	assert.Contains(t, out, "prepare: 0 change(s)")
+	again, err := os.ReadFile(state)
+	require.NoError(t, err)
+	assert.Equal(t, string(recorded), string(again))
+
+	// Dual-stack: the IPv4 VIP is missing and checked in the same run.
+	dual := append([]string{"check", "--vip", netlab.DefaultVIP4.String()}, base...)
+	code, out, _ = runIn(t, h, bin, dual...)
+	assert.Equal(t, exitFound, code, out)
+	assert.Contains(t, out, "fix: ip addr add 192.0.2.100/32 dev lo\n")
+	assert.Contains(t, out, "1 error(s), 0 warning(s)")
+
+	code, out, _ = runIn(t, h, bin, "undo", "--state", state)
+	assert.Equal(t, exitOK, code, out)
+	assert.Equal(t, "undo: 2 change(s) reverted\n", out)
+	assert.NoFileExists(t, state)
+
+	code, out, _ = runIn(t, h, bin, append([]string{"check"}, base...)...)
+	assert.Equal(t, exitFound, code, out)
+	assert.Contains(t, out, "1 error(s), 1 warning(s)")
+}

@@ -180,14 +180,16 @@ func (h *Host) DelNeighbor(ip netip.Addr) error {
 	})
 }
 
-// Sysctl writes a sysctl (dotted key, like net.ipv4.ip_forward) in h's
-// namespace.
+// Sysctl writes a sysctl in h's namespace. The key is in either notation of
+// sysctl(8): dotted, with a dot inside an interface name written as a slash
+// (net.ipv4.conf.eth0/100.rp_filter), or slashed
+// (net/ipv4/conf/eth0.100/rp_filter).
 func (h *Host) Sysctl(key, value string) error {
 	return h.Do(func() error { return writeSysctl(key, value) })
 }
 
-// ReadSysctl reads a sysctl (dotted key) in h's namespace, without the
-// trailing newline.
+// ReadSysctl reads a sysctl (a key as for Sysctl) in h's namespace, without
+// the trailing newline.
 func (h *Host) ReadSysctl(key string) (string, error) {
 	var v string
 	err := h.Do(func() error {

@@ -13,11 +13,12 @@ import (
 	"runtime"
 	"slices"
 	"strconv"
-	"strings"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	"github.com/dsrlb/dsrlb/internal/sysctl"
 )
 
 // netnsDir is where named namespaces are bind-mounted, the directory that
@@ -384,36 +385,29 @@ func doIn(ns string, fn func() error) error {
 	return <-errc
 }
 
-func sysctlPath(key string) (string, error) {
-	if key == "" || strings.Contains(key, "..") || strings.HasPrefix(key, "/") {
-		return "", fmt.Errorf("netlab: bad sysctl key %q", key)
-	}
-	return "/proc/sys/" + strings.ReplaceAll(key, ".", "/"), nil
-}
-
-// writeSysctl writes a sysctl of the calling thread's namespace: /proc/sys/net
-// resolves against the namespace of the task that opens the file.
+// writeSysctl writes a sysctl of the calling thread's namespace; key is in
+// either notation of sysctl(8) (see Host.Sysctl).
 func writeSysctl(key, value string) error {
-	p, err := sysctlPath(key)
+	k, err := sysctl.Parse(key)
 	if err != nil {
-		return err
+		return fmt.Errorf("netlab: %w", err)
 	}
-	if err := os.WriteFile(p, []byte(value), 0); err != nil {
-		return fmt.Errorf("netlab: sysctl %s=%s: %w", key, value, err)
+	if err := sysctl.Write(k, value); err != nil {
+		return fmt.Errorf("netlab: %w", err)
 	}
 	return nil
 }
 
 func readSysctl(key string) (string, error) {
-	p, err := sysctlPath(key)
+	k, err := sysctl.Parse(key)
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("netlab: %w", err)
 	}
-	b, err := os.ReadFile(p)
+	v, err := sysctl.Read(k)
 	if err != nil {
-		return "", fmt.Errorf("netlab: sysctl %s: %w", key, err)
+		return "", fmt.Errorf("netlab: %w", err)
 	}
-	return strings.TrimSpace(string(b)), nil
+	return v, nil
 }
 
 // Close stops every child process and deletes every namespace the lab made,
