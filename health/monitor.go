@@ -115,8 +115,8 @@ type MonitorConfig struct {
 	// Rand returns uniform numbers in [0, 1) for jitter. Nil means
 	// math/rand/v2.Float64. Tests inject a fixed sequence.
 	Rand func() float64
-	// Log receives debug messages about check results. Nil discards.
-	Log *slog.Logger
+	// Logger receives debug messages about check results. Nil discards.
+	Logger *slog.Logger
 }
 
 // ErrRunning is returned by Run when the Monitor is already running or has
@@ -203,13 +203,13 @@ func NewMonitor(cfg *MonitorConfig) *Monitor {
 	if c.Rand == nil {
 		c.Rand = rand.Float64
 	}
-	if c.Log == nil {
-		c.Log = slog.New(slog.DiscardHandler)
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
 	}
 	return &Monitor{
 		interval: c.Interval, timeout: c.Timeout, jitter: c.Jitter,
 		rise: c.Rise, fall: c.Fall, workers: c.Workers,
-		onEvent: c.OnEvent, clock: c.Clock, rand: c.Rand, log: c.Log,
+		onEvent: c.OnEvent, clock: c.Clock, rand: c.Rand, log: c.Logger,
 		entries:   make(map[Key]*entry),
 		wake:      make(chan struct{}, 1),
 		evPending: make(map[Key]int),
