@@ -211,6 +211,7 @@ func TestIntegrationBulkTransfersBypassBalancer(t *testing.T) {
 	lb := startBalancer(t, lab, 1, labService(lab, lab.VIPs[0], 80, 0, 1, 2))
 	client := lab.Clients[0]
 	hc := client.HTTPClient()
+	hc.Timeout = time.Minute // the whole download, body included: a stalled flow fails the test
 	defer hc.CloseIdleConnections()
 	base := "http://" + lab.VIPs[0].String()
 	const size = 20 << 20
@@ -278,6 +279,7 @@ func TestIntegrationBackendChangesDuringDownload(t *testing.T) {
 	lb := startBalancer(t, lab, 1, svc)
 	client := lab.Clients[0]
 	hc := client.HTTPClient()
+	hc.Timeout = time.Minute // the whole download, body included: a stalled flow fails the test
 	defer hc.CloseIdleConnections()
 	const size = 20 << 20
 
@@ -360,13 +362,14 @@ func TestIntegrationARP(t *testing.T) {
 	lb := startBalancerWith(t, lab, cfg, &arp.Config{ResolveInterval: 300 * time.Millisecond, ResolveTimeout: 200 * time.Millisecond}, svc)
 
 	resolved := map[netip.Addr]bool{}
+	deadline := time.After(10 * time.Second) // once: other events must not extend it
 	for len(resolved) < len(lab.Servers) {
 		select {
 		case e := <-events:
 			if e.Kind == EventMACResolved {
 				resolved[e.Backend] = true
 			}
-		case <-time.After(10 * time.Second):
+		case <-deadline:
 			t.Fatalf("backends resolved: %v", resolved)
 		}
 	}
@@ -413,6 +416,7 @@ func TestIntegrationARP(t *testing.T) {
 		return netlink.LinkSetHardwareAddr(l, newMAC)
 	}))
 	changed := time.Now()
+	changeDeadline := time.After(5 * time.Second) // once: other events must not extend it
 	for {
 		select {
 		case e := <-events:
@@ -420,7 +424,7 @@ func TestIntegrationARP(t *testing.T) {
 				continue
 			}
 			assert.Equal(t, newMAC, e.MAC)
-		case <-time.After(5 * time.Second):
+		case <-changeDeadline:
 			t.Fatal("no MAC change noticed")
 		}
 		break
@@ -450,6 +454,7 @@ func TestIntegrationVIPConflict(t *testing.T) {
 	events := make(chan Event, 64)
 	cfg := &Config{OnEvent: func(e Event) { events <- e }}
 	startBalancerWith(t, lab, cfg, &arp.Config{ConflictProbeInterval: 300 * time.Millisecond}, labService(lab, lab.VIPs[0], 80, 0, 1))
+	deadline := time.After(10 * time.Second) // once: other events must not extend it
 	for {
 		select {
 		case e := <-events:
@@ -461,7 +466,7 @@ func TestIntegrationVIPConflict(t *testing.T) {
 			assert.Equal(t, lab.Servers[1].IP, e.Backend, "the conflict names the misconfigured backend")
 			assert.ErrorContains(t, e.Reason, "arp_ignore")
 			return
-		case <-time.After(10 * time.Second):
+		case <-deadline:
 			t.Fatal("no conflict event")
 		}
 	}
