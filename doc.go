@@ -19,8 +19,8 @@
 //     affinity, statistics), the Forwarder interface and its AF_PACKET
 //     implementation for Linux.
 //   - [github.com/dsrlb/dsrlb/dsr/dsrtest]: an in-memory Ethernet segment
-//     that implements Forwarder, to test code embedding a Balancer without
-//     root.
+//     that implements Forwarder and a builder of client frames, to test code
+//     embedding a Balancer without root.
 //   - [github.com/dsrlb/dsrlb/dsr/realserver]: prepare, check and undo the
 //     server side of DSR for IPv4 and IPv6 VIPs (VIP on loopback, ARP
 //     sysctls, no duplicate address detection or proxy NDP for the VIP),

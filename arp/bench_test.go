@@ -13,7 +13,7 @@ func BenchmarkHandle(b *testing.B) {
 		name  string
 		frame []byte
 	}{
-		{"not-ours", request(b, clientMAC, clientIP, netip.MustParseAddr("192.0.2.77"))},
+		{"not_ours", request(b, clientMAC, clientIP, netip.MustParseAddr("192.0.2.77"))},
 		{"reply-to-vip-request", request(b, clientMAC, clientIP, vip)},
 	}
 	for _, c := range cases {

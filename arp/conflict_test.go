@@ -42,7 +42,7 @@ func TestConflict(t *testing.T) {
 			at := t0.Add(time.Second)
 			b := s.step(tt.frame(t), at)
 			require.Len(t, b.events, 1)
-			assert.Equal(t, Event{Kind: Conflict, Addr: vip, MAC: tt.mac, Backend: tt.wantBackend, Time: at}, b.events[0])
+			assert.Equal(t, Event{Kind: Conflict, Addr: vip, MAC: tt.mac, Backend: tt.wantBackend, At: at}, b.events[0])
 			assert.Equal(t, []netip.Addr{vip}, announcements(t, b), "the VIP is defended with one announcement")
 			assert.NotContains(t, b.events[0].String(), "%!")
 

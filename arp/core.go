@@ -82,7 +82,7 @@ func (s *Speaker) conflict(vip netip.Addr, mac [6]byte, now time.Time, b *batch)
 		Addr:    vip,
 		MAC:     slices.Clone(mac[:]),
 		Backend: s.backendByMAC(mac),
-		Time:    now,
+		At:      now,
 	})
 	b.frames = append(b.frames, s.announcement(vip))
 }
@@ -112,10 +112,10 @@ func (s *Speaker) resolve(addr netip.Addr, st *backendState, mac [6]byte, now ti
 	switch {
 	case !st.resolved:
 		st.mac, st.resolved, st.reported = slices.Clone(mac[:]), true, false
-		b.events = append(b.events, Event{Kind: Resolved, Addr: addr, MAC: slices.Clone(mac[:]), OldMAC: slices.Clone(old), Time: now})
+		b.events = append(b.events, Event{Kind: Resolved, Addr: addr, MAC: slices.Clone(mac[:]), OldMAC: slices.Clone(old), At: now})
 	case !bytes.Equal(old, mac[:]):
 		st.mac = slices.Clone(mac[:])
-		b.events = append(b.events, Event{Kind: MACChanged, Addr: addr, MAC: slices.Clone(mac[:]), OldMAC: slices.Clone(old), Time: now})
+		b.events = append(b.events, Event{Kind: MACChanged, Addr: addr, MAC: slices.Clone(mac[:]), OldMAC: slices.Clone(old), At: now})
 	}
 }
 
@@ -186,7 +186,7 @@ func (s *Speaker) tick(now time.Time, b *batch) time.Time {
 				st.next = now.Add(s.cfg.resolveInterval)
 				if !st.reported {
 					st.reported, st.resolved = true, false
-					b.events = append(b.events, Event{Kind: Unresolved, Addr: addr, OldMAC: slices.Clone(st.mac), Time: now})
+					b.events = append(b.events, Event{Kind: Unresolved, Addr: addr, OldMAC: slices.Clone(st.mac), At: now})
 				}
 			}
 		}

@@ -63,8 +63,8 @@ type Event struct {
 	// invalid when the MAC belongs to no known backend (a second balancer,
 	// a stray host).
 	Backend netip.Addr
-	// Time is when the Speaker observed it.
-	Time time.Time
+	// At is when the Speaker observed it.
+	At time.Time
 }
 
 // String formats the event for logs.

@@ -26,3 +26,15 @@ func TestEventHandlerRemoved(t *testing.T) {
 	require.Equal(t, 2, b, "the others still are")
 	require.NotNil(t, s.AddEventHandler(nil), "nil gets a remove that does nothing")
 }
+
+func TestDropReasonsListsEveryLabel(t *testing.T) {
+	rs := DropReasons()
+	require.Len(t, rs, int(numDropReasons)-1)
+	seen := map[string]bool{}
+	for _, r := range rs {
+		s := r.String()
+		require.NotContains(t, s, "DropReason(", "every listed reason has a label")
+		require.False(t, seen[s], "labels are distinct")
+		seen[s] = true
+	}
+}

@@ -159,14 +159,13 @@ func TestIntegrationResolverFollowsMACChange(t *testing.T) {
 		return netlink.LinkSetHardwareAddr(link, newMAC)
 	}))
 	changed := time.Now()
+	// The deadline only keeps a broken resolver from hanging the test; that
+	// a change is followed within one ResolveInterval is asserted with a
+	// fake clock in TestResolver, where no other process can delay it.
 	e := waitEvent(t, events, 5*time.Second, func(e Event) bool { return e.Kind == MACChanged && e.Addr == srv.IP })
-	elapsed := time.Since(changed)
-	t.Logf("MAC change noticed after %v (refresh interval %v)", elapsed, interval)
+	t.Logf("MAC change noticed after %v (refresh interval %v)", time.Since(changed), interval)
 	assert.Equal(t, newMAC, e.MAC)
 	assert.Equal(t, srv.MAC, e.OldMAC)
-	// One refresh interval plus the reply's round trip; the slack covers
-	// scheduling on a busy machine.
-	assert.Less(t, elapsed, interval+timeout+500*time.Millisecond)
 	mac, ok := s.Lookup(srv.IP)
 	require.True(t, ok)
 	assert.Equal(t, newMAC, mac)

@@ -14,7 +14,7 @@ func BenchmarkHandleND(b *testing.B) {
 		name  string
 		frame []byte
 	}{
-		{"not-ours", ns(b, clientMAC, clientIP6, netip.MustParseAddr("2001:db8:0:1::77"))},
+		{"not_ours", ns(b, clientMAC, clientIP6, netip.MustParseAddr("2001:db8:0:1::77"))},
 		{"reply-to-vip-solicitation", ns(b, clientMAC, clientIP6, vip6)},
 	}
 	for _, c := range cases {

@@ -143,6 +143,6 @@ func (s *Speaker) syncGroups() {
 	macs := s.groupMACs()
 	s.mu.Unlock()
 	if err := s.joinGroups(macs); err != nil {
-		s.log.Warn("arp: joining solicited-node multicast groups failed", "err", err)
+		s.log.Warn("ndp: joining solicited-node multicast groups failed", "err", err)
 	}
 }

@@ -197,7 +197,7 @@ func TestNDConflict(t *testing.T) {
 			at := t0.Add(time.Second)
 			b = s.step(tt.frame(t), at)
 			require.Len(t, b.events, 1)
-			assert.Equal(t, Event{Kind: Conflict, Addr: vip6, MAC: tt.mac, Backend: tt.wantBackend, Time: at}, b.events[0])
+			assert.Equal(t, Event{Kind: Conflict, Addr: vip6, MAC: tt.mac, Backend: tt.wantBackend, At: at}, b.events[0])
 			out := ndFrames(t, b, &s.stats.announcements)
 			require.Len(t, out, 1, "the VIP is defended with one announcement")
 			assert.Equal(t, vip6, out[0].target)
@@ -308,7 +308,7 @@ func TestNDRun(t *testing.T) {
 	nd.in <- naSpec(srvMAC, srvIP6, ourMAC, ourIP6, naSolicited|naOverride, srvIP6).frame(t)
 	select {
 	case e := <-events:
-		assert.Equal(t, Event{Kind: Resolved, Addr: srvIP6, MAC: srvMAC, Time: e.Time}, e)
+		assert.Equal(t, Event{Kind: Resolved, Addr: srvIP6, MAC: srvMAC, At: e.At}, e)
 	case <-time.After(5 * time.Second):
 		t.Fatal("no Resolved event")
 	}

@@ -1,6 +1,8 @@
 package arp
 
 import (
+	"bytes"
+	"log/slog"
 	"net"
 	"net/netip"
 	"testing"
@@ -47,7 +49,7 @@ func TestNDResolver(t *testing.T) {
 	// The answer to our solicitation resolves the backend.
 	b = s.step(naToUs(t, srvMAC, srvIP6), at(100*time.Millisecond))
 	require.Len(t, b.events, 1)
-	assert.Equal(t, Event{Kind: Resolved, Addr: srvIP6, MAC: srvMAC, Time: at(100 * time.Millisecond)}, b.events[0])
+	assert.Equal(t, Event{Kind: Resolved, Addr: srvIP6, MAC: srvMAC, At: at(100 * time.Millisecond)}, b.events[0])
 	mac, ok = s.Lookup(srvIP6)
 	require.True(t, ok)
 	assert.Equal(t, srvMAC, mac)
@@ -145,4 +147,33 @@ func TestNDResolverHint(t *testing.T) {
 	assert.Equal(t, srvMAC, mac)
 	b, _ = s.tickAt(at)
 	assert.Equal(t, []netip.Addr{srvIP6}, solicits(t, s, b), "confirmed at once")
+}
+
+// Log lines name the protocol that produced them: an IPv6 backend's
+// resolution is neighbour discovery, not ARP.
+func TestEventLogPrefix(t *testing.T) {
+	tests := []struct {
+		name   string
+		event  Event
+		prefix string
+		not    string
+	}{
+		{"IPv4 resolved", Event{Kind: Resolved, Addr: srvIP, MAC: srvMAC, At: t0}, "arp: ", "ndp:"},
+		{"IPv6 resolved", Event{Kind: Resolved, Addr: srvIP6, MAC: srvMAC, At: t0}, "ndp: ", "arp:"},
+		{"IPv6 unresolved", Event{Kind: Unresolved, Addr: srvIP6, At: t0}, "ndp: ", "arp:"},
+		{"IPv6 conflict", Event{Kind: Conflict, Addr: vip6, MAC: srvMAC, At: t0}, "ndp: ", "arp:"},
+		{"IPv4 conflict", Event{Kind: Conflict, Addr: vip, MAC: srvMAC, At: t0}, "arp: ", "ndp:"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var logged bytes.Buffer
+			c := resolverCfg
+			c.Logger = slog.New(slog.NewTextHandler(&logged, nil))
+			s, _, _, _ := testSpeaker6(t, &c)
+			s.apply(&batch{events: []Event{tt.event}})
+			line := logged.String()
+			assert.Contains(t, line, `msg="`+tt.prefix+tt.event.String()+`"`)
+			assert.NotContains(t, line, tt.not)
+		})
+	}
 }

@@ -91,7 +91,7 @@ func TestResolver(t *testing.T) {
 	// The answer to our request resolves the backend.
 	b = s.step(reply(t, srvMAC, srvIP, ourMAC, ourIP), at(100*time.Millisecond))
 	require.Len(t, b.events, 1)
-	assert.Equal(t, Event{Kind: Resolved, Addr: srvIP, MAC: srvMAC, Time: at(100 * time.Millisecond)}, b.events[0])
+	assert.Equal(t, Event{Kind: Resolved, Addr: srvIP, MAC: srvMAC, At: at(100 * time.Millisecond)}, b.events[0])
 	mac, ok = s.Lookup(srvIP)
 	require.True(t, ok)
 	assert.Equal(t, srvMAC, mac)
@@ -115,7 +115,7 @@ func TestResolver(t *testing.T) {
 	require.Equal(t, []netip.Addr{srvIP}, requests(t, s, b))
 	b = s.step(reply(t, newMAC, srvIP, ourMAC, ourIP), at(20300*time.Millisecond))
 	require.Len(t, b.events, 1)
-	assert.Equal(t, Event{Kind: MACChanged, Addr: srvIP, MAC: newMAC, OldMAC: srvMAC, Time: at(20300 * time.Millisecond)}, b.events[0])
+	assert.Equal(t, Event{Kind: MACChanged, Addr: srvIP, MAC: newMAC, OldMAC: srvMAC, At: at(20300 * time.Millisecond)}, b.events[0])
 	mac, _ = s.Lookup(srvIP)
 	assert.Equal(t, newMAC, mac)
 
@@ -129,7 +129,7 @@ func TestResolver(t *testing.T) {
 	assert.Equal(t, at(32300*time.Millisecond), next)
 	b, next = s.tickAt(at(32300 * time.Millisecond))
 	require.Len(t, b.events, 1)
-	assert.Equal(t, Event{Kind: Unresolved, Addr: srvIP, OldMAC: newMAC, Time: at(32300 * time.Millisecond)}, b.events[0])
+	assert.Equal(t, Event{Kind: Unresolved, Addr: srvIP, OldMAC: newMAC, At: at(32300 * time.Millisecond)}, b.events[0])
 	assert.Empty(t, requests(t, s, b))
 	assert.Equal(t, at(42300*time.Millisecond), next, "unresolved backends are retried every ResolveInterval")
 	_, ok = s.Lookup(srvIP)
@@ -146,7 +146,7 @@ func TestResolver(t *testing.T) {
 	require.Equal(t, []netip.Addr{srvIP}, requests(t, s, b))
 	b = s.step(reply(t, newMAC, srvIP, ourMAC, ourIP), at(54400*time.Millisecond))
 	require.Len(t, b.events, 1)
-	assert.Equal(t, Event{Kind: Resolved, Addr: srvIP, MAC: newMAC, OldMAC: newMAC, Time: at(54400 * time.Millisecond)}, b.events[0])
+	assert.Equal(t, Event{Kind: Resolved, Addr: srvIP, MAC: newMAC, OldMAC: newMAC, At: at(54400 * time.Millisecond)}, b.events[0])
 
 	// Removing a backend forgets it; a static MAC turning dynamic resolves.
 	*now = at(60 * time.Second)
@@ -167,7 +167,7 @@ func TestResolverNeverResolved(t *testing.T) {
 	s.tickAt(t0.Add(time.Second))
 	b, _ := s.tickAt(t0.Add(2 * time.Second))
 	require.Len(t, b.events, 1)
-	assert.Equal(t, Event{Kind: Unresolved, Addr: srvIP, Time: t0.Add(2 * time.Second)}, b.events[0])
+	assert.Equal(t, Event{Kind: Unresolved, Addr: srvIP, At: t0.Add(2 * time.Second)}, b.events[0])
 }
 
 // Unsolicited ARP showing a new MAC is not trusted, but brings the next

@@ -338,6 +338,16 @@ func (s *Speaker) Run(ctx context.Context) error {
 	return errors.Join(readErrs...)
 }
 
+// logPrefix names the protocol in log lines: "arp: " for IPv4 and "ndp: "
+// for IPv6 (neighbour discovery), so an operator reading the log is not
+// sent looking for ARP trouble on an IPv6 backend.
+func logPrefix(ipv6 bool) string {
+	if ipv6 {
+		return "ndp: "
+	}
+	return "arp: "
+}
+
 func (s *Speaker) readLoop(ctx context.Context, conn net.PacketConn) error {
 	buf := make([]byte, 1600)
 	for {
@@ -357,7 +367,8 @@ func (s *Speaker) readLoop(ctx context.Context, conn net.PacketConn) error {
 			if errors.Is(err, net.ErrClosed) && s.closed.Load() {
 				return nil
 			}
-			s.log.Error("arp: reading from socket failed", "err", err)
+			p := logPrefix(conn == s.ndpConn)
+			s.log.Error(p+"reading from socket failed", "err", err)
 			return fmt.Errorf("arp: read: %w", err)
 		}
 		var b batch
@@ -408,7 +419,7 @@ func (s *Speaker) apply(b *batch) {
 		if _, err := conn.WriteTo(f.b, hwAddr(f.dst)); err != nil {
 			f.ctr.Add(^uint64(0))
 			if s.stats.writeErrors.Add(1) == 1 {
-				s.log.Warn("arp: sending failed", "err", err)
+				s.log.Warn(logPrefix(f.nd)+"sending failed", "err", err)
 			}
 		}
 	}
@@ -421,10 +432,11 @@ func (s *Speaker) apply(b *batch) {
 	s.evMu.Lock()
 	defer s.evMu.Unlock()
 	for _, e := range b.events {
+		msg := logPrefix(e.Addr.Is6()) + e.String()
 		if e.Kind == Conflict || e.Kind == Unresolved {
-			s.log.Warn("arp: " + e.String())
+			s.log.Warn(msg)
 		} else {
-			s.log.Info("arp: " + e.String())
+			s.log.Info(msg)
 		}
 		if s.cfg.onEvent != nil {
 			s.cfg.onEvent(e)

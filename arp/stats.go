@@ -78,30 +78,41 @@ const (
 
 var dropNames = [numDropReasons]string{
 	DropMalformed:      "malformed",
-	DropNotARP:         "not-arp",
-	DropHardwareType:   "hardware-type",
-	DropProtocolType:   "protocol-type",
-	DropHardwareLength: "hardware-length",
-	DropProtocolLength: "protocol-length",
+	DropNotARP:         "not_arp",
+	DropHardwareType:   "hardware_type",
+	DropProtocolType:   "protocol_type",
+	DropHardwareLength: "hardware_length",
+	DropProtocolLength: "protocol_length",
 	DropOperation:      "operation",
-	DropSenderAddr:     "sender-address",
-	DropOwnFrame:       "own-frame",
-	DropNotOurs:        "not-ours",
-	DropRateLimited:    "rate-limited",
-	DropRateTableFull:  "rate-table-full",
+	DropSenderAddr:     "sender_address",
+	DropOwnFrame:       "own_frame",
+	DropNotOurs:        "not_ours",
+	DropRateLimited:    "rate_limited",
+	DropRateTableFull:  "rate_table_full",
 	DropUnsolicited:    "unsolicited",
-	DropNotND:          "not-nd",
-	DropHopLimit:       "hop-limit",
-	DropICMPCode:       "icmp-code",
+	DropNotND:          "not_nd",
+	DropHopLimit:       "hop_limit",
+	DropICMPCode:       "icmp_code",
 	DropChecksum:       "checksum",
-	DropNDLength:       "nd-length",
-	DropTargetAddr:     "target-address",
-	DropNDOption:       "nd-option",
-	DropDADForm:        "dad-form",
-	DropNDFlags:        "nd-flags",
+	DropNDLength:       "nd_length",
+	DropTargetAddr:     "target_address",
+	DropNDOption:       "nd_option",
+	DropDADForm:        "dad_form",
+	DropNDFlags:        "nd_flags",
 }
 
-// String returns the reason's name, for logs and metrics labels.
+// DropReasons returns every drop reason, in order, so that a metrics
+// exporter can publish each label from the start.
+func DropReasons() []DropReason {
+	rs := make([]DropReason, 0, numDropReasons-1)
+	for r := DropReason(1); r < numDropReasons; r++ {
+		rs = append(rs, r)
+	}
+	return rs
+}
+
+// String returns the reason's metric label in snake_case, the same
+// convention as dsr.DropReason (for example "rate_limited").
 func (r DropReason) String() string {
 	if r > 0 && r < numDropReasons {
 		return dropNames[r]

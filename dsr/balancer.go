@@ -99,8 +99,8 @@ func New(cfg *Config) (*Balancer, error) {
 	if c.Health != nil {
 		hc = *c.Health
 	}
-	if hc.Log == nil {
-		hc.Log = c.Logger
+	if hc.Logger == nil {
+		hc.Logger = c.Logger
 	}
 	hc.OnEvent = b.onHealthEvent
 	b.monitor = health.NewMonitor(&hc)

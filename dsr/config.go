@@ -138,8 +138,8 @@ type Service struct {
 	// Checks are health checks run against every backend; a backend is
 	// healthy while all of them pass. An unhealthy backend takes no new
 	// flows and its established flows are rescheduled. A backend counts as
-	// healthy until its first result (so a starting balancer does not
-	// black-hole its services), and is checked only once its MAC is known.
+	// healthy until Health.Fall consecutive failures (health.MonitorConfig.Fall),
+	// from its first check on, and is checked only once its MAC is known.
 	// Empty means no checks: backends count as healthy.
 	Checks []HealthCheck
 	// SlowStart ramps the share of new flows of a backend that joins or

@@ -9,8 +9,6 @@ import (
 
 	"github.com/dsrlb/dsrlb/dsr"
 	"github.com/dsrlb/dsrlb/dsr/dsrtest"
-	"github.com/dsrlb/dsrlb/internal/frame"
-	ft "github.com/dsrlb/dsrlb/internal/frame/frametest"
 )
 
 // Example runs a Balancer on an in-memory segment: a client's SYN to the VIP
@@ -42,11 +40,12 @@ func Example() {
 	defer cancel()
 	go b.Serve(ctx, lb)
 
-	syn := ft.Build(
-		ft.Ethernet{Dst: [6]byte(lb.HardwareAddr()), Src: [6]byte(client.HardwareAddr())},
-		ft.IPv4{Src: netip.MustParseAddr("198.51.100.7"), Dst: netip.MustParseAddr("192.0.2.100")},
-		ft.TCP{SrcPort: 40000, DstPort: 80, Flags: frame.FlagSYN},
-	)
+	syn := dsrtest.Frame{
+		Dst: lb.HardwareAddr(), Src: client.HardwareAddr(),
+		From:  netip.MustParseAddrPort("198.51.100.7:40000"),
+		To:    netip.MustParseAddrPort("192.0.2.100:80"),
+		Flags: dsrtest.FlagSYN,
+	}.Bytes()
 	_ = client.Send(syn)
 
 	got := make(chan dsrtest.Packet, 2)

@@ -212,6 +212,7 @@ func testBulkTransfers(t *testing.T, lab *netlab.Lab, vip netip.Addr) {
 	lb := startBalancer(t, lab, 1, labService(lab, vip, 80, 0, 1, 2))
 	client := lab.Clients[0]
 	hc := client.HTTPClient()
+	hc.Timeout = time.Minute // the whole download, body included: a stalled flow fails the test
 	defer hc.CloseIdleConnections()
 	base := "http://" + netip.AddrPortFrom(vip, 80).String()
 	const size = 20 << 20
@@ -279,6 +280,7 @@ func TestIntegrationBackendChangesDuringDownload(t *testing.T) {
 	lb := startBalancer(t, lab, 1, svc)
 	client := lab.Clients[0]
 	hc := client.HTTPClient()
+	hc.Timeout = time.Minute // the whole download, body included: a stalled flow fails the test
 	defer hc.CloseIdleConnections()
 	const size = 20 << 20
 
@@ -361,13 +363,14 @@ func TestIntegrationARP(t *testing.T) {
 	lb := startBalancerWith(t, lab, cfg, &arp.Config{ResolveInterval: 300 * time.Millisecond, ResolveTimeout: 200 * time.Millisecond}, svc)
 
 	resolved := map[netip.Addr]bool{}
+	deadline := time.After(10 * time.Second) // once: other events must not extend it
 	for len(resolved) < len(lab.Servers) {
 		select {
 		case e := <-events:
 			if e.Kind == EventMACResolved {
 				resolved[e.Backend] = true
 			}
-		case <-time.After(10 * time.Second):
+		case <-deadline:
 			t.Fatalf("backends resolved: %v", resolved)
 		}
 	}
@@ -414,6 +417,7 @@ func TestIntegrationARP(t *testing.T) {
 		return netlink.LinkSetHardwareAddr(l, newMAC)
 	}))
 	changed := time.Now()
+	changeDeadline := time.After(5 * time.Second) // once: other events must not extend it
 	for {
 		select {
 		case e := <-events:
@@ -421,7 +425,7 @@ func TestIntegrationARP(t *testing.T) {
 				continue
 			}
 			assert.Equal(t, newMAC, e.MAC)
-		case <-time.After(5 * time.Second):
+		case <-changeDeadline:
 			t.Fatal("no MAC change noticed")
 		}
 		break
@@ -451,6 +455,7 @@ func TestIntegrationVIPConflict(t *testing.T) {
 	events := make(chan Event, 64)
 	cfg := &Config{OnEvent: func(e Event) { events <- e }}
 	startBalancerWith(t, lab, cfg, &arp.Config{ConflictProbeInterval: 300 * time.Millisecond}, labService(lab, lab.VIPs[0], 80, 0, 1))
+	deadline := time.After(10 * time.Second) // once: other events must not extend it
 	for {
 		select {
 		case e := <-events:
@@ -462,7 +467,7 @@ func TestIntegrationVIPConflict(t *testing.T) {
 			assert.Equal(t, lab.Servers[1].IP, e.Backend, "the conflict names the misconfigured backend")
 			assert.ErrorContains(t, e.Reason, "arp_ignore")
 			return
-		case <-time.After(10 * time.Second):
+		case <-deadline:
 			t.Fatal("no conflict event")
 		}
 	}

@@ -39,12 +39,12 @@ func (b *Balancer) onARPEvent(e arp.Event) {
 	case arp.Unresolved:
 		_ = b.SetBackendMAC(e.Addr, nil)
 		b.mu.Lock()
-		b.emit(Event{Kind: EventUnresolved, Backend: e.Addr, MAC: e.OldMAC, At: e.Time,
+		b.emit(Event{Kind: EventUnresolved, Backend: e.Addr, MAC: e.OldMAC, At: e.At,
 			Reason: fmt.Errorf("no answer to address resolution for %s: the backend takes no new flows", e.Addr)})
 		b.unlockAndFlush()
 	case arp.Conflict:
 		b.mu.Lock()
-		b.emit(Event{Kind: EventVIPConflict, VIP: e.Addr, MAC: e.MAC, Backend: e.Backend, At: e.Time,
+		b.emit(Event{Kind: EventVIPConflict, VIP: e.Addr, MAC: e.MAC, Backend: e.Backend, At: e.At,
 			Reason: conflictReason(e)})
 		b.unlockAndFlush()
 	}

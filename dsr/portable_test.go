@@ -22,3 +22,14 @@ func TestPacketAPIIsPortable(t *testing.T) {
 		require.True(t, errors.Is(err, ErrUnsupported))
 	}
 }
+
+func TestMalformedReasonsCoverTheParser(t *testing.T) {
+	rs := MalformedReasons()
+	require.NotEmpty(t, rs)
+	seen := map[string]bool{}
+	for _, r := range rs {
+		require.NotEmpty(t, r)
+		require.False(t, seen[r], "labels are distinct: %s", r)
+		seen[r] = true
+	}
+}

@@ -78,6 +78,17 @@ func DropReasons() []DropReason {
 	return rs
 }
 
+// MalformedReasons returns every label Stats.Malformed may hold (the
+// parser's errors), so that a metrics exporter can publish each from the
+// start.
+func MalformedReasons() []string {
+	out := make([]string, 0, frame.NumErrors-1)
+	for e := 1; e < frame.NumErrors; e++ {
+		out = append(out, frame.Error(e).String())
+	}
+	return out
+}
+
 // Stats is a point-in-time copy of the Balancer's counters. Counters are
 // monotonic from the moment the service or backend was added.
 type Stats struct {

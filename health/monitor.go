@@ -16,11 +16,13 @@ import (
 type State uint8
 
 const (
-	// StateUnknown is the state of a check that has produced no result yet.
+	// StateUnknown is the state of a check that has not passed yet and has
+	// not failed Fall times in a row. Callers count it as up (see
+	// MonitorConfig.Fall).
 	StateUnknown State = iota
 	// StateUp means the target passed its last Rise checks (or its first).
 	StateUp
-	// StateDown means the target failed its last Fall checks (or its first).
+	// StateDown means the target failed its last Fall checks.
 	StateDown
 )
 
@@ -93,9 +95,11 @@ type MonitorConfig struct {
 	// Rise is how many consecutive passes turn a down target up. Zero means 2.
 	Rise int
 	// Fall is how many consecutive failures turn an up target down. Zero
-	// means 3. A target in StateUnknown takes the state of its first result,
-	// so a starting balancer knows its backends after one check, not after
-	// Rise or Fall intervals.
+	// means 3. It applies from the start: a new target is in StateUnknown,
+	// counts as up, and goes down only after Fall consecutive failures, so
+	// one lost probe at start-up does not take a backend out. Its first
+	// pass, on the other hand, turns it up at once (not after Rise passes),
+	// so a starting balancer confirms its backends after one check.
 	Fall int
 	// Workers bounds how many checks run at once. Zero means 128. A check that
 	// times out holds a worker for Timeout, so with many black-holed targets
@@ -115,8 +119,8 @@ type MonitorConfig struct {
 	// Rand returns uniform numbers in [0, 1) for jitter. Nil means
 	// math/rand/v2.Float64. Tests inject a fixed sequence.
 	Rand func() float64
-	// Log receives debug messages about check results. Nil discards.
-	Log *slog.Logger
+	// Logger receives debug messages about check results. Nil discards.
+	Logger *slog.Logger
 }
 
 // ErrRunning is returned by Run when the Monitor is already running or has
@@ -203,13 +207,13 @@ func NewMonitor(cfg *MonitorConfig) *Monitor {
 	if c.Rand == nil {
 		c.Rand = rand.Float64
 	}
-	if c.Log == nil {
-		c.Log = slog.New(slog.DiscardHandler)
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
 	}
 	return &Monitor{
 		interval: c.Interval, timeout: c.Timeout, jitter: c.Jitter,
 		rise: c.Rise, fall: c.Fall, workers: c.Workers,
-		onEvent: c.OnEvent, clock: c.Clock, rand: c.Rand, log: c.Log,
+		onEvent: c.OnEvent, clock: c.Clock, rand: c.Rand, log: c.Logger,
 		entries:   make(map[Key]*entry),
 		wake:      make(chan struct{}, 1),
 		evPending: make(map[Key]int),
@@ -441,7 +445,7 @@ func (m *Monitor) record(r result) {
 	} else {
 		e.fail++
 		e.succ = 0
-		if e.state == StateUnknown || (e.state == StateUp && e.fail >= m.fall) {
+		if e.state != StateDown && e.fail >= m.fall {
 			e.state = StateDown
 			ev = &Event{Key: e.key, Target: cloneTarget(e.target), Reason: r.err, At: r.end}
 		}

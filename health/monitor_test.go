@@ -90,7 +90,28 @@ func TestMonitorRiseFall(t *testing.T) {
 			{nil, StateDown, ""},
 			{nil, StateUp, "up"},
 		}},
-		{"first result decides down", 2, 3, []step{
+		{"fall counts from the start", 2, 3, []step{
+			{errDown, StateUnknown, ""},
+			{errDown, StateUnknown, ""},
+			{errDown, StateDown, "down"},
+			{nil, StateDown, ""},
+			{nil, StateUp, "up"},
+		}},
+		{"fall 2: one failure at start keeps the target up", 2, 2, []step{
+			{errDown, StateUnknown, ""},
+			{nil, StateUp, "up"},
+			{errDown, StateUp, ""},
+			{errDown, StateDown, "down"},
+		}},
+		{"a pass at start resets the failures", 2, 3, []step{
+			{errDown, StateUnknown, ""},
+			{errDown, StateUnknown, ""},
+			{nil, StateUp, "up"},
+			{errDown, StateUp, ""},
+			{errDown, StateUp, ""},
+			{errDown, StateDown, "down"},
+		}},
+		{"fall 1: the first failure takes the target down", 2, 1, []step{
 			{errDown, StateDown, "down"},
 			{nil, StateDown, ""},
 			{nil, StateUp, "up"},
@@ -288,7 +309,7 @@ func TestMonitorRemoveStopsChecks(t *testing.T) {
 func TestMonitorTimeout(t *testing.T) {
 	events := make(chan Event, 1)
 	m := NewMonitor(&MonitorConfig{
-		Interval: time.Hour, Timeout: 20 * time.Millisecond, Jitter: -1,
+		Interval: time.Hour, Timeout: 20 * time.Millisecond, Jitter: -1, Fall: 1,
 		OnEvent: func(e Event) { events <- e },
 	})
 	_, err := m.Add(tgt, CheckerFunc(func(ctx context.Context, _ Target) error {

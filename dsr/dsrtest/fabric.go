@@ -8,6 +8,10 @@
 // multicast and unknown destinations, like a switch that learned every
 // port's address. Frames are copied on delivery, so senders may reuse their
 // buffers.
+//
+// Frame builds the frames a client sends (TCP or UDP over IPv4 or IPv6,
+// optionally 802.1Q-tagged) with correct lengths and checksums, so tests
+// need no packet library of their own.
 package dsrtest
 
 import (

@@ -77,7 +77,7 @@ func newDaemon(path string, cfg *Loaded, log *slog.Logger) (*daemon, error) {
 	bc.Logger = log
 	bc.OnEvent = d.onEvent
 	hc := cfg.File.Health
-	bc.Health = &health.MonitorConfig{Interval: time.Duration(hc.Interval), Timeout: time.Duration(hc.Timeout), Rise: hc.Rise, Fall: hc.Fall, Log: log}
+	bc.Health = &health.MonitorConfig{Interval: time.Duration(hc.Interval), Timeout: time.Duration(hc.Timeout), Rise: hc.Rise, Fall: hc.Fall, Logger: log}
 	if !cfg.File.ARP.Disabled {
 		ac := cfg.File.ARP
 		d.speaker, err = arp.Listen(ifi, &arp.Config{

@@ -2,14 +2,12 @@ package main
 
 import (
 	"runtime"
-	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/dsrlb/dsrlb/arp"
 	"github.com/dsrlb/dsrlb/dsr"
-	"github.com/dsrlb/dsrlb/internal/frame"
 )
 
 // newRegistry returns the registry behind /metrics: the daemon's own
@@ -95,26 +93,6 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	prometheus.DescribeByCollect(c, ch)
 }
 
-// arpDropReasons lists the speaker's drop reasons, so that every label is
-// exported from the start. Package arp has no list of them; its String
-// names every valid reason and falls back to "DropReason(n)" past the last.
-func arpDropReasons() []arp.DropReason {
-	var out []arp.DropReason
-	for r := arp.DropReason(1); r != 0 && !strings.HasPrefix(r.String(), "DropReason("); r++ {
-		out = append(out, r)
-	}
-	return out
-}
-
-// malformedLabels lists the parser errors counted under dsrlb_malformed_total.
-func malformedLabels() []string {
-	out := make([]string, 0, frame.NumErrors)
-	for e := 1; e < frame.NumErrors; e++ {
-		out = append(out, frame.Error(e).String())
-	}
-	return out
-}
-
 // Collect implements prometheus.Collector.
 func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	st := c.d.b.Stats()
@@ -135,7 +113,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	for _, r := range dsr.DropReasons() {
 		counter(c.drops, st.Drops[r], r.String())
 	}
-	for _, e := range malformedLabels() {
+	for _, e := range dsr.MalformedReasons() {
 		counter(c.malformed, st.Malformed[e], e)
 	}
 	gauge(c.flows, float64(st.Flows))
@@ -198,7 +176,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.arpConflictPackets, as.Conflicts)
 	counter(c.arpSocketErrors, as.ReadErrors, "read")
 	counter(c.arpSocketErrors, as.WriteErrors, "write")
-	for _, r := range arpDropReasons() {
+	for _, r := range arp.DropReasons() {
 		counter(c.arpDrops, as.Drops[r], r.String())
 	}
 }

@@ -110,8 +110,8 @@ func TestMetricsPresentFromStart(t *testing.T) {
 		`dsrlb_arp_announcements_total`,
 		`dsrlb_arp_resolve_requests_total`,
 		`dsrlb_arp_conflict_packets_total`,
-		`dsrlb_arp_drops_total{reason="not-ours"}`,
-		`dsrlb_arp_drops_total{reason="rate-limited"}`,
+		`dsrlb_arp_drops_total{reason="not_ours"}`,
+		`dsrlb_arp_drops_total{reason="rate_limited"}`,
 		`dsrlb_arp_socket_errors_total{op="read"}`,
 		`dsrlb_backend_syn_retransmits_total{` + be + `,` + web + `}`,
 	} {
@@ -139,7 +139,7 @@ func TestMetricsPresentFromStart(t *testing.T) {
 		"process_resident_memory_bytes", "dsrlb_build_info", "dsrlb_config_last_reload_timestamp_seconds"} {
 		assert.Contains(t, page, "\n# TYPE "+family+" ", "%s is exported", family)
 	}
-	reasons := arpDropReasons()
+	reasons := arp.DropReasons()
 	require.NotEmpty(t, reasons)
 	for _, r := range reasons {
 		assert.Contains(t, page, `dsrlb_arp_drops_total{reason="`+r.String()+`"} 0`)

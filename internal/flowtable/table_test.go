@@ -261,7 +261,8 @@ func TestCapacityIsExact(t *testing.T) {
 	const maxFlows = 1000
 	tab := newTable(t, Config{MaxFlows: maxFlows, Shards: 4})
 	var state uint64
-	for tab.Len() < maxFlows {
+	for i := 0; tab.Len() < maxFlows; i++ {
+		require.Less(t, i, 10*maxFlows, "the table does not fill")
 		k := randKey(&state)
 		_, _, err := tab.Insert(&k, tab.Hash(&k), 0, 1)
 		require.NoError(t, err, "filling at %d", tab.Len())
