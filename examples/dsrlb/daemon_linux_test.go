@@ -112,18 +112,19 @@ func startDaemon(t *testing.T, lab *netlab.Lab, bin, config string) *runningDaem
 		}
 	})
 	// Ready when the first backend is resolved and healthy.
-	d.waitMetric(`dsrlb_backend_resolved{backend="`+lab.Servers[servers(config)[0]].IP.String()+`",service="web"}`, 1)
-	d.waitMetric(`dsrlb_backend_healthy{backend="`+lab.Servers[servers(config)[0]].IP.String()+`",service="web"}`, 1)
+	first := backendAddrs(config)[0]
+	d.waitMetric(`dsrlb_backend_resolved{backend="`+first+`",service="web"}`, 1)
+	d.waitMetric(`dsrlb_backend_healthy{backend="`+first+`",service="web"}`, 1)
 	return d
 }
 
-// servers returns the lab server indexes in a config built by labConfig.
-func servers(config string) []int {
-	var out []int
+// backendAddrs returns the backend addresses of a config built by
+// labConfig or labConfig6, in order.
+func backendAddrs(config string) []string {
+	var out []string
 	for _, line := range strings.Split(config, "\n") {
-		if a, ok := strings.CutPrefix(strings.TrimSpace(line), "- addr: 192.0.2."); ok {
-			n, _ := strconv.Atoi(a)
-			out = append(out, n-20)
+		if a, ok := strings.CutPrefix(strings.TrimSpace(line), "- addr: "); ok {
+			out = append(out, a)
 		}
 	}
 	return out

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"html/template"
 	"io"
 	"net"
 	"net/http"
@@ -102,14 +103,16 @@ func runExplain(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// withPlaceholderMACs gives every backend without a configured MAC a
-// locally administered stand-in derived from its address, so that an
-// offline explanation treats it as resolved, and returns which backends got
-// one.
+// withPlaceholderMACs prepares services for an offline explanation, which
+// describes the steady state: every backend without a configured MAC gets
+// a locally administered stand-in derived from its address (so it counts
+// as resolved), and slow start is left out (every backend would otherwise
+// have just joined). It returns which backends got a stand-in MAC.
 func withPlaceholderMACs(in []dsr.Service) ([]dsr.Service, map[netip.Addr]bool) {
 	unresolved := map[netip.Addr]bool{}
 	out := make([]dsr.Service, len(in))
 	for i, s := range in {
+		s.SlowStart = 0
 		s.Backends = append([]dsr.Backend(nil), s.Backends...)
 		for j := range s.Backends {
 			be := &s.Backends[j]
@@ -178,32 +181,62 @@ func writeExplanation(w io.Writer, e *dsr.Explanation, asJSON bool) {
 }
 
 // explainHandler answers /explain?flow=SRC:PORT+DST:PORT/PROTO from the
-// live Balancer (text, or JSON with &format=json).
+// live Balancer: text, JSON with &format=json, or a page with a form with
+// &format=html (what the status page links to; without a flow it is the
+// empty form).
 func explainHandler(b *dsr.Balancer) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		src, dst, ok := strings.Cut(strings.TrimSpace(r.URL.Query().Get("flow")), " ")
-		if !ok {
-			http.Error(w, "want ?flow=SRC:PORT+DST:PORT/PROTO", http.StatusBadRequest)
-			return
-		}
-		t, err := parseTuple(strings.TrimSpace(src), strings.TrimSpace(dst))
-		if err == nil {
-			var e dsr.Explanation
-			e, err = b.ExplainFlow(t)
-			if err == nil {
-				asJSON := r.URL.Query().Get("format") == "json"
-				if asJSON {
-					w.Header().Set("Content-Type", "application/json")
-				} else {
-					w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-				}
-				writeExplanation(w, &e, asJSON)
-				return
+		flow := strings.TrimSpace(r.URL.Query().Get("flow"))
+		format := r.URL.Query().Get("format")
+		var e dsr.Explanation
+		err := errors.New("want ?flow=SRC:PORT+DST:PORT/PROTO")
+		if src, dst, ok := strings.Cut(flow, " "); ok {
+			var t dsr.Tuple
+			if t, err = parseTuple(strings.TrimSpace(src), strings.TrimSpace(dst)); err == nil {
+				e, err = b.ExplainFlow(t)
 			}
 		}
 		if errors.Is(err, dsr.ErrNotAFlow) {
 			err = fmt.Errorf("%v (both addresses must be of one family)", err)
 		}
-		http.Error(w, err.Error(), http.StatusBadRequest)
+		switch {
+		case format == "html":
+			page := explainPage{Flow: flow}
+			switch {
+			case flow == "":
+			case err != nil:
+				page.Error = err.Error()
+			default:
+				page.Result = e.String()
+			}
+			w.Header().Set("Content-Type", "text/html; charset=utf-8")
+			if err := explainTemplate.Execute(w, page); err != nil {
+				http.Error(w, err.Error(), http.StatusInternalServerError)
+			}
+		case err != nil:
+			http.Error(w, err.Error(), http.StatusBadRequest)
+		case format == "json":
+			w.Header().Set("Content-Type", "application/json")
+			writeExplanation(w, &e, true)
+		default:
+			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+			writeExplanation(w, &e, false)
+		}
 	}
 }
+
+type explainPage struct{ Flow, Result, Error string }
+
+var explainTemplate = template.Must(template.New("explain").Parse(`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>dsrlb: explain a flow</title>
+<style>body{font:14px/1.4 system-ui,sans-serif;margin:1.2em 1.5em;color:#1f2328}
+input[type=text]{font:14px ui-monospace,monospace;width:34em;padding:.2em}pre{background:#f6f8fa;border:1px solid #d1d9e0;padding:.6em}
+.bad{color:#cf222e;font-weight:600}</style></head><body>
+<h1>Explain a flow</h1>
+<p>Which backend a flow has or would get, and why, from the live forwarding state. <a href="/">status page</a></p>
+<form action="/explain" method="get"><input type="hidden" name="format" value="html">
+<input type="text" name="flow" value="{{.Flow}}" placeholder="198.51.100.7:40000 192.0.2.100:80/tcp" aria-label="flow">
+<button type="submit">Explain</button></form>
+{{if .Error}}<p class="bad" id="error">{{.Error}}</p>{{end}}
+{{if .Result}}<pre id="explanation">{{.Result}}</pre>{{end}}
+</body></html>`))

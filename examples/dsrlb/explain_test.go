@@ -3,9 +3,11 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -138,4 +140,25 @@ func TestExplainHandler(t *testing.T) {
 	require.NoError(t, err)
 	resp2.Body.Close()
 	assert.Equal(t, http.StatusBadRequest, resp2.StatusCode)
+
+	// The page the status page links to: a form, and the answer under it,
+	// escaped.
+	page := func(q string) string {
+		resp, err := http.Get(srv.URL + "/explain?format=html" + q)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		require.Equal(t, http.StatusOK, resp.StatusCode)
+		b, err := io.ReadAll(resp.Body)
+		require.NoError(t, err)
+		return string(b)
+	}
+	empty := page("")
+	assert.Contains(t, empty, `<form action="/explain"`)
+	assert.NotContains(t, empty, `id="explanation"`)
+	answered := page("&flow=" + url.QueryEscape("198.51.100.7:40000 192.0.2.100:80/tcp"))
+	assert.Contains(t, answered, `id="explanation"`)
+	assert.Contains(t, answered, "selects slot")
+	bad := page("&flow=" + url.QueryEscape("<b>x</b> y"))
+	assert.Contains(t, bad, `id="error"`)
+	assert.NotContains(t, bad, "<b>x</b>", "input is escaped")
 }

@@ -497,6 +497,7 @@ td.reason{color:#59636e;max-width:28em}
 {{range .Events}}<tr class="event ev-{{.Severity}}"><td class="l" title="{{.Clock}} UTC">{{.Ago}}</td><td class="l kind">{{.Kind}}</td><td class="l">{{.Subject}}</td><td class="l reason">{{.Detail}}</td></tr>
 {{end}}</tbody></table>
 <p class="meta">{{.EventsShown}} newest of {{.Total}} kept.</p>{{else}}<p id="events">None since start.</p>{{end}}
+<p class="meta" id="explain-link"><a href="/explain?format=html">Explain a flow</a>: which backend a flow has or would get, and why.</p>
 <h2>Drops</h2>
 {{if .Drops}}<table id="drops"><thead><tr><th class="l">reason</th><th>frames</th></tr></thead><tbody>
 {{range .Drops}}<tr><td class="l">{{.Reason}}</td><td>{{.Count}}</td></tr>{{end}}
