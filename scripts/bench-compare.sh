@@ -8,7 +8,7 @@
 #
 # Environment:
 #   BASE=<git revision or directory>
-#                        also run BenchmarkProcess and BenchmarkProcessMillionFlows
+#                        also run BenchmarkProcess, BenchmarkProcessSYN and BenchmarkProcessMillionFlows
 #                        in that revision (or source tree) and print this tree's
 #                        time ÷ BASE's, alternating the two trees run by run
 #                        (docs/PERFORMANCE.md uses it for the one-pass versus
@@ -86,7 +86,7 @@ if [ -n "${BASE:-}" ]; then
 		trap 'rm -rf "$out" "$base"' EXIT
 		git archive "$BASE" | tar -x -C "$base"
 	fi
-	bench='BenchmarkProcess$|BenchmarkProcessMillionFlows'
+	bench='BenchmarkProcess$|BenchmarkProcessSYN$|BenchmarkProcessMillionFlows'
 	# Alternate the two trees so that a change in the machine's load lands
 	# on both.
 	for _ in $(seq "$count"); do
@@ -94,7 +94,7 @@ if [ -n "${BASE:-}" ]; then
 		go test -run '^$' -bench "$bench" -benchtime 8000000x ./dsr/ >>"$out/head.txt"
 	done
 	printf '%-28s %10s %10s %8s\n' benchmark "$BASE" this ratio
-	for b in Process ProcessMillionFlows; do
+	for b in Process ProcessSYN ProcessMillionFlows; do
 		o=$(metric "$out/base.txt" "^Benchmark$b-" ns/op)
 		n=$(metric "$out/head.txt" "^Benchmark$b-" ns/op)
 		printf '%-28s %10s %10s %8s\n' "$b (ns/frame)" "$o" "$n" "$(ratio "$n" "$o")"

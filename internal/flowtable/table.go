@@ -811,24 +811,6 @@ func (t *Table) Delete(k *Key, hash uint64) bool {
 	return true
 }
 
-// State returns the state of flow k without refreshing it, and whether k is
-// held. It takes the shard's lock: it is for rare questions off the
-// forwarding path (explaining a decision, tests); the forwarding path learns
-// a flow's state from LookupState. An expired entry that was not yet removed
-// is reported as held.
-func (t *Table) State(k *Key, hash uint64) (State, bool) {
-	defer runtime.KeepAlive(t)
-	s := t.shard(hash)
-	kw := k.words()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	i := s.find(s.home(hash), &kw)
-	if i < 0 {
-		return 0, false
-	}
-	return stateOf(s.slots[i].w[4].Load()), true
-}
-
 // Entry is what Peek reports of a held flow.
 type Entry struct {
 	Backend uint32
@@ -841,8 +823,10 @@ type Entry struct {
 }
 
 // Peek returns flow k's entry without refreshing it or changing its state,
-// and whether k is held. Like State it takes the shard's lock, and is for
-// questions off the forwarding path (explaining a decision).
+// and whether k is held (an expired entry not yet removed is held, with
+// Expired set). It takes the shard's lock: it is for questions off the
+// forwarding path (explaining a decision, tests); the forwarding path
+// learns a flow's state from LookupState.
 func (t *Table) Peek(k *Key, hash uint64, now Tick) (Entry, bool) {
 	defer runtime.KeepAlive(t)
 	s := t.shard(hash)

@@ -433,25 +433,67 @@ func TestErrFullIsSentinel(t *testing.T) {
 	assert.True(t, errors.Is(err, ErrFull))
 }
 
-func TestStateReportsWithoutRefreshing(t *testing.T) {
+func TestPeekReportsWithoutRefreshing(t *testing.T) {
+	tab, err := New(&Config{MaxFlows: 1024, TCPClosingTimeout: time.Second})
+	require.NoError(t, err)
+	k := MakeKey(netip.MustParseAddr("198.51.100.1"), netip.MustParseAddr("192.0.2.100"), 1000, 80, 6)
+	h := tab.Hash(&k)
+	_, ok := tab.Peek(&k, h, 0)
+	assert.False(t, ok)
+	_, _, err = tab.Insert(&k, h, 1, 7)
+	require.NoError(t, err)
+	e, ok := tab.Peek(&k, h, 4)
+	require.True(t, ok)
+	assert.Equal(t, Entry{Backend: 7, State: Embryonic, Idle: 3}, e)
+	_, ok = tab.Lookup(&k, h, 5, TCPFlagACK)
+	require.True(t, ok)
+	e, _ = tab.Peek(&k, h, 5)
+	assert.Equal(t, Established, e.State)
+	assert.Zero(t, e.Idle, "Lookup refreshed it")
+	_, _ = tab.Lookup(&k, h, 6, TCPFlagFIN|TCPFlagACK)
+	e, _ = tab.Peek(&k, h, 6)
+	assert.Equal(t, Closing, e.State)
+	e, _ = tab.Peek(&k, h, 6+20)
+	assert.True(t, e.Expired, "idle past the closing timeout")
+	assert.Equal(t, Tick(20), e.Idle)
+	e, _ = tab.Peek(&k, h, 6+20)
+	assert.Equal(t, Tick(20), e.Idle, "Peek itself refreshes nothing")
+}
+
+// TestLookupStateReportsThePreviousState checks that LookupState tells a
+// packet the state its flow was in before the packet's flags moved it on,
+// on the lock-free hit path and on the writing one alike.
+func TestLookupStateReportsThePreviousState(t *testing.T) {
 	tab, err := New(&Config{MaxFlows: 1024})
 	require.NoError(t, err)
 	k := MakeKey(netip.MustParseAddr("198.51.100.1"), netip.MustParseAddr("192.0.2.100"), 1000, 80, 6)
 	h := tab.Hash(&k)
-	_, ok := tab.State(&k, h)
-	assert.False(t, ok)
+	_, _, ok := tab.LookupState(&k, h, 1, TCPFlagSYN)
+	require.False(t, ok)
 	_, _, err = tab.Insert(&k, h, 1, 7)
 	require.NoError(t, err)
-	st, ok := tab.State(&k, h)
-	require.True(t, ok)
-	assert.Equal(t, Embryonic, st)
-	_, ok = tab.Lookup(&k, h, 2, TCPFlagACK)
-	require.True(t, ok)
-	st, _ = tab.State(&k, h)
-	assert.Equal(t, Established, st)
-	_, _ = tab.Lookup(&k, h, 3, TCPFlagFIN|TCPFlagACK)
-	st, _ = tab.State(&k, h)
-	assert.Equal(t, Closing, st)
+	for _, step := range []struct {
+		at          Tick
+		flags       uint8
+		prev, after State
+	}{
+		{1, TCPFlagSYN, Embryonic, Embryonic},                // a retransmission, same tick: read-only hit
+		{2, TCPFlagSYN, Embryonic, Embryonic},                // the same in a new tick: a refresh
+		{2, TCPFlagACK, Embryonic, Established},              // the handshake completes
+		{2, TCPFlagACK, Established, Established},            // read-only hit
+		{3, TCPFlagSYN, Established, Established},            // a stray SYN changes nothing
+		{3, TCPFlagFIN | TCPFlagACK, Established, Closing},   // close
+		{3, TCPFlagACK, Closing, Closing},                    // the last ACK
+		{4, TCPFlagSYN, Closing, Embryonic},                  // a new connection on the ports
+		{4, TCPFlagSYN | TCPFlagACK, Embryonic, Established}, // not a bare SYN: an ACK
+	} {
+		b, prev, ok := tab.LookupState(&k, h, step.at, step.flags)
+		require.True(t, ok)
+		assert.Equal(t, uint32(7), b)
+		assert.Equal(t, step.prev, prev, "flags %#x at %d", step.flags, step.at)
+		e, _ := tab.Peek(&k, h, step.at)
+		assert.Equal(t, step.after, e.State, "flags %#x at %d", step.flags, step.at)
+	}
 }
 
 // TestPrefetchChangesNothing checks that Prefetch is only a hint: for any
