@@ -22,32 +22,11 @@ import (
 // addresses: backends resolved by neighbour discovery and checked with the
 // DSR-path check in IPv6 frames.
 func labConfig6(lab *netlab.Lab, servers []int) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, `interface: %s
-listen: 127.0.0.1:9180
-drain_timeout: 20s
-health:
-  interval: 200ms
-  timeout: 150ms
-  rise: 1
-  fall: 2
-arp:
-  resolve_interval: 500ms
-services:
-  - name: web
-    vip: %s
-    protocol: tcp
-    port: 80
-    scheduler: mh
-    checks:
-      - type: tcp
-      - type: dsr
-    backends:
-`, lab.Balancer.Link, lab.VIPs[len(lab.VIPs)-1])
-	for _, i := range servers {
-		fmt.Fprintf(&b, "      - addr: %s\n", lab.Servers[i].IP6)
+	addrs := make([]netip.Addr, len(servers))
+	for k, i := range servers {
+		addrs[k] = lab.Servers[i].IP6
 	}
-	return b.String()
+	return serviceConfig(lab, lab.VIPs[len(lab.VIPs)-1], addrs, "")
 }
 
 func fetchVIP6(lab *netlab.Lab, path string) (string, error) {

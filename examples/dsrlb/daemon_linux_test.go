@@ -64,6 +64,16 @@ func buildDaemon(t *testing.T) string {
 }
 
 func labConfig(lab *netlab.Lab, servers []int, extra string) string {
+	addrs := make([]netip.Addr, len(servers))
+	for k, i := range servers {
+		addrs[k] = lab.Servers[i].IP
+	}
+	return serviceConfig(lab, lab.VIPs[0], addrs, extra)
+}
+
+// serviceConfig is a daemon configuration with one service "web" on
+// vip:80 over backends, checked with a tcp and the DSR-path check.
+func serviceConfig(lab *netlab.Lab, vip netip.Addr, backends []netip.Addr, extra string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, `interface: %s
 listen: 127.0.0.1:9180
@@ -85,9 +95,9 @@ services:
       - type: tcp
       - type: dsr
     backends:
-`, lab.Balancer.Link, lab.VIPs[0])
-	for _, i := range servers {
-		fmt.Fprintf(&b, "      - addr: %s\n", lab.Servers[i].IP)
+`, lab.Balancer.Link, vip)
+	for _, a := range backends {
+		fmt.Fprintf(&b, "      - addr: %s\n", a)
 	}
 	b.WriteString(extra)
 	return b.String()
