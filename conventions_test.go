@@ -22,6 +22,7 @@ import (
 
 	"github.com/dsrlb/dsrlb/arp"
 	"github.com/dsrlb/dsrlb/dsr"
+	"github.com/dsrlb/dsrlb/dsr/realserver"
 	"github.com/dsrlb/dsrlb/health"
 )
 
@@ -61,6 +62,7 @@ func TestFieldNamesAgree(t *testing.T) {
 		{reflect.TypeFor[dsr.Config](), "Logger", loggerType, []string{"Log"}},
 		{reflect.TypeFor[arp.Config](), "Logger", loggerType, []string{"Log"}},
 		{reflect.TypeFor[health.MonitorConfig](), "Logger", loggerType, []string{"Log"}},
+		{reflect.TypeFor[realserver.Config](), "Logger", loggerType, []string{"Log"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.typ.String(), func(t *testing.T) {

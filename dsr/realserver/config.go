@@ -74,9 +74,9 @@ type Config struct {
 	// segment interface, for IPv6 VIPs. Zero means DefaultNDPWindow;
 	// negative skips the neighbour-discovery probe.
 	NDPWindow time.Duration
-	// Log receives one line per change made by Prepare. Nil
+	// Logger receives one line per change made by Prepare. Nil
 	// discards.
-	Log *slog.Logger
+	Logger *slog.Logger
 }
 
 // config is Config with defaults applied and inputs normalised.

@@ -58,7 +58,7 @@ func Prepare(cfg *Config, st *State) error {
 	if err != nil {
 		return err
 	}
-	log := logger(c.Log)
+	log := logger(c.Logger)
 	if len(c.v6) > 0 {
 		ok, err := ipv6Available()
 		if err != nil {

@@ -103,8 +103,8 @@ type Config struct {
 	// Zero means 2; negative means never (and no waiting for a quiet
 	// machine before each sample either).
 	Reruns int
-	// Log receives progress. Nil discards it.
-	Log *slog.Logger
+	// Logger receives progress. Nil discards it.
+	Logger *slog.Logger
 }
 
 func (c *Config) withDefaults() (Config, error) {
@@ -149,8 +149,8 @@ func (c *Config) withDefaults() (Config, error) {
 	if out.CommonLoad == 0 {
 		out.CommonLoad = 0.5
 	}
-	if out.Log == nil {
-		out.Log = slog.New(slog.DiscardHandler)
+	if out.Logger == nil {
+		out.Logger = slog.New(slog.DiscardHandler)
 	}
 	switch {
 	case out.Reps < 0 || out.Reps > 100:

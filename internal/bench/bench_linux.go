@@ -87,7 +87,7 @@ func Run(ctx context.Context, cfg *Config) (*Report, error) {
 				}
 				s.Rep = r
 				rep.Samples = append(rep.Samples, s)
-				c.Log.Info("sample", "rep", r+1, "size", size, "candidate", cand,
+				c.Logger.Info("sample", "rep", r+1, "size", size, "candidate", cand,
 					"capacity_kpps", s.Capacity/1e3, "lossfree_kpps", s.LossFreeRate/1e3,
 					"flood_kpps", s.SatDelivered/1e3, "flood_ns_per_pkt", s.SatCPUPerPacket,
 					"paced_kpps", s.PacedOffered/1e3, "loss", s.PacedLoss, "paced_ns_per_pkt", s.PacedCPUPerPacket,
@@ -110,7 +110,7 @@ func Run(ctx context.Context, cfg *Config) (*Report, error) {
 					return rep, fmt.Errorf("bench: %s, %d bytes, rep %d, common rate: %w", s.Candidate, size, r+1, err)
 				}
 				s.Common = cp
-				c.Log.Info("common rate", "rep", r+1, "size", size, "candidate", s.Candidate,
+				c.Logger.Info("common rate", "rep", r+1, "size", size, "candidate", s.Candidate,
 					"target_kpps", cp.Target/1e3, "offered_kpps", cp.Offered/1e3, "loss", cp.Loss,
 					"ns_per_pkt", cp.CPUPerPacket, "frames_per_read", cp.Calls.FramesPerRead,
 					"frames_per_write", cp.Calls.FramesPerWrite, "wakeups_per_pkt", cp.Calls.WakeupsPerPacket,
@@ -206,7 +206,7 @@ func (t *topo) measureCommonClean(ctx context.Context, cand Candidate, frame []b
 			best.Reruns = attempt
 			return best, nil
 		}
-		t.cfg.Log.Info("disturbed common-rate phase, measuring again", "candidate", cand, "size", len(frame),
+		t.cfg.Logger.Info("disturbed common-rate phase, measuring again", "candidate", cand, "size", len(frame),
 			"foreign", cp.ForeignLoad, "shortfall", cp.Shortfall)
 	}
 }
@@ -827,7 +827,7 @@ func (t *topo) measureClean(ctx context.Context, cand Candidate, frame []byte) (
 			best.Reruns = attempt
 			return best, nil
 		}
-		t.cfg.Log.Info("disturbed sample, measuring again", "candidate", cand, "size", len(frame),
+		t.cfg.Logger.Info("disturbed sample, measuring again", "candidate", cand, "size", len(frame),
 			"foreign", s.ForeignLoad, "shortfall", s.PacedShortfall, "search_starved", s.SearchStarved)
 	}
 }
@@ -853,7 +853,7 @@ func (t *topo) waitQuiet(ctx context.Context) error {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			t.cfg.Log.Info("machine not quiet, measuring anyway", "load", load)
+			t.cfg.Logger.Info("machine not quiet, measuring anyway", "load", load)
 			return nil
 		}
 	}
@@ -932,7 +932,7 @@ func (t *topo) measure(ctx context.Context, cand Candidate, frame []byte) (s Sam
 			return p, err
 		}
 		foreign = max(foreign, p.foreign)
-		t.cfg.Log.Debug(kind, "candidate", cand, "rate", rate, "offered", p.offered, "delivered", p.delivered, "loss", p.loss,
+		t.cfg.Logger.Debug(kind, "candidate", cand, "rate", rate, "offered", p.offered, "delivered", p.delivered, "loss", p.loss,
 			"frames_per_read", p.calls.FramesPerRead, "kernel_drops", p.calls.KernelDrops, "send_drops", p.calls.SendDrops, "ring_drops", p.calls.RingDrops)
 		s.Capacity = max(s.Capacity, p.delivered)
 		return p, nil

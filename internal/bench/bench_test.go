@@ -33,7 +33,7 @@ func TestConfigDefaults(t *testing.T) {
 	assert.Equal(t, 500*time.Millisecond, c.Warmup)
 	assert.InDelta(t, 0.05, c.MaxForeignLoad, 1e-9)
 	assert.Equal(t, 2, c.Reruns)
-	assert.NotNil(t, c.Log)
+	assert.NotNil(t, c.Logger)
 	never, err := (&Config{Reruns: -1}).withDefaults()
 	require.NoError(t, err)
 	assert.Zero(t, never.Reruns, "negative means no re-runs")

@@ -27,8 +27,8 @@ func withDefaults(cfg *Config) (Config, error) {
 	if c.UDPPort == 0 {
 		c.UDPPort = 9000
 	}
-	if c.Log == nil {
-		c.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	if c.Servers < 0 || c.Servers > MaxServers {
 		return c, fmt.Errorf("netlab: Servers=%d out of range 1..%d", c.Servers, MaxServers)

@@ -38,7 +38,7 @@ func New(ctx context.Context, cfg *Config) (*Lab, error) {
 	if err != nil {
 		return nil, err
 	}
-	log := c.Log
+	log := c.Logger
 	if _, err := SweepLeftovers(log); err != nil {
 		log.Warn("netlab: sweeping leftovers", "err", err)
 	}

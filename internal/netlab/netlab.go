@@ -58,8 +58,8 @@ type Config struct {
 	// Server returns the options of server i, so tests can build
 	// misconfigured servers on purpose. Nil means defaults for all.
 	Server func(i int) ServerOptions
-	// Log receives progress and the children's lifecycle. Nil discards.
-	Log *slog.Logger
+	// Logger receives progress and the children's lifecycle. Nil discards.
+	Logger *slog.Logger
 }
 
 // ServerOptions deviate one server from the correct DSR setup.

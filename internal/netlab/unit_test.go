@@ -56,7 +56,7 @@ func TestWithDefaults(t *testing.T) {
 			assert.Equal(t, uint16(80), c.HTTPPort)
 			assert.Equal(t, uint16(9000), c.UDPPort)
 			assert.Equal(t, []netip.Addr{DefaultVIP4}, c.VIPs)
-			assert.NotNil(t, c.Log)
+			assert.NotNil(t, c.Logger)
 		}},
 		{name: "ipv6 default VIPs", cfg: &Config{IPv6: true}, want: func(t *testing.T, c Config) {
 			assert.Equal(t, []netip.Addr{DefaultVIP4, DefaultVIP6}, c.VIPs)
