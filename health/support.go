@@ -129,8 +129,15 @@ func (s Support) Validate(t Target) error {
 	if len(problems) == 0 {
 		return nil
 	}
-	return fmt.Errorf("%w: the %s check cannot work: %s", ErrUnsupportedTarget, name, strings.Join(problems, "; "))
+	return &unsupportedError{msg: fmt.Sprintf("health: the %s check cannot work: %s", name, strings.Join(problems, "; "))}
 }
+
+// unsupportedError is Validate's error: it reads as one sentence and is
+// ErrUnsupportedTarget to errors.Is.
+type unsupportedError struct{ msg string }
+
+func (e *unsupportedError) Error() string        { return e.msg }
+func (e *unsupportedError) Is(target error) bool { return target == ErrUnsupportedTarget }
 
 func familyOf(a netip.Addr) string {
 	if a.Unmap().Is4() {
