@@ -75,3 +75,24 @@ func tablePlacement(table []int32, h uint64) Placement {
 	slot := int(reduce(h, uint64(len(table))))
 	return Placement{Index: int(table[slot]), OK: true, Slot: slot, TableSize: len(table), Hash: h}
 }
+
+// Tabled is implemented by schedulers whose pick is a lookup of the flow
+// hash in a table: for every flow f, Pick(f) returns
+// LookupTable()[Reduce(f.Hash, len(table))] (an entry below zero: no
+// backend). A data plane that runs outside Go, such as an XDP program, can
+// run such a scheduler from a copy of its table and the same hash. mh and
+// hrw implement it. The table must not be modified.
+type Tabled interface {
+	LookupTable() []int32
+}
+
+// Reduce maps a 64-bit hash onto [0, n) by the high half of the 128-bit
+// product h × n: the range reduction every hashing scheduler uses to pick
+// a table slot.
+func Reduce(h, n uint64) uint64 { return reduce(h, n) }
+
+// LookupTable implements Tabled.
+func (s *maglevHash) LookupTable() []int32 { return s.table }
+
+// LookupTable implements Tabled.
+func (s *rendezvous) LookupTable() []int32 { return s.table }

@@ -50,3 +50,32 @@ func (firstOf) Pick(*Flow) (int, bool) { return 0, true }
 type keyedPlugin struct{ firstOf }
 
 func (keyedPlugin) FollowsFlow() bool { return true }
+
+func TestTabledPickIsTableLookup(t *testing.T) {
+	bes := []Backend{
+		{Addr: netip.MustParseAddr("2001:db8::1"), Weight: 3},
+		{Addr: netip.MustParseAddr("2001:db8::2"), Weight: 1},
+		{Addr: netip.MustParseAddr("2001:db8::3"), Weight: 0},
+	}
+	for _, name := range []string{"mh", "hrw"} {
+		s, err := New(name, bes, Config{Seed: 11})
+		require.NoError(t, err)
+		tab, ok := s.(Tabled)
+		require.True(t, ok, name)
+		table := tab.LookupTable()
+		require.NotEmpty(t, table)
+		for i := range 5000 {
+			f := Flow{Hash: uint64(i)*0x9e3779b97f4a7c15 ^ 0xdeadbeef}
+			idx, ok := s.Pick(&f)
+			require.True(t, ok)
+			require.Equal(t, int(table[Reduce(f.Hash, uint64(len(table)))]), idx, "%s: Pick is the table lookup", name)
+			require.NotEqual(t, 2, idx, "weight 0 takes nothing")
+		}
+	}
+	for _, name := range []string{"rr", "wrr", "lc", "wlc", "sh"} {
+		s, err := New(name, bes, Config{})
+		require.NoError(t, err)
+		_, ok := s.(Tabled)
+		require.False(t, ok, "%s does not pick by the flow hash alone", name)
+	}
+}
