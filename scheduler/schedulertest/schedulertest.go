@@ -107,6 +107,7 @@ func Run(t *testing.T, f scheduler.Factory, opts *Options) {
 			if o.Deterministic {
 				t.Run("Deterministic", func(t *testing.T) { testDeterministic(t, f, o) })
 			}
+			t.Run("Declarations", func(t *testing.T) { testDeclarations(t, f, o) })
 		})
 	}
 }
@@ -434,6 +435,47 @@ func testDeterministic(t *testing.T, f scheduler.Factory, o Options) {
 				require.Equal(t, ia, ib, "instances disagree on flow %d", k)
 			}
 		})
+	}
+}
+
+// testDeclarations holds a scheduler to what it declares through the
+// optional interfaces of package scheduler: a FlowKeyed one picks the same
+// backend for the same flow whatever Turn says and however often it is
+// asked; a Tabled one picks by its table; an Explainer's Explain agrees
+// with Pick. A scheduler that declares none passes trivially.
+func testDeclarations(t *testing.T, f scheduler.Factory, o Options) {
+	bs := Backends(40, 3, 1, 0, 2)
+	s := mustBuild(t, f, bs, o.Config)
+	flows := o.flows(3000, 8)
+	keyed := scheduler.FollowsFlow(s)
+	tabled, isTabled := s.(scheduler.Tabled)
+	ex, isEx := s.(scheduler.Explainer)
+	for k := range flows {
+		fl := flows[k]
+		i, ok := pick(t, s, &fl)
+		if keyed {
+			again := fl
+			again.Turn = fl.Turn*7 + 13
+			j, ok2 := pick(t, s, &again)
+			require.Equal(t, ok, ok2, "declares FollowsFlow but flow %d's pick depends on Turn", k)
+			require.Equal(t, i, j, "declares FollowsFlow but flow %d's pick depends on Turn", k)
+		}
+		if isTabled {
+			table := tabled.LookupTable()
+			require.NotEmpty(t, table, "declares Tabled with an empty table")
+			want := int(table[scheduler.Reduce(fl.Hash, uint64(len(table)))])
+			require.Equal(t, want >= 0, ok, "declares Tabled but flow %d's pick is not its table entry", k)
+			if ok {
+				require.Equal(t, want, i, "declares Tabled but flow %d's pick is not its table entry", k)
+			}
+		}
+		if isEx {
+			p := ex.Explain(&fl)
+			require.Equal(t, ok, p.OK, "Explain disagrees with Pick on flow %d", k)
+			if ok {
+				require.Equal(t, i, p.Index, "Explain disagrees with Pick on flow %d", k)
+			}
+		}
 	}
 }
 

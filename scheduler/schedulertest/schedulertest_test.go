@@ -123,6 +123,16 @@ var broken = map[string]struct {
 			return act[f.Turn%uint64(len(act))], true
 		}), nil
 	}, &schedulertest.Options{Shares: schedulertest.Equal}, "BareFlows/Shares"},
+	"falselyFlowKeyed": {func(bs []scheduler.Backend, cfg scheduler.Config) (scheduler.Scheduler, error) {
+		// Claims its picks follow the flow, but rotates by turn.
+		act := activeIndices(bs)
+		return keyedClaim{funcSched(func(f *scheduler.Flow) (int, bool) {
+			if len(act) == 0 {
+				return 0, false
+			}
+			return act[(f.Hash+f.Turn)%uint64(len(act))], true
+		})}, nil
+	}, &schedulertest.Options{Shares: schedulertest.Unchecked}, "declares FollowsFlow but"},
 	"retainsSlice": {func(bs []scheduler.Backend, _ scheduler.Config) (scheduler.Scheduler, error) {
 		return funcSched(func(f *scheduler.Flow) (int, bool) {
 			inner, _ := hashPick(bs, scheduler.Config{}) // reads bs at pick time
@@ -130,6 +140,11 @@ var broken = map[string]struct {
 		}), nil
 	}, &schedulertest.Options{Deterministic: true, Shares: schedulertest.Unchecked}, "disagree"},
 }
+
+// keyedClaim declares the scheduler it wraps flow-keyed, rightly or not.
+type keyedClaim struct{ scheduler.Scheduler }
+
+func (keyedClaim) FollowsFlow() bool { return true }
 
 var (
 	sink    []byte
