@@ -325,8 +325,13 @@ func (p *Program) Counters() (Counters, error) {
 
 // Run runs the program once on frame through BPF_PROG_TEST_RUN (nothing is
 // sent) and returns its verdict and the frame as it left the program. The
-// maps are the live ones: flows are created and counters counted.
+// maps are the live ones: flows are created and counters counted. The
+// kernel runs XDP programs only on frames of at least an Ethernet header
+// (14 bytes): a shorter frame is an error wrapping ErrInvalid.
 func (p *Program) Run(frame []byte) (Verdict, []byte, error) {
+	if len(frame) < 14 {
+		return 0, nil, fmt.Errorf("%w: a frame of %d bytes is shorter than an Ethernet header", ErrInvalid, len(frame))
+	}
 	opts := ebpf.RunOptions{Data: frame, DataOut: make([]byte, len(frame)+256)}
 	ret, err := p.objs.XdpDsr.Run(&opts)
 	if err != nil {
