@@ -8,6 +8,9 @@ command -v ip >/dev/null 2>&1 || need+=(iproute2)
 command -v ethtool >/dev/null 2>&1 || need+=(ethtool)
 # The daemon's status page is rendered in a real headless browser.
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
+# Regenerating the XDP program (scripts/bpf-generate.sh) needs clang,
+# llvm-strip and the libbpf headers; building and running it does not.
+command -v clang >/dev/null 2>&1 || need+=(clang llvm libbpf-dev)
 if [ "${#need[@]}" -gt 0 ]; then
 	if [ "$(id -u)" -ne 0 ]; then
 		echo "missing packages: ${need[*]} (run as root to install them)" >&2

@@ -175,3 +175,13 @@ func protoClass(proto uint8) int {
 	}
 	return classOther
 }
+
+// TimeoutTicks returns cfg's idle timeouts in ticks, indexed by protocol
+// class (0 TCP, 1 UDP, 2 every other protocol) and State, exactly as a
+// Table built from cfg applies them (a nil cfg means the defaults). Another
+// data plane that keeps its own flow state (the XDP program) expires flows
+// by the same numbers.
+func TimeoutTicks(cfg *Config) ([3][4]int32, error) {
+	r, err := cfg.resolve()
+	return r.timeouts, err
+}

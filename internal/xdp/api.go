@@ -1,0 +1,264 @@
+package xdp
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+
+	"github.com/dsrlb/dsrlb/internal/flowtable"
+)
+
+// ErrUnsupported is returned by Load where the XDP program cannot run: on
+// every platform but Linux on a little-endian architecture.
+var ErrUnsupported = errors.New("xdp: not supported on this platform")
+
+// ErrInvalid is wrapped by every error about an argument out of range.
+var ErrInvalid = errors.New("xdp: invalid argument")
+
+// Defaults applied to zero Config fields.
+const (
+	DefaultMaxFlows        = flowtable.DefaultMaxFlows
+	DefaultMaxBackendSlots = 4096
+	DefaultMaxServices     = 256
+
+	// MaxBackendSlots bounds Config.MaxBackendSlots: a backend ID keeps its
+	// slot in 20 bits.
+	MaxBackendSlots = 1 << IDSlotBits
+	// MaxTableSize is the largest service table SetService accepts, the
+	// schedulers' own bound.
+	MaxTableSize = 1 << 26
+)
+
+// Backend IDs, as the flow table stores them: a slot in the low IDSlotBits
+// bits and a generation above, so that a flow naming a removed backend
+// never reaches the backend that took its slot.
+const (
+	IDSlotBits = 20
+	IDSlotMask = 1<<IDSlotBits - 1
+	// NoBackend fills a table entry that names no backend.
+	NoBackend = 0xffffffff
+)
+
+// Config sizes the program's maps. The zero value (or a nil *Config) is
+// valid; every field documents its default.
+type Config struct {
+	// MaxFlows is the size of the flow table, an LRU hash: beyond it the
+	// least recently used flow gives way. Zero means DefaultMaxFlows.
+	MaxFlows int
+	// MaxBackendSlots is the number of backend slots (IDs' slot part must
+	// be below it). Zero means DefaultMaxBackendSlots (4096); at most
+	// MaxBackendSlots (2^20).
+	MaxBackendSlots int
+	// MaxServices bounds the service indices and the number of service
+	// keys. Zero means DefaultMaxServices (256).
+	MaxServices int
+}
+
+type resolvedConfig struct {
+	maxFlows, maxSlots, maxServices int
+}
+
+func (c *Config) resolve() (resolvedConfig, error) {
+	var cc Config
+	if c != nil {
+		cc = *c
+	}
+	r := resolvedConfig{maxFlows: cc.MaxFlows, maxSlots: cc.MaxBackendSlots, maxServices: cc.MaxServices}
+	fields := []struct {
+		name string
+		v    *int
+		def  int
+		max  int
+	}{
+		{"MaxFlows", &r.maxFlows, DefaultMaxFlows, flowtable.MaxMaxFlows},
+		{"MaxBackendSlots", &r.maxSlots, DefaultMaxBackendSlots, MaxBackendSlots},
+		{"MaxServices", &r.maxServices, DefaultMaxServices, 1 << 20},
+	}
+	for _, f := range fields {
+		switch {
+		case *f.v == 0:
+			*f.v = f.def
+		case *f.v < 0 || *f.v > f.max:
+			return r, fmt.Errorf("%w: Config.%s %d out of range (0 < %s <= %d)", ErrInvalid, f.name, *f.v, f.name, f.max)
+		}
+	}
+	return r, nil
+}
+
+// Params is what the program needs besides services and backends.
+type Params struct {
+	// Seed is the balancer's flow-hash seed (dsr.Config.Seed): the program
+	// hashes flows exactly as flowtable.Key.Hashes(Seed) does.
+	Seed uint64
+	// MAC is the balancer's own address: frames to another destination are
+	// passed, and forwarded frames leave with it as their source. Required.
+	MAC net.HardwareAddr
+	// Flows supplies the idle timeouts, resolved as flowtable resolves them
+	// (only its timeout fields are read). Nil means flowtable's defaults.
+	Flows *flowtable.Config
+}
+
+// ServiceKey identifies a service as the program looks it up.
+type ServiceKey struct {
+	// VIP is the service address (IPv4-mapped addresses are unmapped).
+	VIP netip.Addr
+	// Port is the destination port; 0 is the VIP's all-ports service,
+	// consulted when no service matches the exact port.
+	Port uint16
+	// Proto is 6 (TCP) or 17 (UDP).
+	Proto uint8
+}
+
+func (k ServiceKey) String() string {
+	return fmt.Sprintf("%s/%d", netip.AddrPortFrom(k.VIP, k.Port), k.Proto)
+}
+
+func (k ServiceKey) validate() error {
+	if !k.VIP.IsValid() {
+		return fmt.Errorf("%w: service %v: no VIP", ErrInvalid, k)
+	}
+	if k.Proto != 6 && k.Proto != 17 {
+		return fmt.Errorf("%w: service %v: protocol %d is neither TCP (6) nor UDP (17)", ErrInvalid, k, k.Proto)
+	}
+	return nil
+}
+
+// Backend is one backend slot's entry.
+type Backend struct {
+	// ID is the backend's ID: its slot in the low IDSlotBits bits (the
+	// slot SetBackend is given) and a generation above. A flow whose ID
+	// differs (an older generation) is rescheduled.
+	ID uint32
+	// MAC is the address forwarded frames go to. Required when Usable.
+	MAC net.HardwareAddr
+	// Usable says the backend may carry flows (its MAC is known, it is up
+	// and healthy). False: flows on it are rescheduled and table entries
+	// naming it count no_backend.
+	Usable bool
+	// Service is the index of the backend's service, kept for the control
+	// plane; the program does not read it.
+	Service uint32
+}
+
+// Flow is a flow-table entry.
+type Flow struct {
+	// Backend is the ID of the flow's backend.
+	Backend uint32
+	// State is where the flow is in its life.
+	State flowtable.State
+	// LastSeen is the tick of the flow's last packet.
+	LastSeen flowtable.Tick
+}
+
+// Verdict is an XDP action.
+type Verdict uint32
+
+// The XDP actions the program returns.
+const (
+	Aborted Verdict = iota
+	Drop
+	Pass
+	TX
+)
+
+func (v Verdict) String() string {
+	switch v {
+	case Aborted:
+		return "aborted"
+	case Drop:
+		return "drop"
+	case Pass:
+		return "pass"
+	case TX:
+		return "tx"
+	}
+	return fmt.Sprintf("Verdict(%d)", uint32(v))
+}
+
+// PassReason says why the program handed a frame to the Go path.
+type PassReason int
+
+// The reasons frames are passed, in the program's order.
+const (
+	// PassNotOurs: the destination MAC is not the balancer's.
+	PassNotOurs PassReason = iota
+	// PassNotVIP: TCP or UDP to an address that is not a VIP, or an ICMP
+	// error quoting a packet that did not come from one.
+	PassNotVIP
+	// PassNoService: a VIP without a service for the port and protocol.
+	PassNoService
+	// PassNotCapable: the service's scheduler does not run in XDP.
+	PassNotCapable
+	// PassFragment: an IPv4 fragment.
+	PassFragment
+	// PassExtHeader: an IPv6 packet with an extension header.
+	PassExtHeader
+	// PassMalformed: a frame the Go parser counts as malformed.
+	PassMalformed
+	// PassICMPNoFlow: an ICMP error whose quoted flow has no live entry
+	// with a usable backend, or whose quote lacks the ports.
+	PassICMPNoFlow
+	// PassOther: not IPv4 or IPv6 (ARP, a second VLAN tag), a protocol
+	// other than TCP, UDP and ICMP errors, or a frame from our own MAC.
+	PassOther
+	// NumPassReasons counts the reasons.
+	NumPassReasons
+)
+
+var passNames = [...]string{"not_ours", "not_vip", "no_service", "not_capable", "fragment", "ext_header",
+	"malformed", "icmp_no_flow", "other"}
+
+func (r PassReason) String() string {
+	if r >= 0 && int(r) < len(passNames) {
+		return passNames[r]
+	}
+	return fmt.Sprintf("PassReason(%d)", int(r))
+}
+
+// DropReason says why the program dropped a frame.
+type DropReason int
+
+const (
+	// DropNoBackend: the service's table names no usable backend for the
+	// flow (as dsr.DropNoBackend).
+	DropNoBackend DropReason = iota
+	// NumDropReasons counts the reasons.
+	NumDropReasons
+)
+
+func (r DropReason) String() string {
+	if r == DropNoBackend {
+		return "no_backend"
+	}
+	return fmt.Sprintf("DropReason(%d)", int(r))
+}
+
+// Counters are the program's counters summed over CPUs. Every frame counts
+// once in Received and once in exactly one of Forwarded, Passed and
+// Dropped.
+type Counters struct {
+	Received  uint64
+	Forwarded uint64 // sent back out with XDP_TX
+	// Stateless counts frames forwarded without a flow entry because the
+	// flow table refused the insert (also in Forwarded).
+	Stateless uint64
+	Passed    [NumPassReasons]uint64
+	Dropped   [NumDropReasons]uint64
+	// Backends is indexed by slot, Services by service index.
+	Backends []BackendCounters
+	Services []ServiceCounters
+}
+
+// BackendCounters are one backend slot's counters.
+type BackendCounters struct {
+	Packets, Bytes uint64 // forwarded, whole frames
+	Flows          uint64 // flows started (new, reopened or rescheduled to it)
+	SYNRetransmits uint64 // bare SYNs on an embryonic flow of it
+}
+
+// ServiceCounters are one service index's counters.
+type ServiceCounters struct {
+	Flows       uint64 // new flows, reopened ones included
+	Rescheduled uint64 // flows moved to a new backend
+}

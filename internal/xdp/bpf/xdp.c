@@ -1,0 +1,724 @@
+// SPDX-License-Identifier: (MIT OR GPL-2.0-only)
+/*
+ * The XDP half of the dsrlb data plane. It runs the plan the Go control
+ * plane writes into its maps and decides exactly as dsr/worker.go does for
+ * what it handles: TCP and UDP to a VIP service whose scheduler it
+ * implements (a lookup table indexed by the flow hash), and ICMP errors
+ * about such flows. Everything else goes up to the Go path with XDP_PASS,
+ * counted by reason. See ../doc.go.
+ */
+#include "common.h"
+#include "mul128.h"
+
+char __license[] SEC("license") = "Dual MIT/GPL";
+
+#define ETH_P_IP 0x0800
+#define ETH_P_IPV6 0x86DD
+#define ETH_P_8021Q 0x8100
+#define ETH_P_8021AD 0x88A8
+
+#define PROTO_ICMP 1
+#define PROTO_TCP 6
+#define PROTO_UDP 17
+#define PROTO_ICMPV6 58
+
+#define TCP_FIN 0x01
+#define TCP_SYN 0x02
+#define TCP_RST 0x04
+#define TCP_ACK 0x10
+
+/* Flow states: flowtable.State. */
+enum flow_state {
+	STATE_EMBRYONIC = 0,
+	STATE_ESTABLISHED = 1,
+	STATE_CLOSING = 2,
+};
+
+/* Backend IDs: slot in the low 20 bits, generation in the high 12
+ * (dsr/snapshot.go). */
+#define ID_SLOT_MASK 0xfffff
+#define ID_NONE 0xffffffff
+
+/* Flags of struct backend_entry and struct service_entry. */
+#define BACKEND_USABLE 1
+#define SERVICE_CAPABLE 1
+
+/* Why a frame went up to the Go path (Go: PassReason). */
+enum pass_reason {
+	PASS_NOT_OURS = 0,
+	PASS_NOT_VIP,
+	PASS_NO_SERVICE,
+	PASS_NOT_CAPABLE,
+	PASS_FRAGMENT,
+	PASS_EXT_HEADER,
+	PASS_MALFORMED,
+	PASS_ICMP_NO_FLOW,
+	PASS_OTHER,
+	PASS_MAX,
+};
+
+/* Why a frame was dropped (Go: DropReason). */
+enum drop_reason {
+	DROP_NO_BACKEND = 0,
+	DROP_MAX,
+};
+
+/* The flow table's key: flowtable.Key, IPv4 addresses IPv4-mapped, ports
+ * in host byte order, the padding zero. */
+struct flow_key {
+	__u8 src[16];
+	__u8 dst[16];
+	__u16 sport;
+	__u16 dport;
+	__u8 proto;
+	__u8 pad[3];
+} __attribute__((aligned(8)));
+
+struct flow_entry {
+	__u32 backend;   /* backend ID, with generation */
+	__u32 last_seen; /* tick of the last packet */
+	__u8 state;      /* enum flow_state */
+	__u8 pad[7];
+};
+
+struct service_key {
+	__u8 vip[16];
+	__u16 port; /* host byte order; 0: the VIP's all-ports service */
+	__u8 proto;
+	__u8 pad;
+};
+
+struct service_entry {
+	__u32 index; /* into tables and service_counters */
+	__u32 flags; /* SERVICE_CAPABLE */
+};
+
+struct backend_entry {
+	__u32 id;      /* the ID flows name; must match, generation included */
+	__u32 flags;   /* BACKEND_USABLE */
+	__u32 service; /* service index, for the control plane */
+	__u8 mac[6];
+	__u8 pad[2];
+};
+
+struct settings {
+	__u64 seed; /* the balancer's flow-hash seed */
+	__u32 now;  /* current tick, written by the control plane */
+	__u8 mac[6];
+	__u8 pad[2];
+	/* Idle timeouts in ticks by protocol class (tcp, udp, other) and
+	 * state, as flowtable resolves them. */
+	__s32 timeouts[3][4];
+	__u32 pad2;
+};
+
+struct global_counters {
+	__u64 received;
+	__u64 tx;
+	__u64 stateless; /* forwarded, but the flow table refused the entry */
+	__u64 pass[PASS_MAX];
+	__u64 drop[DROP_MAX];
+};
+
+struct backend_counters {
+	__u64 packets;
+	__u64 bytes;
+	__u64 flows;
+	__u64 syn_retransmits;
+};
+
+struct service_counters {
+	__u64 flows;
+	__u64 rescheduled;
+};
+
+/* One record of the hash check program (see xdp_hash). */
+struct hash_record {
+	struct flow_key key;
+	__u64 seed;
+	__u64 n;
+	__u64 hash; /* out */
+	__u64 slot; /* out */
+};
+
+/* Map sizes here are placeholders: Load sets them from its Config. */
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct settings);
+} config SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 1024);
+	__type(key, struct flow_key);
+	__type(value, struct flow_entry);
+} flows SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 64);
+	__type(key, struct service_key);
+	__type(value, struct service_entry);
+} services SEC(".maps");
+
+/* Every VIP that has a service, to tell not_vip from no_service. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 64);
+	__type(key, __u8[16]);
+	__type(value, __u8);
+} vips SEC(".maps");
+
+/* A service's lookup table: element 0 holds the table size M, elements
+ * 1..M the backend IDs (ID_NONE: no backend). Keeping M inside the map
+ * makes a swapped-in table self-describing, so the program never pairs a
+ * size with the wrong table. */
+struct table {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__uint(map_flags, BPF_F_INNER_MAP);
+	__type(key, __u32);
+	__type(value, __u32);
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, 64);
+	__type(key, __u32);
+	__array(values, struct table);
+} tables SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 64);
+	__type(key, __u32);
+	__type(value, struct backend_entry);
+} backends SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct global_counters);
+} counters SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 64);
+	__type(key, __u32);
+	__type(value, struct backend_counters);
+} be_counters SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 64);
+	__type(key, __u32);
+	__type(value, struct service_counters);
+} svc_counters SEC(".maps");
+
+/* Constants of flowtable's hash mixer. */
+#define HASH_K0 0xa0761d6478bd642fULL
+#define HASH_K1 0xe7037ed1a0b428dbULL
+#define HASH_K2 0x8ebc6af09c88c6e3ULL
+#define HASH_K3 0x589965cc75374cc3ULL
+#define HASH_K4 0x1d8e4e27c47d124fULL
+
+/* flow_hash is flowtable.Key.Hashes(seed)'s first result. The address
+ * words are read little-endian, as Go reads them. */
+static __always_inline __u64 flow_hash(const struct flow_key *k, __u64 seed)
+{
+	__u64 s0, s1, d0, d1;
+	__builtin_memcpy(&s0, &k->src[0], 8);
+	__builtin_memcpy(&s1, &k->src[8], 8);
+	__builtin_memcpy(&d0, &k->dst[0], 8);
+	__builtin_memcpy(&d1, &k->dst[8], 8);
+	__u64 pp = (__u64)k->sport | (__u64)k->dport << 16 | (__u64)k->proto << 32;
+	__u64 a = mix(s0 ^ seed ^ HASH_K0, s1 ^ seed ^ HASH_K1);
+	__u64 b = mix(d0 ^ seed ^ HASH_K2, d1 ^ seed ^ HASH_K3);
+	return mix(a ^ pp ^ HASH_K4, b ^ seed ^ HASH_K0);
+}
+
+/* next_state is flowtable's nextState. */
+static __always_inline __u8 next_state(__u8 st, __u8 proto, __u8 flags)
+{
+	if (proto != PROTO_TCP)
+		return st == STATE_EMBRYONIC ? STATE_ESTABLISHED : st;
+	if (flags & (TCP_FIN | TCP_RST))
+		return STATE_CLOSING;
+	if ((flags & (TCP_SYN | TCP_ACK)) == TCP_SYN)
+		return st == STATE_CLOSING ? STATE_EMBRYONIC : st;
+	if (st == STATE_EMBRYONIC && (flags & TCP_ACK))
+		return STATE_ESTABLISHED;
+	return st;
+}
+
+/* expired is flowtable's expiry rule: idle longer than the timeout of the
+ * flow's protocol class and state, ticks compared by wrapped difference. */
+static __always_inline int expired(const struct settings *cfg, const struct flow_entry *f, __u8 proto)
+{
+	__u32 class = proto == PROTO_TCP ? 0 : proto == PROTO_UDP ? 1 : 2;
+	__s32 idle = (__s32)(cfg->now - f->last_seen);
+	return idle > cfg->timeouts[class][f->state & 3];
+}
+
+/* usable_backend returns the backend that ID id names if it may carry
+ * flows: the slot's entry has the same ID (generation included) and is
+ * flagged usable. */
+static __always_inline struct backend_entry *usable_backend(__u32 id)
+{
+	__u32 slot = id & ID_SLOT_MASK;
+	struct backend_entry *be = bpf_map_lookup_elem(&backends, &slot);
+	if (!be || be->id != id || !(be->flags & BACKEND_USABLE))
+		return 0;
+	return be;
+}
+
+/* What one frame came to. */
+struct verdict {
+	int action;
+	__u32 reason; /* enum pass_reason or drop_reason */
+	struct backend_entry *be;
+};
+
+static __always_inline int pass(struct verdict *v, __u32 reason)
+{
+	v->action = XDP_PASS;
+	v->reason = reason;
+	return 0;
+}
+
+static __always_inline int drop(struct verdict *v, __u32 reason)
+{
+	v->action = XDP_DROP;
+	v->reason = reason;
+	return 0;
+}
+
+static __always_inline int forward(struct verdict *v, struct backend_entry *be)
+{
+	v->action = XDP_TX;
+	v->be = be;
+	return 0;
+}
+
+static __always_inline void count_flow(struct backend_entry *be, __u32 svc, int rescheduled)
+{
+	__u32 slot = be->id & ID_SLOT_MASK;
+	struct backend_counters *bc = bpf_map_lookup_elem(&be_counters, &slot);
+	if (bc)
+		bc->flows++;
+	struct service_counters *sc = bpf_map_lookup_elem(&svc_counters, &svc);
+	if (sc) {
+		if (rescheduled)
+			sc->rescheduled++;
+		else
+			sc->flows++;
+	}
+}
+
+/* schedule finds the flow's service and picks its backend: the service
+ * of the exact port, else the VIP's all-ports service; then
+ * table[reduce(hash, M)]. On failure it sets the verdict and returns 0;
+ * *not_capable says the service exists but its scheduler is not one the
+ * program runs. */
+static __always_inline struct backend_entry *schedule(const struct settings *cfg, const struct flow_key *k,
+						__u32 *svc_index, struct verdict *v)
+{
+	struct service_key sk = {};
+	__builtin_memcpy(sk.vip, k->dst, 16);
+	sk.port = k->dport;
+	sk.proto = k->proto;
+	struct service_entry *svc = bpf_map_lookup_elem(&services, &sk);
+	if (!svc) {
+		sk.port = 0;
+		svc = bpf_map_lookup_elem(&services, &sk);
+	}
+	if (!svc) {
+		if (bpf_map_lookup_elem(&vips, k->dst))
+			pass(v, PASS_NO_SERVICE);
+		else
+			pass(v, PASS_NOT_VIP);
+		return 0;
+	}
+	if (!(svc->flags & SERVICE_CAPABLE)) {
+		pass(v, PASS_NOT_CAPABLE);
+		return 0;
+	}
+	__u32 index = svc->index;
+	*svc_index = index;
+	void *table = bpf_map_lookup_elem(&tables, &index);
+	if (!table) {
+		drop(v, DROP_NO_BACKEND);
+		return 0;
+	}
+	__u32 zero = 0;
+	__u32 *m = bpf_map_lookup_elem(table, &zero);
+	if (!m || *m == 0) {
+		drop(v, DROP_NO_BACKEND);
+		return 0;
+	}
+	__u32 slot = (__u32)reduce(flow_hash(k, cfg->seed), *m) + 1;
+	__u32 *id = bpf_map_lookup_elem(table, &slot);
+	if (!id || *id == ID_NONE) {
+		drop(v, DROP_NO_BACKEND);
+		return 0;
+	}
+	struct backend_entry *be = usable_backend(*id);
+	if (!be) {
+		drop(v, DROP_NO_BACKEND);
+		return 0;
+	}
+	return be;
+}
+
+/* move_flow gives the existing flow f a new pick: for a new connection on
+ * the ports of a closed one (rescheduled == 0), or because its backend can
+ * no longer take it (rescheduled == 1). A service the program does not run
+ * takes the flow back to the Go path: its entry goes, so that the Go path
+ * owns the flow from now on. */
+static __always_inline int move_flow(const struct settings *cfg, const struct flow_key *k, struct flow_entry *f,
+				     int rescheduled, struct verdict *v)
+{
+	__u32 svc = 0;
+	struct backend_entry *be = schedule(cfg, k, &svc, v);
+	if (!be) {
+		if (v->reason == PASS_NOT_CAPABLE && v->action == XDP_PASS)
+			bpf_map_delete_elem(&flows, k);
+		return 0;
+	}
+	f->backend = be->id;
+	count_flow(be, svc, rescheduled);
+	return forward(v, be);
+}
+
+/* flow decides a TCP or UDP packet (dsr worker.flow). */
+static __always_inline int flow(const struct settings *cfg, const struct flow_key *k, __u8 tcp_flags,
+				struct verdict *v)
+{
+	__u8 flags = k->proto == PROTO_TCP ? tcp_flags : 0;
+	struct flow_entry *f = bpf_map_lookup_elem(&flows, k);
+	if (f && !expired(cfg, f, k->proto)) {
+		__u8 prev = f->state;
+		__u8 st = next_state(prev, k->proto, flags);
+		/* Write only what changed: an unchanged cache line is not
+		 * bounced between CPUs. */
+		if (f->last_seen != cfg->now)
+			f->last_seen = cfg->now;
+		if (st != prev)
+			f->state = st;
+		__u32 id = f->backend;
+		if ((flags & (TCP_SYN | TCP_ACK)) == TCP_SYN) {
+			if (prev == STATE_CLOSING)
+				return move_flow(cfg, k, f, 0, v);
+			if (prev == STATE_EMBRYONIC) {
+				/* A client retrying its first packet. */
+				struct backend_entry *be = usable_backend(id);
+				if (be) {
+					__u32 slot = id & ID_SLOT_MASK;
+					struct backend_counters *bc =
+						bpf_map_lookup_elem(&be_counters, &slot);
+					if (bc)
+						bc->syn_retransmits++;
+				}
+			}
+		}
+		struct backend_entry *be = usable_backend(id);
+		if (be)
+			return forward(v, be);
+		return move_flow(cfg, k, f, 1, v);
+	}
+
+	/* A miss, or an expired entry the insert below replaces. */
+	__u32 svc = 0;
+	struct backend_entry *be = schedule(cfg, k, &svc, v);
+	if (!be)
+		return 0;
+	if (k->proto == PROTO_TCP && (flags & TCP_RST))
+		return forward(v, be); /* a lone RST creates no state */
+	struct flow_entry nf = {
+		.backend = be->id,
+		.last_seen = cfg->now,
+		.state = STATE_EMBRYONIC,
+	};
+	if (bpf_map_update_elem(&flows, k, &nf, BPF_ANY) == 0) {
+		count_flow(be, svc, 0);
+	} else {
+		__u32 zero = 0;
+		struct global_counters *gc = bpf_map_lookup_elem(&counters, &zero);
+		if (gc)
+			gc->stateless++;
+	}
+	return forward(v, be);
+}
+
+/* Where the parse of one frame got to. */
+struct packet {
+	struct flow_key key;
+	__u8 tcp_flags;
+	__u8 version;
+};
+
+/* set_addr4 stores an IPv4 address IPv4-mapped, as netip.Addr.As16. */
+static __always_inline void set_addr4(__u8 *dst, const __u8 *src)
+{
+	__builtin_memset(dst, 0, 10);
+	dst[10] = 0xff;
+	dst[11] = 0xff;
+	__builtin_memcpy(dst + 12, src, 4);
+}
+
+static __always_inline int is_icmp_error(__u8 version, __u8 type)
+{
+	if (version == 4)
+		return type == 3 || type == 11 || type == 12;
+	return type >= 1 && type <= 4;
+}
+
+/* icmp_error sends an ICMP error to the backend of the flow it quotes (dsr
+ * worker.icmpError). inner points at the quoted IP header; ipend is where
+ * the outer IP packet ends. */
+static __always_inline int icmp_error(const struct settings *cfg, __u8 version, void *inner, void *ipend,
+				      void *end, struct verdict *v)
+{
+	struct flow_key k = {};
+	__u8 *t;
+	__u8 proto;
+	if (version == 4) {
+		__u8 *h = inner;
+		if ((void *)(h + 20) > end || (void *)(h + 20) > ipend || h[0] >> 4 != 4)
+			return pass(v, PASS_ICMP_NO_FLOW);
+		__u32 ihl = (__u32)(h[0] & 0x0f) << 2;
+		if (ihl < 20 || (void *)h + ihl > ipend)
+			return pass(v, PASS_ICMP_NO_FLOW);
+		proto = h[9];
+		/* The key is the quoted tuple reversed: the quote is a packet
+		 * the backend sent from the VIP. */
+		set_addr4(k.dst, h + 12);
+		set_addr4(k.src, h + 16);
+		if (bpf_ntohs(*(__u16 *)(h + 6)) & 0x1fff)
+			return pass(v, PASS_ICMP_NO_FLOW); /* a later fragment: no ports */
+		t = (__u8 *)h + ihl;
+	} else {
+		__u8 *h = inner;
+		if ((void *)(h + 40) > end || (void *)(h + 40) > ipend || h[0] >> 4 != 6)
+			return pass(v, PASS_ICMP_NO_FLOW);
+		proto = h[6];
+		__builtin_memcpy(k.dst, h + 8, 16);
+		__builtin_memcpy(k.src, h + 24, 16);
+		t = h + 40;
+	}
+	if (!bpf_map_lookup_elem(&vips, k.dst))
+		return pass(v, PASS_NOT_VIP);
+	if (proto != PROTO_TCP && proto != PROTO_UDP)
+		return pass(v, PASS_ICMP_NO_FLOW);
+	if ((void *)(t + 4) > end || (void *)(t + 4) > ipend)
+		return pass(v, PASS_ICMP_NO_FLOW);
+	k.proto = proto;
+	k.dport = bpf_ntohs(*(__u16 *)t);
+	k.sport = bpf_ntohs(*(__u16 *)(t + 2));
+	struct flow_entry *f = bpf_map_lookup_elem(&flows, &k);
+	if (!f || expired(cfg, f, proto))
+		return pass(v, PASS_ICMP_NO_FLOW);
+	/* A lookup without TCP flags, as the Go path makes it. */
+	__u8 st = next_state(f->state, proto, 0);
+	if (f->last_seen != cfg->now)
+		f->last_seen = cfg->now;
+	if (st != f->state)
+		f->state = st;
+	struct backend_entry *be = usable_backend(f->backend);
+	if (!be)
+		return pass(v, PASS_ICMP_NO_FLOW);
+	return forward(v, be);
+}
+
+/* mac_equal compares two MAC addresses (BPF has no memcmp). */
+static __always_inline int mac_equal(const __u8 *a, const __u8 *b)
+{
+	return ((a[0] ^ b[0]) | (a[1] ^ b[1]) | (a[2] ^ b[2]) | (a[3] ^ b[3]) | (a[4] ^ b[4]) |
+		(a[5] ^ b[5])) == 0;
+}
+
+/* decide parses the frame and sets the verdict. Its checks are those of
+ * internal/frame.Parse for what it handles: whatever the Go parser counts
+ * as malformed is passed up, never forwarded. */
+static __always_inline int decide(struct xdp_md *ctx, const struct settings *cfg, struct verdict *v)
+{
+	void *data = (void *)(long)ctx->data;
+	void *end = (void *)(long)ctx->data_end;
+	__u8 *eth = data;
+	if ((void *)(eth + 14) > end)
+		return pass(v, PASS_MALFORMED);
+	if (!mac_equal(eth, cfg->mac))
+		return pass(v, PASS_NOT_OURS);
+	if (mac_equal(eth + 6, cfg->mac))
+		return pass(v, PASS_OTHER); /* our own frame */
+	__u16 et = bpf_ntohs(*(__u16 *)(eth + 12));
+	__u8 *l3 = eth + 14;
+	if (et == ETH_P_8021Q || et == ETH_P_8021AD) {
+		if ((void *)(eth + 18) > end)
+			return pass(v, PASS_MALFORMED);
+		et = bpf_ntohs(*(__u16 *)(eth + 16));
+		l3 = eth + 18;
+	}
+
+	struct packet p = {};
+	__u8 *l4;
+	void *ipend;
+	int from_frame = 0;
+	if (et == ETH_P_IP) {
+		if ((void *)(l3 + 20) > end)
+			return pass(v, PASS_MALFORMED);
+		if (l3[0] >> 4 != 4)
+			return pass(v, PASS_MALFORMED);
+		__u32 ihl = (__u32)(l3[0] & 0x0f) << 2;
+		if (ihl < 20 || (void *)l3 + ihl > end)
+			return pass(v, PASS_MALFORMED);
+		__u32 avail = (__u32)(end - (void *)l3);
+		__u32 total = bpf_ntohs(*(__u16 *)(l3 + 2));
+		if (total == 0 && avail > ihl) {
+			/* A GSO super-frame: the frame is the packet. */
+			total = avail;
+			from_frame = 1;
+		}
+		if (total < ihl || total > avail)
+			return pass(v, PASS_MALFORMED);
+		if (bpf_ntohs(*(__u16 *)(l3 + 6)) & 0x3fff)
+			return pass(v, PASS_FRAGMENT); /* MF set or an offset */
+		ipend = (void *)l3 + total;
+		p.version = 4;
+		p.key.proto = l3[9];
+		set_addr4(p.key.src, l3 + 12);
+		set_addr4(p.key.dst, l3 + 16);
+		l4 = l3 + ihl;
+	} else if (et == ETH_P_IPV6) {
+		if ((void *)(l3 + 40) > end)
+			return pass(v, PASS_MALFORMED);
+		if (l3[0] >> 4 != 6)
+			return pass(v, PASS_MALFORMED);
+		__u32 avail = (__u32)(end - (void *)l3);
+		__u32 total = 40 + (__u32)bpf_ntohs(*(__u16 *)(l3 + 4));
+		if (total == 40 && avail > 40) {
+			/* A jumbogram or GSO super-frame. */
+			total = avail;
+			from_frame = 1;
+		}
+		if (total > avail)
+			return pass(v, PASS_MALFORMED);
+		ipend = (void *)l3 + total;
+		__u8 nh = l3[6];
+		/* Hop-by-hop, routing, fragment, destination options, AH. */
+		if (nh == 0 || nh == 43 || nh == 44 || nh == 60 || nh == 51)
+			return pass(v, PASS_EXT_HEADER);
+		p.version = 6;
+		p.key.proto = nh;
+		__builtin_memcpy(p.key.src, l3 + 8, 16);
+		__builtin_memcpy(p.key.dst, l3 + 24, 16);
+		l4 = l3 + 40;
+	} else {
+		return pass(v, PASS_OTHER); /* ARP, not IP, a second VLAN tag */
+	}
+
+	__u32 rem = (__u32)(ipend - (void *)l4);
+	switch (p.key.proto) {
+	case PROTO_TCP: {
+		if (rem < 20 || (void *)(l4 + 20) > end)
+			return pass(v, PASS_MALFORMED);
+		__u32 doff = (__u32)(l4[12] >> 4) << 2;
+		if (doff < 20 || doff > rem)
+			return pass(v, PASS_MALFORMED);
+		p.key.sport = bpf_ntohs(*(__u16 *)l4);
+		p.key.dport = bpf_ntohs(*(__u16 *)(l4 + 2));
+		p.tcp_flags = l4[13];
+		break;
+	}
+	case PROTO_UDP: {
+		if (rem < 8 || (void *)(l4 + 8) > end)
+			return pass(v, PASS_MALFORMED);
+		if (!from_frame) {
+			__u32 ul = bpf_ntohs(*(__u16 *)(l4 + 4));
+			if (ul < 8 || ul > rem)
+				return pass(v, PASS_MALFORMED);
+		}
+		p.key.sport = bpf_ntohs(*(__u16 *)l4);
+		p.key.dport = bpf_ntohs(*(__u16 *)(l4 + 2));
+		break;
+	}
+	case PROTO_ICMP:
+	case PROTO_ICMPV6:
+		if ((p.key.proto == PROTO_ICMP) != (p.version == 4))
+			return pass(v, PASS_OTHER);
+		if (rem < 8 || (void *)(l4 + 8) > end)
+			return pass(v, PASS_MALFORMED);
+		if (!is_icmp_error(p.version, l4[0]))
+			return pass(v, PASS_OTHER);
+		return icmp_error(cfg, p.version, l4 + 8, ipend, end, v);
+	default:
+		return pass(v, PASS_OTHER);
+	}
+	return flow(cfg, &p.key, p.tcp_flags, v);
+}
+
+SEC("xdp")
+int xdp_dsr(struct xdp_md *ctx)
+{
+	__u32 zero = 0;
+	struct settings *cfg = bpf_map_lookup_elem(&config, &zero);
+	struct global_counters *gc = bpf_map_lookup_elem(&counters, &zero);
+	if (!cfg || !gc)
+		return XDP_PASS;
+	gc->received++;
+
+	struct verdict v = {.action = XDP_PASS, .reason = PASS_OTHER};
+	decide(ctx, cfg, &v);
+
+	if (v.action == XDP_TX && v.be) {
+		void *data = (void *)(long)ctx->data;
+		void *end = (void *)(long)ctx->data_end;
+		if (data + 12 > end)
+			return XDP_PASS; /* decide saw 14 bytes: not reached */
+		__builtin_memcpy(data, v.be->mac, 6);
+		__builtin_memcpy(data + 6, cfg->mac, 6);
+		__u32 slot = v.be->id & ID_SLOT_MASK;
+		struct backend_counters *bc = bpf_map_lookup_elem(&be_counters, &slot);
+		if (bc) {
+			bc->packets++;
+			bc->bytes += (__u64)(end - data);
+		}
+		gc->tx++;
+		return XDP_TX;
+	}
+	if (v.action == XDP_DROP) {
+		if (v.reason < DROP_MAX)
+			gc->drop[v.reason]++;
+		return XDP_DROP;
+	}
+	if (v.reason < PASS_MAX)
+		gc->pass[v.reason]++;
+	return XDP_PASS;
+}
+
+/* NRECORDS hash_records fit one test frame. */
+#define NRECORDS 32
+
+/* xdp_hash computes, for each record of the frame, flow_hash(key, seed)
+ * and reduce(hash, n) with the very functions xdp_dsr uses, so that a test
+ * can compare them with the Go side's. It is never attached. */
+SEC("xdp")
+int xdp_hash(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data;
+	void *end = (void *)(long)ctx->data_end;
+	for (int i = 0; i < NRECORDS; i++) {
+		struct hash_record *r = data + i * sizeof(struct hash_record);
+		if ((void *)(r + 1) > end)
+			break;
+		struct flow_key k;
+		__builtin_memcpy(&k, &r->key, sizeof(k));
+		r->hash = flow_hash(&k, r->seed);
+		r->slot = reduce(r->hash, r->n);
+	}
+	return XDP_PASS;
+}
