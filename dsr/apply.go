@@ -44,6 +44,7 @@ func (b *Balancer) apply(in *compileInput, p *plan) {
 	b.gen = p.snap.gen
 	b.ramping = p.ramping
 	b.snap.Store(p.snap)
+	b.syncDataPlanes(p.snap)
 	for _, e := range p.events {
 		b.emit(e)
 	}

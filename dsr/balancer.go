@@ -44,7 +44,9 @@ type Balancer struct {
 
 	fwdMu        sync.Mutex
 	forwarders   map[Forwarder]struct{}
-	filteredVIPs []netip.Addr // the VIP set the forwarders' filters hold
+	dataPlanes   []dataPlane      // forwarders that decide in the kernel (XDP)
+	ftCfg        flowtable.Config // the flow table's timeouts, which data planes share
+	filteredVIPs []netip.Addr     // the VIP set the forwarders' filters hold
 
 	// Runtime state, guarded by mu.
 	resolved     map[netip.Addr]net.HardwareAddr // MACs learned by address resolution
@@ -66,7 +68,7 @@ func New(cfg *Config) (*Balancer, error) {
 		c.Workers = runtime.NumCPU()
 	}
 	var b *Balancer // for OnEvict, which the table calls only once b is set
-	ft, err := flowtable.New(&flowtable.Config{
+	ftCfg := flowtable.Config{
 		// Flows Insert gives up to make room, or replaces because they
 		// expired before the sweep removed them (a client reusing its
 		// ports soon after a close does that all the time), end like
@@ -80,11 +82,14 @@ func New(cfg *Config) (*Balancer, error) {
 		UDPTimeout:          c.UDPTimeout,
 		UDPEmbryonicTimeout: c.EmbryonicTimeout,
 		OtherTimeout:        c.UDPTimeout,
-	})
+	}
+	ft, err := flowtable.New(&ftCfg)
 	if err != nil {
 		return nil, &ConfigError{Field: "flow table", Err: err}
 	}
+	ftCfg.OnEvict = nil // data planes read only the timeouts
 	b = &Balancer{
+		ftCfg:        ftCfg,
 		cfg:          c,
 		log:          c.Logger,
 		flows:        ft,

@@ -49,6 +49,7 @@ func (b *Balancer) expireLoop(ctx context.Context) {
 			return
 		case <-t.C:
 			b.ExpireFlows(b.flows.Cap()/10 + 1)
+			b.dataPlaneTick(b.now())
 		}
 	}
 }
@@ -107,6 +108,10 @@ func (b *Balancer) controlTick(now time.Time, checkSYN bool) {
 	if b.ramping {
 		b.recompile()
 	}
+	// The kernel data plane's flows and SYN retransmits count with the Go
+	// path's; its live flows are counted (a walk of its flow table) once a
+	// second.
+	b.collectDataPlanes(b.snap.Load(), checkSYN)
 	for _, key := range b.order {
 		st := b.services[key]
 		for _, be := range st.svc.Backends {
@@ -117,7 +122,7 @@ func (b *Balancer) controlTick(now time.Time, checkSYN bool) {
 					bs.drainSince = now
 				}
 				if !bs.drainedSent {
-					active := bs.stats.active.Load()
+					active := bs.stats.totalActive()
 					expired := st.svc.DrainTimeout > 0 && now.Sub(bs.drainSince) >= st.svc.DrainTimeout
 					if active <= 0 || expired {
 						bs.drainedSent = true
@@ -134,7 +139,7 @@ func (b *Balancer) controlTick(now time.Time, checkSYN bool) {
 			}
 			// Passive signal: retransmitted SYNs on existing flows.
 			if checkSYN {
-				syn, flows := bs.stats.synRetrans.Load(), bs.stats.flows.Load()
+				syn, flows := bs.stats.totalSYN(), bs.stats.totalFlows()
 				dSYN, dFlows := syn-bs.synSeen, flows-bs.flowsSeen
 				bs.synSeen, bs.flowsSeen = syn, flows
 				if int(dSYN) >= b.synThreshold && dSYN*2 >= dFlows && now.Sub(bs.suspectAt) >= 10*time.Second {

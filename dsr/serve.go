@@ -8,6 +8,8 @@ import (
 	"os"
 	"slices"
 	"time"
+
+	"github.com/dsrlb/dsrlb/internal/flowtable"
 )
 
 // vipSetter is implemented by forwarders that filter traffic in the kernel
@@ -88,6 +90,17 @@ func (b *Balancer) registerForwarder(fwd Forwarder) error {
 			return fmt.Errorf("dsr: install VIP filter: %w", err)
 		}
 	}
+	if dp, ok := fwd.(dataPlane); ok {
+		// Under fwdMu, so that a plan applied meanwhile is pushed after
+		// this one (syncDataPlanes waits for the lock).
+		ftCfg := b.ftCfg
+		err := errors.Join(dp.setParams(b.cfg.Seed, &ftCfg), dp.setNow(b.now()), dp.loadPlan(b.snap.Load()))
+		if err != nil {
+			delete(b.forwarders, fwd)
+			return fmt.Errorf("dsr: load the plan into the data plane: %w", err)
+		}
+		b.dataPlanes = append(b.dataPlanes, dp)
+	}
 	return nil
 }
 
@@ -95,6 +108,80 @@ func (b *Balancer) unregisterForwarder(fwd Forwarder) {
 	b.fwdMu.Lock()
 	defer b.fwdMu.Unlock()
 	delete(b.forwarders, fwd)
+	if dp, ok := fwd.(dataPlane); ok {
+		b.dataPlanes = slices.DeleteFunc(b.dataPlanes, func(d dataPlane) bool { return d == dp })
+	}
+}
+
+// syncDataPlanes loads a newly applied snapshot into the data planes that
+// decide in the kernel. It runs before the call that made the change
+// returns. Called with b.mu held.
+func (b *Balancer) syncDataPlanes(s *snapshot) {
+	b.fwdMu.Lock()
+	defer b.fwdMu.Unlock()
+	for _, dp := range b.dataPlanes {
+		if err := dp.loadPlan(s); err != nil {
+			b.log.Error("loading the plan into the kernel data plane failed; services it could not take are passed to the Go path", "err", err)
+		}
+	}
+}
+
+// dataPlaneTick moves the data planes' clocks. Called from the expiry loop.
+func (b *Balancer) dataPlaneTick(now flowtable.Tick) {
+	b.fwdMu.Lock()
+	defer b.fwdMu.Unlock()
+	for _, dp := range b.dataPlanes {
+		if err := dp.setNow(now); err != nil {
+			b.log.Error("moving the kernel data plane's clock failed", "err", err)
+		}
+	}
+}
+
+// collectDataPlanes stores the data planes' per-backend and per-service
+// totals into the snapshot's entries and returns their own counters, summed
+// (nil without a data plane). With countActive it also counts their live
+// flows per backend, which walks their flow tables.
+func (b *Balancer) collectDataPlanes(s *snapshot, countActive bool) *XDPStats {
+	b.fwdMu.Lock()
+	defer b.fwdMu.Unlock()
+	if len(b.dataPlanes) == 0 {
+		return nil
+	}
+	sum := &XDPStats{Passed: map[string]uint64{}, Dropped: map[string]uint64{}}
+	active := map[uint32]int{}
+	for _, dp := range b.dataPlanes {
+		st, err := dp.collect(s)
+		if err != nil {
+			b.log.Error("reading the kernel data plane's counters failed", "err", err)
+			continue
+		}
+		sum.Received += st.Received
+		sum.Forwarded += st.Forwarded
+		for k, v := range st.Passed {
+			sum.Passed[k] += v
+		}
+		for k, v := range st.Dropped {
+			sum.Dropped[k] += v
+		}
+		if countActive {
+			per, err := dp.activeFlows(b.now())
+			if err != nil {
+				b.log.Error("counting the kernel data plane's flows failed", "err", err)
+				continue
+			}
+			for id, n := range per {
+				active[id] += n
+			}
+		}
+	}
+	if countActive {
+		for i := range s.backends {
+			if be := &s.backends[i]; be.svc != nil {
+				be.stats.dp.active.Store(int64(active[be.id]))
+			}
+		}
+	}
+	return sum
 }
 
 // syncVIPs pushes the VIP set to forwarders that filter in the kernel. It

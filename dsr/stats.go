@@ -108,6 +108,12 @@ type Stats struct {
 	// Services holds one entry per configured service, in configuration
 	// order.
 	Services []ServiceStats
+	// XDP holds the counters of the XDP programs of the XDPForwarders the
+	// Balancer serves; nil without one. Their forwarded frames and drops
+	// are also counted in Received, Forwarded and Drops, and their share in
+	// every service and backend; the frames they pass up are counted by the
+	// Go path when it handles them.
+	XDP *XDPStats
 }
 
 // ServiceStats are one service's counters.
@@ -161,6 +167,8 @@ type serviceStats struct {
 	traffic     traffic
 	flows       atomic.Uint64
 	rescheduled atomic.Uint64
+	// Totals of the kernel data plane (XDP), stored by the control loop.
+	dpFlows, dpRescheduled atomic.Uint64
 }
 
 type backendStats struct {
@@ -168,7 +176,28 @@ type backendStats struct {
 	flows      atomic.Uint64
 	active     atomic.Int64
 	synRetrans atomic.Uint64
+	dp         dpBackend // the kernel data plane's share
 }
+
+// dpBackend holds a backend's totals in the kernel data plane (XDP), stored
+// by the control loop from the program's counters.
+type dpBackend struct {
+	packets, bytes, flows, synRetrans atomic.Uint64
+	active                            atomic.Int64 // flows live there at the last count
+}
+
+func (d *dpBackend) store(packets, bytes, flows, syn uint64) {
+	d.packets.Store(packets)
+	d.bytes.Store(bytes)
+	d.flows.Store(flows)
+	d.synRetrans.Store(syn)
+}
+
+// totalFlows, totalActive and totalSYN add the kernel data plane's share
+// to the Go path's.
+func (s *backendStats) totalFlows() uint64 { return s.flows.Load() + s.dp.flows.Load() }
+func (s *backendStats) totalActive() int64 { return s.active.Load() + s.dp.active.Load() }
+func (s *backendStats) totalSYN() uint64   { return s.synRetrans.Load() + s.dp.synRetrans.Load() }
 
 // workerCounters are the per-worker frame counters (drops by reason, parser
 // errors, totals). Each worker slot is written by one worker at a time.
@@ -183,7 +212,9 @@ type workerCounters struct {
 
 // Stats returns a copy of all counters. It never pauses forwarding.
 func (b *Balancer) Stats() Stats {
+	xs := b.collectDataPlanes(b.snap.Load(), true)
 	st := Stats{
+		XDP:          xs,
 		Drops:        make(map[DropReason]uint64, numDropReasons),
 		Malformed:    map[string]uint64{},
 		Flows:        b.flows.Len(),
@@ -203,20 +234,34 @@ func (b *Balancer) Stats() Stats {
 			}
 		}
 	}
+	if xs != nil {
+		var dropped uint64
+		for _, n := range xs.Dropped {
+			dropped += n
+		}
+		st.Received += xs.Forwarded + dropped
+		st.Forwarded += xs.Forwarded
+		st.Drops[DropNoBackend] += xs.Dropped["no_backend"]
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for _, key := range b.order {
 		ss := b.services[key]
-		svc := ServiceStats{Key: key, Flows: ss.stats.flows.Load(), Rescheduled: ss.stats.rescheduled.Load()}
+		svc := ServiceStats{Key: key, Flows: ss.stats.flows.Load() + ss.stats.dpFlows.Load(),
+			Rescheduled: ss.stats.rescheduled.Load() + ss.stats.dpRescheduled.Load()}
 		svc.Packets, svc.Bytes = ss.stats.traffic.sum()
 		for _, be := range ss.svc.Backends {
 			bs := ss.backends[be.Addr]
-			out := BackendStats{Addr: be.Addr, State: be.State, Flows: bs.stats.flows.Load(), ActiveFlows: bs.stats.active.Load(),
-				Healthy: bs.healthy(), SYNRetransmits: bs.stats.synRetrans.Load(), MAC: slices.Clone(macOf(&be, b.resolved))}
+			out := BackendStats{Addr: be.Addr, State: be.State, Flows: bs.stats.totalFlows(), ActiveFlows: bs.stats.totalActive(),
+				Healthy: bs.healthy(), SYNRetransmits: bs.stats.totalSYN(), MAC: slices.Clone(macOf(&be, b.resolved))}
 			if err := bs.healthError(); err != nil {
 				out.HealthError = err.Error()
 			}
 			out.Packets, out.Bytes = bs.stats.traffic.sum()
+			out.Packets += bs.stats.dp.packets.Load()
+			out.Bytes += bs.stats.dp.bytes.Load()
+			svc.Packets += bs.stats.dp.packets.Load()
+			svc.Bytes += bs.stats.dp.bytes.Load()
 			svc.Backends = append(svc.Backends, out)
 		}
 		st.Services = append(st.Services, svc)

@@ -433,3 +433,13 @@ func expired(timeouts *[3][4]int32, proto uint8, f Flow, now flowtable.Tick) boo
 	idle := int32(uint32(now) - uint32(f.LastSeen))
 	return idle > timeouts[class][f.State&3]
 }
+
+// Expired reports whether flow f, of protocol proto, has expired at now by
+// the timeouts of the last SetParams: the program's rule, for a control
+// plane reading entries with LookupFlow.
+func (p *Program) Expired(proto uint8, f Flow, now flowtable.Tick) bool {
+	p.mu.Lock()
+	timeouts := p.settings.Timeouts
+	p.mu.Unlock()
+	return expired(&timeouts, proto, f, now)
+}

@@ -55,3 +55,6 @@ func (p *Program) Flows(func(flowtable.Key, Flow) bool) error { return ErrUnsupp
 
 // FlowsPerBackend returns ErrUnsupported.
 func (p *Program) FlowsPerBackend(flowtable.Tick) (map[uint32]int, error) { return nil, ErrUnsupported }
+
+// Expired returns false.
+func (p *Program) Expired(uint8, Flow, flowtable.Tick) bool { return false }

@@ -1,0 +1,324 @@
+package dsr
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"sync"
+
+	"github.com/dsrlb/dsrlb/internal/flowtable"
+	"github.com/dsrlb/dsrlb/internal/xdp"
+	"github.com/dsrlb/dsrlb/scheduler"
+)
+
+// XDPConfig configures ListenXDP. A nil *XDPConfig means all defaults.
+type XDPConfig struct {
+	// Packet configures the packet socket that carries what the XDP program
+	// passes up to the Balancer's Go path. Nil means its defaults.
+	Packet *PacketConfig
+	// MaxFlows sizes the program's flow table (an LRU hash: past it the
+	// least recently used flow gives way). Zero means 262144.
+	MaxFlows int
+	// MaxBackendSlots bounds the backend IDs the program can hold (every
+	// backend of every service has one). Zero means 4096.
+	MaxBackendSlots int
+	// MaxServices bounds the services the program runs. Zero means 256;
+	// services beyond it are passed to the Go path.
+	MaxServices int
+}
+
+// XDPForwarder is a Forwarder whose common case runs in the kernel: an XDP
+// program on the interface forwards TCP and UDP flows of the services whose
+// scheduler it implements (mh and hrw) with XDP_TX, reading the plan the
+// Balancer compiles; everything else — ARP and neighbour discovery,
+// fragments, IPv6 extension headers, ICMP errors it cannot place, services
+// with other schedulers, malformed frames — it passes up to a packet socket,
+// and the Balancer's Go path, the reference, decides those as it always
+// does. Serve it like a PacketForwarder; a Balancer that serves it keeps the
+// program's maps in step with every change and sums its counters into
+// Stats. Frames the program forwards never reach a packet socket (nor
+// tcpdump): Stats.XDP accounts for every one of them.
+//
+// The program stays attached, forwarding by the last plan it was given,
+// until Close: a Serve that returns does not stop it.
+type XDPForwarder struct {
+	*PacketForwarder
+	prog   *xdp.Program
+	link   io.Closer
+	mac    [6]byte
+	ifname string
+
+	mu sync.Mutex
+	// What the maps hold, so that a new plan writes only what changed.
+	backends map[uint32]xdp.Backend   // slot → entry
+	services map[xdp.ServiceKey]*pushedService
+	// Counter baselines: a slot or service index that is reused starts
+	// from the counters it had when its new owner took it.
+	beBase  map[uint32]xdp.BackendCounters
+	svcBase map[uint32]xdp.ServiceCounters
+	full    bool // a service did not fit MaxServices (logged once)
+}
+
+type pushedService struct {
+	sched   scheduler.Scheduler
+	ids     []uint32
+	index   uint32
+	capable bool
+}
+
+var _ Forwarder = (*XDPForwarder)(nil)
+
+// ListenXDP loads the XDP program, attaches it to the interface ifname in
+// native mode and opens the packet socket for the frames it passes up. It
+// needs CAP_NET_ADMIN, CAP_NET_RAW and CAP_BPF (root), and a kernel with
+// native XDP for the interface's driver; where the program cannot be loaded
+// or attached the error says why, and a caller can fall back to
+// ListenPacket.
+func ListenXDP(ifname string, cfg *XDPConfig) (*XDPForwarder, error) {
+	var c XDPConfig
+	if cfg != nil {
+		c = *cfg
+	}
+	ifi, err := net.InterfaceByName(ifname)
+	if err != nil {
+		return nil, fmt.Errorf("dsr: xdp forwarder on %s: %w", ifname, err)
+	}
+	if len(ifi.HardwareAddr) != 6 {
+		return nil, fmt.Errorf("dsr: xdp forwarder on %s: not an Ethernet interface", ifname)
+	}
+	prog, err := xdp.Load(&xdp.Config{MaxFlows: c.MaxFlows, MaxBackendSlots: c.MaxBackendSlots, MaxServices: c.MaxServices})
+	if err != nil {
+		if errors.Is(err, xdp.ErrUnsupported) {
+			err = fmt.Errorf("%w: %v", ErrUnsupported, err)
+		}
+		return nil, fmt.Errorf("dsr: xdp forwarder on %s: %w", ifname, err)
+	}
+	x := &XDPForwarder{prog: prog, mac: [6]byte(ifi.HardwareAddr), ifname: ifname,
+		backends: map[uint32]xdp.Backend{}, services: map[xdp.ServiceKey]*pushedService{},
+		beBase: map[uint32]xdp.BackendCounters{}, svcBase: map[uint32]xdp.ServiceCounters{}}
+	// Until a Balancer serves it the program knows no service and passes
+	// everything: the packet socket opens first, so nothing is lost.
+	if x.PacketForwarder, err = ListenPacket(ifname, c.Packet); err != nil {
+		prog.Close()
+		return nil, err
+	}
+	if x.link, err = prog.Attach(ifi.Index); err != nil {
+		x.PacketForwarder.Close()
+		prog.Close()
+		return nil, fmt.Errorf("dsr: xdp forwarder on %s: %w", ifname, err)
+	}
+	return x, nil
+}
+
+// Close detaches the program and closes the packet socket.
+func (x *XDPForwarder) Close() error {
+	var errs []error
+	if x.link != nil {
+		errs = append(errs, x.link.Close())
+	}
+	if x.prog != nil {
+		errs = append(errs, x.prog.Close())
+	}
+	if x.PacketForwarder != nil {
+		errs = append(errs, x.PacketForwarder.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// dataPlane is a forwarder that decides in the kernel from the compiled
+// plan: the Balancer hands it every snapshot it applies, moves its clock and
+// collects its counters.
+type dataPlane interface {
+	// setParams gives the data plane what does not change with the plan.
+	setParams(seed uint64, flows *flowtable.Config) error
+	// loadPlan writes a snapshot into the data plane.
+	loadPlan(s *snapshot) error
+	setNow(t flowtable.Tick) error
+	// collect adds the data plane's counters to the snapshot's backends
+	// and services, and returns its own.
+	collect(s *snapshot) (XDPStats, error)
+	// activeFlows counts, by backend ID, the data plane's flows that have
+	// not expired at now.
+	activeFlows(now flowtable.Tick) (map[uint32]int, error)
+	// peekFlow returns the data plane's entry for a flow.
+	peekFlow(k *flowtable.Key, now flowtable.Tick) (flowtable.Entry, bool)
+}
+
+var _ dataPlane = (*XDPForwarder)(nil)
+
+func (x *XDPForwarder) setParams(seed uint64, flows *flowtable.Config) error {
+	return x.prog.SetParams(xdp.Params{Seed: seed, MAC: net.HardwareAddr(x.mac[:]), Flows: flows})
+}
+
+func (x *XDPForwarder) setNow(t flowtable.Tick) error { return x.prog.SetNow(t) }
+
+// loadPlan writes what changed between the maps and s. Backends go in
+// before the tables that name them, and leave after: the program never
+// finds a table entry whose backend is missing, and no frame reaches a
+// removed backend once loadPlan returns.
+func (x *XDPForwarder) loadPlan(s *snapshot) error {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	var errs []error
+	counters, cerr := x.prog.Counters()
+	live := map[uint32]bool{}
+	for i := range s.backends {
+		be := &s.backends[i]
+		if be.svc == nil {
+			continue
+		}
+		slot := be.id & idSlotMask
+		live[slot] = true
+		want := xdp.Backend{ID: be.id, Usable: be.usable && be.hasMAC, Service: uint32(be.svc.turn)}
+		if be.hasMAC {
+			want.MAC = net.HardwareAddr(be.mac[:])
+		}
+		if have, ok := x.backends[slot]; ok && sameBackend(have, want) {
+			continue
+		}
+		if have, ok := x.backends[slot]; (!ok || have.ID != want.ID) && cerr == nil && int(slot) < len(counters.Backends) {
+			x.beBase[slot] = counters.Backends[slot]
+		}
+		if err := x.prog.SetBackend(slot, want); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		x.backends[slot] = want
+	}
+	seen := map[xdp.ServiceKey]bool{}
+	for lk, e := range s.services {
+		key := xdp.ServiceKey{VIP: netip.AddrFrom16(lk.vip).Unmap(), Port: lk.port, Proto: lk.proto}
+		seen[key] = true
+		tabled, isTabled := e.sched.(scheduler.Tabled)
+		capable := isTabled && scheduler.FollowsFlow(e.sched)
+		if p := x.services[key]; p != nil && p.sched == e.sched && p.index == uint32(e.turn) && p.capable == capable && slicesEqual(p.ids, e.ids) {
+			continue
+		}
+		var table []uint32
+		if capable {
+			t := tabled.LookupTable()
+			table = make([]uint32, len(t))
+			for i, idx := range t {
+				if idx < 0 || int(idx) >= len(e.ids) {
+					table[i] = xdp.NoBackend
+				} else {
+					table[i] = e.ids[idx]
+				}
+			}
+		}
+		if p := x.services[key]; (p == nil || p.index != uint32(e.turn)) && cerr == nil && e.turn < len(counters.Services) {
+			if _, shared := x.svcBase[uint32(e.turn)]; !shared || p == nil {
+				x.svcBase[uint32(e.turn)] = counters.Services[e.turn]
+			}
+		}
+		if err := x.prog.SetService(key, uint32(e.turn), capable, table); err != nil {
+			if errors.Is(err, xdp.ErrInvalid) && !x.full {
+				// Past MaxServices: its traffic is passed to the Go path.
+				x.full = true
+			}
+			errs = append(errs, fmt.Errorf("service %s: %w", e.key, err))
+			continue
+		}
+		x.services[key] = &pushedService{sched: e.sched, ids: e.ids, index: uint32(e.turn), capable: capable}
+	}
+	for key := range x.services {
+		if !seen[key] {
+			if err := x.prog.DeleteService(key); err != nil {
+				errs = append(errs, err)
+			}
+			delete(x.services, key)
+		}
+	}
+	for slot := range x.backends {
+		if !live[slot] {
+			if err := x.prog.ClearBackend(slot); err != nil {
+				errs = append(errs, err)
+			}
+			delete(x.backends, slot)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func sameBackend(a, b xdp.Backend) bool {
+	return a.ID == b.ID && a.Usable == b.Usable && a.Service == b.Service && string(a.MAC) == string(b.MAC)
+}
+
+func slicesEqual(a, b []uint32) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// XDPStats are an XDP forwarder's program counters: every frame the
+// program saw counts once in Received and once in Forwarded, Passed (by
+// reason) or Dropped (by reason). Passed frames go on to the packet socket,
+// where the Go path counts them again as it handles them.
+type XDPStats struct {
+	Received, Forwarded uint64
+	Passed              map[string]uint64
+	Dropped             map[string]uint64
+}
+
+// collect reads the program's counters and stores the per-backend and
+// per-service ones, less their baselines, into s's entries.
+func (x *XDPForwarder) collect(s *snapshot) (XDPStats, error) {
+	c, err := x.prog.Counters()
+	if err != nil {
+		return XDPStats{}, err
+	}
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	st := XDPStats{Received: c.Received, Forwarded: c.Forwarded, Passed: map[string]uint64{}, Dropped: map[string]uint64{}}
+	for r, n := range c.Passed {
+		st.Passed[xdp.PassReason(r).String()] = n
+	}
+	for r, n := range c.Dropped {
+		st.Dropped[xdp.DropReason(r).String()] = n
+	}
+	for i := range s.backends {
+		be := &s.backends[i]
+		slot := be.id & idSlotMask
+		if be.svc == nil || int(slot) >= len(c.Backends) {
+			continue
+		}
+		if have, ok := x.backends[slot]; !ok || have.ID != be.id {
+			continue // not yet in the maps
+		}
+		cur, base := c.Backends[slot], x.beBase[slot]
+		be.stats.dp.store(cur.Packets-base.Packets, cur.Bytes-base.Bytes, cur.Flows-base.Flows, cur.SYNRetransmits-base.SYNRetransmits)
+	}
+	done := map[*svcEntry]bool{}
+	for _, e := range s.services {
+		if done[e] || e.turn >= len(c.Services) {
+			continue
+		}
+		done[e] = true
+		cur, base := c.Services[e.turn], x.svcBase[uint32(e.turn)]
+		e.stats.dpFlows.Store(cur.Flows - base.Flows)
+		e.stats.dpRescheduled.Store(cur.Rescheduled - base.Rescheduled)
+	}
+	return st, nil
+}
+
+func (x *XDPForwarder) activeFlows(now flowtable.Tick) (map[uint32]int, error) {
+	return x.prog.FlowsPerBackend(now)
+}
+
+func (x *XDPForwarder) peekFlow(k *flowtable.Key, now flowtable.Tick) (flowtable.Entry, bool) {
+	f, ok, err := x.prog.LookupFlow(*k)
+	if err != nil || !ok {
+		return flowtable.Entry{}, false
+	}
+	e := flowtable.Entry{Backend: f.Backend, State: f.State, Idle: flowtable.Tick(uint32(now) - uint32(f.LastSeen))}
+	e.Expired = x.prog.Expired(k.Proto, f, now)
+	return e, true
+}
