@@ -37,7 +37,7 @@ type testBackend struct {
 
 // plan is a program with hand-seeded maps and the Go-side view of them.
 type plan struct {
-	t        *testing.T
+	t        testing.TB
 	p        *Program
 	backends []testBackend
 	// sched is the Go mh scheduler over the backends of the last
@@ -48,8 +48,12 @@ type plan struct {
 
 const embryonicTicks = 20 // TCPEmbryonicTimeout of newPlan: 2 s
 
-func newPlan(t *testing.T) *plan {
-	p := loadT(t, &Config{MaxFlows: 4096, MaxBackendSlots: 64, MaxServices: 8})
+func newPlan(t testing.TB) *plan {
+	return newPlanSized(t, &Config{MaxFlows: 4096, MaxBackendSlots: 64, MaxServices: 8})
+}
+
+func newPlanSized(t testing.TB, cfg *Config) *plan {
+	p := loadT(t, cfg)
 	require.NoError(t, p.SetParams(Params{Seed: testSeed, MAC: net.HardwareAddr(ourMAC[:]),
 		Flows: &flowtable.Config{TCPEmbryonicTimeout: 2 * time.Second, TCPClosingTimeout: 1 * time.Second}}))
 	pl := &plan{t: t, p: p}
@@ -350,7 +354,7 @@ func TestIntegrationDecisionExpiry(t *testing.T) {
 
 func TestIntegrationDecisionReschedule(t *testing.T) {
 	for _, tc := range []struct {
-		name  string
+		name   string
 		break_ func(pl *plan, be testBackend)
 	}{
 		{"backend unusable", func(pl *plan, be testBackend) {

@@ -1,5 +1,61 @@
 // Package xdp holds the kernel half of the XDP data plane: a BPF program
-// (bpf/xdp.c, compiled with bpf2go into xdp_bpfel.o and its Go bindings)
-// that runs the forwarding plan the Go control plane writes into its maps,
-// and a typed API to load it, fill its maps and run it.
+// (bpf/xdp.c, compiled by bpf2go into the committed xdp_bpfel.o and its Go
+// bindings; `go generate ./internal/xdp` or scripts/bpf-generate.sh
+// regenerate them, clang is needed for nothing else) that runs the plan the
+// Go control plane writes into its maps, and a typed API to load it
+// (Load), fill its maps (SetParams, SetNow, SetService, SetBackend), attach
+// it (Attach, native mode only), read its counters and flows, and run it on
+// a frame without a network (Run, through BPF_PROG_TEST_RUN).
+//
+// # What the program handles
+//
+// It decides exactly as dsr's Go workers do, for:
+//
+//   - Ethernet frames to the balancer's MAC, untagged or with one 802.1Q
+//     or 802.1ad tag (kept as it is);
+//   - IPv4 (any header length, not fragmented) and IPv6 whose next header
+//     is TCP, UDP or ICMPv6 directly;
+//   - TCP and UDP to a service (exact port, then the VIP's all-ports
+//     service) whose scheduler is a lookup table on the flow hash (mh and
+//     hrw: scheduler.FlowTable): a flow-table hit keeps the flow's backend
+//     while it is usable and of the same generation, else reschedules; a
+//     miss picks table[reduce(hash, M)] with flowtable's flow hash and the
+//     configured seed, and inserts the flow (a lone RST creates none). Flow
+//     states, the bare-SYN rules (a retransmit on an embryonic flow is
+//     counted; on a closing flow it opens a new connection with the
+//     current pick) and expiry (by a tick the control plane writes) are
+//     flowtable's;
+//   - ICMP errors (ICMPv4 destination unreachable, time exceeded, parameter
+//     problem; ICMPv6 types 1-4) quoting a TCP or UDP packet from a VIP:
+//     sent to the backend of the quoted flow.
+//
+// Forwarding rewrites the destination MAC to the backend's and the source
+// MAC to ours and returns XDP_TX; nothing else in the frame changes. A
+// table entry naming no usable backend drops the frame (DropNoBackend), as
+// the Go path does.
+//
+// # What it passes
+//
+// Everything else goes up to the Go path with XDP_PASS, unchanged, counted
+// by PassReason: another destination MAC (not_ours), addresses that are not
+// a VIP (not_vip), a VIP without the service (no_service), a service whose
+// scheduler the program does not run (not_capable; such a service's flows
+// are the Go path's, and an XDP flow entry met on it is deleted so that
+// they stay so), IPv4 fragments (fragment), IPv6 extension headers
+// (ext_header), anything the Go parser counts as malformed (malformed), ICMP
+// errors without a live flow (icmp_no_flow), and the rest — ARP, other
+// EtherTypes, a second VLAN tag, other protocols, ICMP queries, frames from
+// our own MAC (other).
+//
+// # Differences from the Go flow table
+//
+// The flow table is a BPF LRU hash: when full, the least recently used
+// flow gives way (the Go table evicts only embryonic or expired flows and
+// otherwise forwards without state). Two CPUs inserting the same new flow
+// at once both write it; with a table scheduler both pick the same
+// backend. Expired entries stay until a packet replaces them, LRU evicts
+// them or the control plane deletes them (Flows, DeleteFlow).
+//
+// Counters live in per-CPU arrays, so no CPU writes a line another one
+// counts in; Counters sums them.
 package xdp
