@@ -212,7 +212,9 @@ type workerCounters struct {
 
 // Stats returns a copy of all counters. It never pauses forwarding.
 func (b *Balancer) Stats() Stats {
-	xs := b.collectDataPlanes(b.snap.Load(), true)
+	// Live flows in a kernel data plane are counted by the control loop
+	// once a second (a walk of its flow table), not on every call.
+	xs := b.collectDataPlanes(b.snap.Load(), false)
 	st := Stats{
 		XDP:          xs,
 		Drops:        make(map[DropReason]uint64, numDropReasons),

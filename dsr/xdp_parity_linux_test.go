@@ -66,12 +66,15 @@ func (h *xdpHarness) both(t *testing.T, in []byte) (x, g outcome) {
 	if v == xdp.TX {
 		x.out = out
 	}
-	before := h.dropCounts()
+	var before [numDropReasons]uint64
+	for r := range before {
+		before[r] = h.w.c.drops[r].Load()
+	}
 	g.out = h.send(in)
 	if g.out == nil {
-		for r, n := range h.dropCounts() {
-			if n != before[r] {
-				g.drop = r
+		for r := range before {
+			if h.w.c.drops[r].Load() != before[r] {
+				g.drop = DropReason(r)
 			}
 		}
 	}
@@ -189,6 +192,11 @@ func TestIntegrationXDPParity(t *testing.T) {
 			h.clock.Advance(20 * time.Second) // closed and embryonic flows expire
 		case 350:
 			require.NoError(t, h.b.AddBackend(web.Key(), distinctBackends(1, 40)[0]))
+		case 420:
+			// No backend left for the UDP service: new flows are dropped.
+			for _, be := range dns.Backends {
+				require.NoError(t, h.b.SetBackendState(dns.Key(), be.Addr, BackendDown))
+			}
 		case 499:
 			require.NoError(t, h.b.SetServices([]Service{web, web6, dns, rot}))
 			h.b.onHealthEventForTest(web.Key(), web.Backends[3].Addr, nil)
