@@ -219,7 +219,7 @@ func (b *Balancer) explain(p *frame.Packet, e *Explanation) {
 	if p.Proto == frame.ProtoTCP {
 		flags = p.TCPFlags
 	}
-	ent, held := b.flows.Peek(&k, b.flows.Hash(&k), now)
+	ent, held := b.peekFlow(&k, now)
 	if held && !ent.Expired {
 		e.Flow = b.flowEntry(s, ent)
 		old := s.backend(ent.Backend)
@@ -311,7 +311,7 @@ func (b *Balancer) explainICMP(p *frame.Packet, s *snapshot, now flowtable.Tick,
 		return
 	}
 	k := flowtable.MakeKey(in.Dst, in.Src, in.DstPort, in.SrcPort, in.Proto)
-	ent, held := b.flows.Peek(&k, b.flows.Hash(&k), now)
+	ent, held := b.peekFlow(&k, now)
 	if !held || ent.Expired {
 		e.drop(DropICMPNoFlow, "no flow %s", e.Tuple)
 		return
@@ -417,4 +417,20 @@ func unusableReason(be *beEntry) string {
 		return "unhealthy"
 	}
 	return "usable"
+}
+
+// peekFlow looks a flow up in the Go path's flow table and then in the
+// kernel data planes' (a flow lives in one of them).
+func (b *Balancer) peekFlow(k *flowtable.Key, now flowtable.Tick) (flowtable.Entry, bool) {
+	if e, ok := b.flows.Peek(k, b.flows.Hash(k), now); ok {
+		return e, true
+	}
+	b.fwdMu.Lock()
+	defer b.fwdMu.Unlock()
+	for _, dp := range b.dataPlanes {
+		if e, ok := dp.peekFlow(k, now); ok {
+			return e, true
+		}
+	}
+	return flowtable.Entry{}, false
 }

@@ -232,3 +232,20 @@ func readFuzzBytes(t *testing.T, path string) []byte {
 	require.NoError(t, err, path)
 	return []byte(s)
 }
+
+// TestIntegrationXDPExplainSeesKernelFlows: a flow that only the XDP
+// program has seen is explained from the program's flow table.
+func TestIntegrationXDPExplainSeesKernelFlows(t *testing.T) {
+	h := newXDPHarness(t, nil, web4(3))
+	syn := tcp4(41000, frame.FlagSYN)
+	v, out, err := h.x.prog.Run(syn)
+	require.NoError(t, err)
+	require.Equal(t, xdp.TX, v)
+	e, err := h.b.ExplainFlow(Tuple{Src: netip.AddrPortFrom(client4, 41000), Dst: netip.AddrPortFrom(vip4, 80), Protocol: TCP})
+	require.NoError(t, err)
+	require.Equal(t, WhyFlowHit, e.Why, "%s", e.String())
+	require.NotNil(t, e.Flow)
+	assert.Equal(t, "embryonic", e.Flow.State)
+	assert.Equal(t, out[0:6], []byte(e.BackendMAC), "the backend the program chose")
+	require.Zero(t, h.b.flows.Len(), "the Go path never saw it")
+}
