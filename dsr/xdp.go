@@ -52,7 +52,7 @@ type XDPForwarder struct {
 
 	mu sync.Mutex
 	// What the maps hold, so that a new plan writes only what changed.
-	backends map[uint32]xdp.Backend   // slot → entry
+	backends map[uint32]xdp.Backend // slot → entry
 	services map[xdp.ServiceKey]*pushedService
 	// Counter baselines: a slot or service index that is reused starts
 	// from the counters it had when its new owner took it.
@@ -266,6 +266,25 @@ type XDPStats struct {
 	Received, Forwarded uint64
 	Passed              map[string]uint64
 	Dropped             map[string]uint64
+}
+
+// XDPPassReasons lists the labels of XDPStats.Passed, so that an exporter
+// can publish each from the start.
+func XDPPassReasons() []string {
+	out := make([]string, 0, xdp.NumPassReasons)
+	for r := range xdp.NumPassReasons {
+		out = append(out, r.String())
+	}
+	return out
+}
+
+// XDPDropReasons lists the labels of XDPStats.Dropped.
+func XDPDropReasons() []string {
+	out := make([]string, 0, xdp.NumDropReasons)
+	for r := range xdp.NumDropReasons {
+		out = append(out, r.String())
+	}
+	return out
 }
 
 // collect reads the program's counters and stores the per-backend and

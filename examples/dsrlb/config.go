@@ -29,6 +29,12 @@ type Config struct {
 	Workers int `yaml:"workers"`
 	// Fragments is "drop" (default) or "hash".
 	Fragments string `yaml:"fragments"`
+	// DataPlane is "packet" (the default: packet sockets, Go decides every
+	// frame), "xdp" (an XDP program on the interface forwards the flows of
+	// mh and hrw services in the kernel and passes the rest to a packet
+	// socket; start fails if it cannot load) or "auto" (XDP where it
+	// loads, else packet sockets; the log says which and why).
+	DataPlane string `yaml:"dataplane"`
 	// Seed perturbs flow hashing; balancers that must agree use the same.
 	Seed uint64 `yaml:"seed"`
 	// DrainTimeout bounds the drain on SIGTERM. Zero means 30s.
@@ -217,6 +223,11 @@ func ParseConfig(name string, data []byte) (*Loaded, error) {
 		UDPTimeout:        time.Duration(cfg.FlowTable.UDPTimeout),
 		Seed:              cfg.Seed,
 		Workers:           cfg.Workers,
+	}
+	switch cfg.DataPlane {
+	case "", "packet", "xdp", "auto":
+	default:
+		return nil, out.errorAt("dataplane", oneOf(cfg.DataPlane, "packet", "xdp", "auto"))
 	}
 	switch cfg.Fragments {
 	case "", "drop":

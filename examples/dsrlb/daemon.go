@@ -25,7 +25,9 @@ type daemon struct {
 	path string
 	log  *slog.Logger
 	b    *dsr.Balancer
-	fwds []*dsr.PacketForwarder
+	fwds []forwarder
+	// plane is the data plane in use ("packet" or "xdp") and why.
+	plane, planeWhy string
 
 	speaker    *arp.Speaker
 	dsrChecker *health.DSRPathChecker
@@ -115,23 +117,58 @@ func newDaemon(path string, cfg *Loaded, log *slog.Logger) (*daemon, error) {
 	for _, p := range problems {
 		log.Warn("host problem: this host's kernel would also handle VIP traffic", "problem", p.Problem, "fix", p.Fix)
 	}
+	if err := d.openForwarders(cfg, vips); err != nil {
+		return nil, err
+	}
+	log.Info("data plane", "dataplane", d.plane, "why", d.planeWhy)
+	d.rates = newRateSampler()
+	ok = true
+	return d, nil
+}
+
+// forwarder is what the daemon needs of a PacketForwarder or an
+// XDPForwarder.
+type forwarder interface {
+	dsr.Forwarder
+	Close() error
+}
+
+// openForwarders opens the data plane the configuration asks for.
+func (d *daemon) openForwarders(cfg *Loaded, vips []netip.Addr) error {
+	// One fanout group per daemon process keeps two daemons on one host
+	// (a mistake, but a possible one) from sharing queues.
+	group := uint16(os.Getpid())
+	mode := cfg.File.DataPlane
+	if mode == "xdp" || mode == "auto" {
+		x, err := dsr.ListenXDP(cfg.File.Interface, &dsr.XDPConfig{
+			Packet:   &dsr.PacketConfig{VIPs: vips},
+			MaxFlows: cfg.File.FlowTable.MaxFlows,
+		})
+		if err == nil {
+			d.fwds = append(d.fwds, x)
+			d.plane, d.planeWhy = "xdp", "the XDP program forwards the flows of mh and hrw services in the kernel; the rest goes to a packet socket"
+			return nil
+		}
+		if mode == "xdp" {
+			return fmt.Errorf("dataplane xdp: %w", err)
+		}
+		d.planeWhy = fmt.Sprintf("XDP did not load (%v): packet sockets instead", err)
+	} else {
+		d.planeWhy = "configured"
+	}
+	d.plane = "packet"
 	workers := cfg.File.Workers
 	if workers == 0 {
 		workers = 1
 	}
-	// One fanout group per daemon process keeps two daemons on one host
-	// (a mistake, but a possible one) from sharing queues.
-	group := uint16(os.Getpid())
 	for range workers {
 		f, err := dsr.ListenPacket(cfg.File.Interface, &dsr.PacketConfig{Fanout: group, VIPs: vips})
 		if err != nil {
-			return nil, err
+			return err
 		}
 		d.fwds = append(d.fwds, f)
 	}
-	d.rates = newRateSampler()
-	ok = true
-	return d, nil
+	return nil
 }
 
 // withChecks returns the configuration's services with their health checks
@@ -283,7 +320,7 @@ func (d *daemon) run(ctx context.Context, hup, term <-chan os.Signal) error {
 	} else if srv != nil {
 		defer srv.Close()
 	}
-	d.log.Info("forwarding", "interface", d.cfg.File.Interface, "services", len(d.cfg.Services), "workers", len(d.fwds))
+	d.log.Info("forwarding", "interface", d.cfg.File.Interface, "services", len(d.cfg.Services), "workers", len(d.fwds), "dataplane", d.plane)
 
 	for {
 		select {

@@ -162,3 +162,16 @@ func TestExplainHandler(t *testing.T) {
 	assert.Contains(t, bad, `id="error"`)
 	assert.NotContains(t, bad, "<b>x</b>", "input is escaped")
 }
+
+func TestDataPlaneConfig(t *testing.T) {
+	for _, mode := range []string{"", "packet", "xdp", "auto"} {
+		cfg := strings.Replace(explainConfig, "interface: eth0\n", "interface: eth0\ndataplane: "+mode+"\n", 1)
+		l, err := ParseConfig("dsrlb.yaml", []byte(cfg))
+		require.NoError(t, err, mode)
+		assert.Equal(t, mode, l.File.DataPlane)
+	}
+	_, err := ParseConfig("dsrlb.yaml", []byte(strings.Replace(explainConfig, "interface: eth0\n", "interface: eth0\ndataplane: xpd\n", 1)))
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "dsrlb.yaml:2: dataplane: ")
+	assert.Contains(t, err.Error(), "did you mean xdp")
+}

@@ -35,6 +35,7 @@ type collector struct {
 	bePackets, beBytes, beFlows, beActive, beState, beUp, beResolved, beSYN   *prometheus.Desc
 	beWeight                                                                  *prometheus.Desc
 	healthEvents, vipConflicts, reloads, reloadOK, reloadTime, buildInfo      *prometheus.Desc
+	dataPlane, xdpFrames                                                      *prometheus.Desc
 	arpEnabled, arpReceived, arpReplies, arpAnnounce, arpResolve, arpProbes   *prometheus.Desc
 	arpConflictPackets, arpSocketErrors, arpDrops                             *prometheus.Desc
 }
@@ -75,12 +76,15 @@ func newCollector(d *daemon) *collector {
 		reloadOK:       desc("dsrlb_config_last_reload_successful", "1 when the last reload was applied (or none was tried), 0 when it was rejected."),
 		reloadTime:     desc("dsrlb_config_last_reload_timestamp_seconds", "When the configuration was last loaded or reloaded (successfully or not), in Unix seconds."),
 		buildInfo:      desc("dsrlb_build_info", "Always 1; the labels say what the daemon was built from.", "version", "revision", "goversion"),
-		arpEnabled:     desc("dsrlb_arp_enabled", "1 when the daemon owns its VIPs by ARP and neighbour discovery, 0 when arp.disabled is set (the counters of dsrlb_arp_* then stay 0)."),
-		arpReceived:    desc("dsrlb_arp_received_frames_total", "ARP and neighbour discovery frames read by the speaker."),
-		arpReplies:     desc("dsrlb_arp_replies_total", "ARP replies and solicited Neighbor Advertisements sent for VIPs."),
-		arpAnnounce:    desc("dsrlb_arp_announcements_total", "Gratuitous ARPs and unsolicited Neighbor Advertisements sent for VIPs."),
-		arpResolve:     desc("dsrlb_arp_resolve_requests_total", "ARP requests and Neighbor Solicitations sent to resolve backend MACs."),
-		arpProbes:      desc("dsrlb_arp_conflict_probes_total", "Requests sent for our own VIPs to find other hosts claiming them."),
+		dataPlane:      desc("dsrlb_dataplane", "1 for the data plane in use (packet sockets, or XDP with packet sockets for what it passes up).", "dataplane"),
+		xdpFrames: desc("dsrlb_xdp_frames_total",
+			"Frames the XDP program decided: forwarded in the kernel, passed up to the Go path (by reason) or dropped (by reason). Zero with the packet data plane.", "verdict", "reason"),
+		arpEnabled:  desc("dsrlb_arp_enabled", "1 when the daemon owns its VIPs by ARP and neighbour discovery, 0 when arp.disabled is set (the counters of dsrlb_arp_* then stay 0)."),
+		arpReceived: desc("dsrlb_arp_received_frames_total", "ARP and neighbour discovery frames read by the speaker."),
+		arpReplies:  desc("dsrlb_arp_replies_total", "ARP replies and solicited Neighbor Advertisements sent for VIPs."),
+		arpAnnounce: desc("dsrlb_arp_announcements_total", "Gratuitous ARPs and unsolicited Neighbor Advertisements sent for VIPs."),
+		arpResolve:  desc("dsrlb_arp_resolve_requests_total", "ARP requests and Neighbor Solicitations sent to resolve backend MACs."),
+		arpProbes:   desc("dsrlb_arp_conflict_probes_total", "Requests sent for our own VIPs to find other hosts claiming them."),
 		arpConflictPackets: desc("dsrlb_arp_conflict_packets_total",
 			"Packets in which another MAC claimed a VIP (every packet; dsrlb_arp_conflicts_total counts deduplicated events)."),
 		arpSocketErrors: desc("dsrlb_arp_socket_errors_total", "Failed socket calls of the speaker, by operation.", "op"),
@@ -162,6 +166,20 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	gauge(c.reloadTime, float64(loaded.UnixNano())/1e9)
 	gauge(c.buildInfo, 1, c.d.version, c.d.revision, runtime.Version())
+	for _, p := range []string{"packet", "xdp"} {
+		gauge(c.dataPlane, bool01(c.d.plane == p), p)
+	}
+	xs := st.XDP
+	if xs == nil {
+		xs = &dsr.XDPStats{}
+	}
+	counter(c.xdpFrames, xs.Forwarded, "forwarded", "")
+	for _, r := range dsr.XDPPassReasons() {
+		counter(c.xdpFrames, xs.Passed[r], "passed", r)
+	}
+	for _, r := range dsr.XDPDropReasons() {
+		counter(c.xdpFrames, xs.Dropped[r], "dropped", r)
+	}
 
 	var as arp.Stats
 	if c.d.speaker != nil {

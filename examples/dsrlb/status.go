@@ -24,6 +24,8 @@ type statusData struct {
 	Version, Revision  string
 	Uptime, Started    string
 	ConfigPath         string
+	DataPlane          string
+	DataPlaneWhy       string
 	Reload             string
 	ReloadBad          bool
 	Draining           bool
@@ -94,7 +96,7 @@ func (d *daemon) statusPage(w http.ResponseWriter, _ *http.Request) {
 		Interface: cfg.File.Interface, Now: now.UTC().Format("2006-01-02 15:04:05 UTC"),
 		Version: d.version, Revision: d.revision,
 		Uptime: humanDuration(now.Sub(d.started)), Started: d.started.UTC().Format(time.RFC3339),
-		ConfigPath: d.path, Draining: v.draining,
+		ConfigPath: d.path, Draining: v.draining, DataPlane: d.plane, DataPlaneWhy: d.planeWhy,
 		Received: humanCount(st.Received), Forwarded: humanCount(st.Forwarded),
 		Flows: humanCount(uint64(st.Flows)), Capacity: humanCount(uint64(st.FlowCapacity)),
 	}
@@ -470,6 +472,7 @@ td.reason{color:#59636e;max-width:28em}
 </style></head><body>
 <h1>dsrlb on {{.Interface}}</h1>
 <p class="meta" id="build">version <b>{{.Version}}</b>{{if .Revision}} · revision <b>{{.Revision}}</b>{{end}} · up <b id="uptime">{{.Uptime}}</b> (since {{.Started}}) · {{.Now}}</p>
+<p class="meta" id="dataplane">data plane <b>{{.DataPlane}}</b> <span title="{{.DataPlaneWhy}}">({{.DataPlaneWhy}})</span></p>
 <p class="meta" id="config">configuration <b>{{.ConfigPath}}</b> · last reload: <span id="reload" class="{{if .ReloadBad}}bad{{end}}">{{.Reload}}</span></p>
 <p class="meta" id="summary">frames received <b>{{.Received}}</b> · forwarded <b>{{.Forwarded}}</b> · dropped <b>{{.DropTotal}}</b> · flows <b>{{.Flows}}</b> of {{.Capacity}}</p>
 {{if .Draining}}<p class="draining" id="draining">Draining: finishing established flows before stopping.</p>{{end}}
