@@ -118,11 +118,7 @@ func startBalancerPlane(t *testing.T, lab *netlab.Lab, plane string, cfg *Config
 		return nil
 	}))
 	if plane == "xdp" {
-		// A veth sends what XDP_TX returns to its peer, which takes such
-		// frames only with a NAPI instance: GRO on gives it one (a
-		// physical NIC needs nothing of the kind).
-		out, err := lab.Switch.Command(context.Background(), "ethtool", "-K", lab.Balancer.Name, "gro", "on").CombinedOutput()
-		require.NoError(t, err, "%s", out)
+		require.NoError(t, lab.PrepareXDPTX(context.Background()))
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup

@@ -47,6 +47,7 @@ func main() {
 	clients := flag.Int("clients", 8, "concurrent HTTP clients")
 	size := flag.Int("size", 256<<10, "bytes per response")
 	ipv6 := flag.Bool("ipv6", false, "balance an IPv6 VIP (servers reached by neighbour discovery) instead of an IPv4 one")
+	useXDP := flag.Bool("xdp", false, "forward in the kernel with the XDP data plane (the Go path handles what it passes up)")
 	flag.Parse()
 
 	if ok, why := netlab.Privileged(); !ok {
@@ -57,7 +58,7 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, *phase, *clients, *size, *ipv6); err != nil {
+	if err := run(ctx, *phase, *clients, *size, *ipv6, *useXDP); err != nil {
 		if errors.Is(err, context.Canceled) {
 			fmt.Println("\ninterrupted; everything the demo built has been removed")
 			os.Exit(130)
@@ -67,7 +68,7 @@ func main() {
 	}
 }
 
-func run(ctx context.Context, phase time.Duration, clients, size int, ipv6 bool) error {
+func run(ctx context.Context, phase time.Duration, clients, size int, ipv6, useXDP bool) error {
 	say("building the lab: a client, a balancer and 3 servers on one bridge, each in its own network namespace")
 	lab, err := netlab.New(ctx, &netlab.Config{Servers: 3, IPv6: ipv6})
 	if err != nil {
@@ -93,7 +94,10 @@ func run(ctx context.Context, phase time.Duration, clients, size int, ipv6 bool)
 	// namespace: the packet socket that forwards, the ARP speaker that owns
 	// the VIP, and the DSR-path health checker.
 	var (
-		fwd     *dsr.PacketForwarder
+		fwd     interface {
+			dsr.Forwarder
+			Close() error
+		}
 		speaker *arp.Speaker
 		checker *health.DSRPathChecker
 	)
@@ -109,8 +113,24 @@ func run(ctx context.Context, phase time.Duration, clients, size int, ipv6 bool)
 		if err != nil {
 			return err
 		}
-		if fwd, err = dsr.ListenPacket(lab.Balancer.Link, &dsr.PacketConfig{VIPs: []netip.Addr{vip}}); err != nil {
-			return err
+		pc := &dsr.PacketConfig{VIPs: []netip.Addr{vip}}
+		if useXDP {
+			if err := lab.PrepareXDPTX(ctx); err != nil {
+				return err
+			}
+			x, err := dsr.ListenXDP(lab.Balancer.Link, &dsr.XDPConfig{Packet: pc})
+			if err != nil {
+				return fmt.Errorf("XDP data plane: %w", err)
+			}
+			fwd = x
+			say("data plane: XDP (the kernel forwards the service's flows; the Go path gets what it passes up)")
+		} else {
+			p, err := dsr.ListenPacket(lab.Balancer.Link, pc)
+			if err != nil {
+				return err
+			}
+			fwd = p
+			say("data plane: packet sockets (Go decides every frame)")
 		}
 		if speaker, err = arp.Listen(ifi, nil); err != nil {
 			return err
@@ -231,7 +251,17 @@ func run(ctx context.Context, phase time.Duration, clients, size int, ipv6 bool)
 	st := b.Stats()
 	fmt.Println()
 	say("done: the balancer forwarded %d frames, %d flows; drops: %s", st.Forwarded, st.Services[0].Flows, drops(st))
+	if x := st.XDP; x != nil {
+		say("XDP program: %d frames forwarded in the kernel, %d passed up to the Go path", x.Forwarded, sum(x.Passed))
+	}
 	return nil
+}
+
+func sum(m map[string]uint64) (n uint64) {
+	for _, v := range m {
+		n += v
+	}
+	return n
 }
 
 func say(format string, args ...any) {
