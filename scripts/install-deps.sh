@@ -8,6 +8,8 @@ command -v ip >/dev/null 2>&1 || need+=(iproute2)
 command -v ethtool >/dev/null 2>&1 || need+=(ethtool)
 # The daemon's status page is rendered in a real headless browser.
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
+# The VRRP interop tests run the real keepalived as the other router.
+command -v keepalived >/dev/null 2>&1 || [ -x /usr/sbin/keepalived ] || need+=(keepalived)
 if [ "${#need[@]}" -gt 0 ]; then
 	if [ "$(id -u)" -ne 0 ]; then
 		echo "missing packages: ${need[*]} (run as root to install them)" >&2

@@ -22,6 +22,7 @@ type machine struct {
 	advAt      time.Time     // Master: Adver_Timer's deadline
 	lowerSince time.Time     // Backup: first lower-priority advert (preempt delay)
 	reassertAt time.Time     // Master: earliest next Reasserted event
+	leaving    netip.Addr    // Backup: the master that sent priority 0
 }
 
 // output is what a step asks the caller to do, in order: send an
@@ -52,6 +53,7 @@ func (m *machine) start(now time.Time, reason string, out *output) {
 	m.mai = m.interval
 	m.downAt = now.Add(m.masterDown())
 	m.lowerSince = time.Time{}
+	m.leaving = netip.Addr{}
 	m.to(out, now, BecameBackup, Backup, netip.Addr{}, 0, reason)
 }
 
@@ -73,6 +75,10 @@ func (m *machine) tick(now time.Time, out *output) {
 		if now.Before(m.downAt) {
 			return
 		}
+		if m.leaving.IsValid() {
+			m.becomeMaster(now, fmt.Sprintf("master %s left (priority 0 advertisement): took over after the skew time %v", m.leaving, m.skew()), out)
+			return
+		}
 		m.becomeMaster(now, fmt.Sprintf("no advertisement from a higher-priority master for %v (master down interval)", m.masterDown()), out)
 	case Master:
 		if now.Before(m.advAt) {
@@ -84,6 +90,7 @@ func (m *machine) tick(now time.Time, out *output) {
 }
 
 func (m *machine) becomeMaster(now time.Time, reason string, out *output) {
+	m.leaving = netip.Addr{}
 	out.send, out.sendPrio = true, m.prio
 	m.advAt = now.Add(m.interval)
 	m.reassertAt = time.Time{}
@@ -99,8 +106,10 @@ func (m *machine) receive(now time.Time, src netip.Addr, a *Advertisement, out *
 			// The master is leaving: take over after the skew time only,
 			// so the highest-priority backup moves first.
 			m.downAt = now.Add(m.skew())
+			m.leaving = src
 			return
 		}
+		m.leaving = netip.Addr{}
 		if !m.preempt || a.Priority >= m.prio || m.delayPreempt(now) {
 			if a.Priority >= m.prio {
 				m.lowerSince = time.Time{}

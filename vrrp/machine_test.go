@@ -138,6 +138,11 @@ func TestBackupTransitions(t *testing.T) {
 			h.advance(20 * time.Second)
 			require.Equal(t, Master, h.m.state)
 			assert.Equal(t, t0.Add(c.wantMasterAt), h.becameMasterAt())
+			if c.peerPrio == 0 {
+				assert.Contains(t, h.events[len(h.events)-1].Reason, "priority 0")
+			} else {
+				assert.Contains(t, h.events[len(h.events)-1].Reason, "master down interval")
+			}
 
 			h = newHarness(t, prio, iv, c.preempt, c.delay)
 			for i := 1; i <= 20; i++ {
