@@ -33,6 +33,8 @@
 //     DNS, ICMP and the DSR-path check) and the Monitor that runs them.
 //   - [github.com/dsrlb/dsrlb/arp]: VIP ownership on the segment: ARP
 //     answers, announcements, backend MAC resolution, conflict detection.
+//   - [github.com/dsrlb/dsrlb/vrrp]: active/standby balancers with VRRPv3,
+//     wire-compatible with keepalived.
 //
 // A minimal embedding on Linux (see the README for one with ARP ownership
 // and health checks):

@@ -11,6 +11,8 @@ command -v chromium >/dev/null 2>&1 || need+=(chromium)
 # Regenerating the XDP program (scripts/bpf-generate.sh) needs clang,
 # llvm-strip and the libbpf headers; building and running it does not.
 command -v clang >/dev/null 2>&1 || need+=(clang llvm libbpf-dev)
+# The VRRP interop tests run the real keepalived as the other router.
+command -v keepalived >/dev/null 2>&1 || [ -x /usr/sbin/keepalived ] || need+=(keepalived)
 if [ "${#need[@]}" -gt 0 ]; then
 	if [ "$(id -u)" -ne 0 ]; then
 		echo "missing packages: ${need[*]} (run as root to install them)" >&2

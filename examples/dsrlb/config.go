@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/dsrlb/dsrlb/dsr"
 	"github.com/dsrlb/dsrlb/health"
+	"github.com/dsrlb/dsrlb/vrrp"
 )
 
 // Config is the daemon's configuration file.
@@ -45,8 +47,32 @@ type Config struct {
 	ARP ARPConfig `yaml:"arp"`
 	// Health configures the health checker shared by all services.
 	Health HealthConfig `yaml:"health"`
+	// HA makes this balancer one of an active/standby pair (or group) on
+	// the segment with VRRPv3: it owns the VIPs only while it is master.
+	// Absent means it always owns them.
+	HA *HAConfig `yaml:"ha"`
 	// Services are the balanced services.
 	Services []ServiceConfig `yaml:"services"`
+}
+
+// HAConfig is the VRRPv3 virtual router (package vrrp) the balancer takes
+// part in. The advertisements carry the services' IPv4 VIPs; IPv6 VIPs
+// follow the IPv4 router's state.
+type HAConfig struct {
+	// VRID is the virtual router id, 1-255, the same on every balancer of
+	// the group. Required.
+	VRID int `yaml:"vrid"`
+	// Priority is 1-254; the highest becomes master. Zero means 100.
+	Priority int `yaml:"priority"`
+	// AdvertInterval is the advertisement interval, a multiple of 10ms up
+	// to 40.95s. Zero means 1s.
+	AdvertInterval Duration `yaml:"advert_interval"`
+	// Preempt lets a higher-priority balancer take over from a running
+	// master. Absent means true (the RFC's default).
+	Preempt *bool `yaml:"preempt"`
+	// PreemptDelay makes a higher-priority balancer wait this long before
+	// it preempts. Zero means at once.
+	PreemptDelay Duration `yaml:"preempt_delay"`
 }
 
 // FlowTableConfig mirrors the flow-table fields of dsr.Config; zero values
@@ -247,6 +273,9 @@ func ParseConfig(name string, data []byte) (*Loaded, error) {
 		return nil, fail("health.fall", "%d is negative", cfg.Health.Fall)
 	}
 	out.Balancer = bc
+	if err := out.checkHA(); err != nil {
+		return nil, err
+	}
 
 	var checked []dsr.Service // with stand-in checks, for validation only
 	for i, sc := range cfg.Services {
@@ -322,7 +351,71 @@ func ParseConfig(name string, data []byte) (*Loaded, error) {
 	if err := dsr.ValidateServices(checked); err != nil {
 		return nil, out.locate(err)
 	}
+	if cfg.HA != nil && len(out.HAVIPs()) == 0 {
+		return nil, fail("ha", "needs at least one service with an IPv4 VIP: VRRP advertises IPv4 addresses only")
+	}
 	return out, nil
+}
+
+// checkHA validates the ha section, if any.
+func (l *Loaded) checkHA() error {
+	ha := l.File.HA
+	if ha == nil {
+		return nil
+	}
+	fail := func(field string, format string, args ...any) error {
+		return l.errorAt(field, fmt.Errorf(format, args...))
+	}
+	if ha.VRID < 1 || ha.VRID > 255 {
+		if ha.VRID == 0 {
+			return fail("ha.vrid", "required: the virtual router id, 1-255, the same on every balancer of the group")
+		}
+		return fail("ha.vrid", "%d out of range 1..255", ha.VRID)
+	}
+	if ha.Priority < 0 || ha.Priority > 254 {
+		return fail("ha.priority", "%d out of range 1..254 (255 is for the owner of the address, which a balancer never is)", ha.Priority)
+	}
+	if iv := time.Duration(ha.AdvertInterval); iv != 0 && (iv < vrrp.MinInterval || iv > vrrp.MaxInterval || iv%(10*time.Millisecond) != 0) {
+		return fail("ha.advert_interval", "%v: want a multiple of 10ms from %v to %v", iv, vrrp.MinInterval, vrrp.MaxInterval)
+	}
+	if ha.PreemptDelay != 0 && ha.Preempt != nil && !*ha.Preempt {
+		return fail("ha.preempt_delay", "has no effect with preempt: false")
+	}
+	if l.File.ARP.Disabled {
+		return fail("ha", "needs the ARP speaker (arp.disabled: false): the VIPs move by ARP between the balancers")
+	}
+	return nil
+}
+
+// HAVIPs returns the IPv4 VIPs the ha section's advertisements carry:
+// every service's, once each, sorted.
+func (l *Loaded) HAVIPs() []netip.Addr {
+	var out []netip.Addr
+	for _, s := range l.Services {
+		if s.VIP.Is4() && !slices.Contains(out, s.VIP) {
+			out = append(out, s.VIP)
+		}
+	}
+	slices.SortFunc(out, netip.Addr.Compare)
+	return out
+}
+
+// VRRPConfig returns the vrrp.Config of the ha section (nil without one),
+// with OnEvent and Logger left for the daemon to set.
+func (l *Loaded) VRRPConfig() *vrrp.Config {
+	ha := l.File.HA
+	if ha == nil {
+		return nil
+	}
+	return &vrrp.Config{
+		Interface:    l.File.Interface,
+		VRID:         uint8(ha.VRID),
+		Priority:     uint8(ha.Priority),
+		Interval:     time.Duration(ha.AdvertInterval),
+		NoPreempt:    ha.Preempt != nil && !*ha.Preempt,
+		PreemptDelay: time.Duration(ha.PreemptDelay),
+		VIPs:         l.HAVIPs(),
+	}
 }
 
 // libError reads as the library's message without its field (the

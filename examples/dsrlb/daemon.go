@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
+	"reflect"
 	"sync"
 	"time"
 
@@ -17,6 +18,7 @@ import (
 	"github.com/dsrlb/dsrlb/arp"
 	"github.com/dsrlb/dsrlb/dsr"
 	"github.com/dsrlb/dsrlb/health"
+	"github.com/dsrlb/dsrlb/vrrp"
 )
 
 // daemon is one running balancer with its configuration, sockets and
@@ -31,6 +33,10 @@ type daemon struct {
 
 	speaker    *arp.Speaker
 	dsrChecker *health.DSRPathChecker
+	// router and gate are set with an ha section: the gate serves the
+	// VIPs on the speaker only while the router is master.
+	router *vrrp.Router
+	gate   *vrrp.Gate
 
 	started           time.Time
 	version, revision string
@@ -40,6 +46,10 @@ type daemon struct {
 	reloadOK     uint64
 	reloadFailed uint64
 	lastReload   reloadResult // zero At: never reloaded
+	haState      vrrp.State
+	haSince      time.Time
+	haReason     string
+	haMaster     uint64 // times it became master
 	healthEvents map[healthKey]uint64
 	conflicts    map[netip.Addr]*conflictInfo
 	marks        map[backendKey]stateMark
@@ -92,6 +102,15 @@ func newDaemon(path string, cfg *Loaded, log *slog.Logger) (*daemon, error) {
 			return nil, err
 		}
 		bc.ARP = d.speaker
+	}
+	if vc := cfg.VRRPConfig(); vc != nil {
+		d.gate = vrrp.NewGate(d.speaker)
+		bc.ARP = d.gate
+		vc.OnEvent = d.onVRRPEvent
+		vc.Logger = log
+		if d.router, err = vrrp.New(vc); err != nil {
+			return nil, cfg.errorAt("ha", err)
+		}
 	}
 	b, err := dsr.New(&bc)
 	if err != nil {
@@ -209,6 +228,9 @@ func (d *daemon) close() {
 	if d.speaker != nil {
 		_ = d.speaker.Close()
 	}
+	if d.router != nil {
+		_ = d.router.Close()
+	}
 	if d.dsrChecker != nil {
 		_ = d.dsrChecker.Close()
 	}
@@ -313,6 +335,17 @@ func (d *daemon) run(ctx context.Context, hup, term <-chan os.Signal) error {
 		})
 	}
 	wg.Go(func() { _ = d.b.Run(fwdCtx) })
+	// VRRP stops first on SIGTERM (its priority 0 advertisement hands the
+	// VIPs to the backup at once), then the drain serves the stragglers.
+	vrrpCtx, stopVRRP := context.WithCancel(fwdCtx)
+	defer stopVRRP()
+	if d.router != nil {
+		wg.Go(func() {
+			if err := d.router.Run(vrrpCtx); err != nil {
+				d.log.Error("vrrp stopped: this balancer no longer takes part in the ha group", "err", err)
+			}
+		})
+	}
 	wg.Go(func() { d.sampleLoop(fwdCtx) })
 
 	if srv, err := d.serveHTTP(); err != nil {
@@ -332,6 +365,7 @@ func (d *daemon) run(ctx context.Context, hup, term <-chan os.Signal) error {
 		case <-hup:
 			d.reload()
 		case <-term:
+			stopVRRP()
 			d.drain(ctx)
 			return nil
 		}
@@ -348,6 +382,9 @@ func (d *daemon) reload() {
 	}
 	if err == nil && next.File.Listen != d.cfg.File.Listen {
 		err = next.errorAt("listen", errors.New("changing it needs a restart"))
+	}
+	if err == nil && !reflect.DeepEqual(next.VRRPConfig(), d.cfg.VRRPConfig()) {
+		err = next.errorAt("ha", errors.New("changing the ha section (or the IPv4 VIPs it advertises) needs a restart"))
 	}
 	var services []dsr.Service
 	if err == nil {
@@ -467,6 +504,18 @@ type daemonView struct {
 	reloadFailed   uint64
 	lastReload     reloadResult
 	draining       bool
+	ha             haView
+}
+
+// haView is the VRRP side of the daemon (ha section), zero without one.
+type haView struct {
+	enabled        bool
+	vrid, priority uint8
+	state          vrrp.State
+	since          time.Time
+	reason         string
+	becameMaster   uint64
+	sent, received uint64
 }
 
 func (d *daemon) view() *daemonView {
@@ -503,6 +552,12 @@ func (d *daemon) view() *daemonView {
 	}
 	v.events = d.events.newestFirst()
 	v.reloadOK, v.reloadFailed, v.lastReload, v.draining = d.reloadOK, d.reloadFailed, d.lastReload, d.draining
+	if d.router != nil {
+		st := d.router.Stats()
+		v.ha = haView{enabled: true, vrid: d.router.VRID(), priority: d.router.Priority(),
+			state: d.haState, since: d.haSince, reason: d.haReason, becameMaster: d.haMaster,
+			sent: st.Sent, received: st.Received}
+	}
 	return v
 }
 
@@ -512,4 +567,26 @@ func (v *daemonView) name(k dsr.ServiceKey) string {
 		return n
 	}
 	return k.String()
+}
+
+// onVRRPEvent moves the VIPs with the router's state and keeps the
+// transition for the status page and the metrics.
+func (d *daemon) onVRRPEvent(e vrrp.Event) {
+	d.gate.HandleEvent(e)
+	sev := "ok"
+	switch e.Kind {
+	case vrrp.BecameBackup, vrrp.Stopped:
+		sev = "warn"
+	case vrrp.BecameFault:
+		sev = "bad"
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if e.Kind == vrrp.BecameMaster {
+		d.haMaster++
+	}
+	if e.Kind != vrrp.Reasserted {
+		d.haState, d.haSince, d.haReason = e.State, e.At, e.Reason
+	}
+	d.events.add(recentEvent{At: e.At, Kind: "vrrp " + e.Kind.String(), Detail: e.Reason, Severity: sev})
 }

@@ -30,12 +30,14 @@ import (
 // runningDaemon is the dsrlb binary running inside a lab's balancer
 // namespace.
 type runningDaemon struct {
-	t      *testing.T
+	t      testing.TB
 	lab    *netlab.Lab
 	cmd    *exec.Cmd
 	logs   *syncBuffer
 	config string
 	done   chan error
+	// host is the namespace the daemon runs in; nil means lab.Balancer.
+	host *netlab.Host
 }
 
 type syncBuffer struct {
@@ -55,7 +57,7 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-func buildDaemon(t *testing.T) string {
+func buildDaemon(t testing.TB) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "dsrlb")
 	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
@@ -141,7 +143,11 @@ func backendAddrs(config string) []string {
 }
 
 func (d *runningDaemon) get(path string) (string, error) {
-	hc := d.lab.Balancer.HTTPClient()
+	h := d.lab.Balancer
+	if d.host != nil {
+		h = d.host
+	}
+	hc := h.HTTPClient()
 	defer hc.CloseIdleConnections()
 	hc.Timeout = 2 * time.Second
 	r, err := hc.Get("http://127.0.0.1:9180" + path)
@@ -190,7 +196,7 @@ func (d *runningDaemon) waitFor(what string, timeout time.Duration, cond func() 
 
 // waitFor polls cond every 50ms until it holds; it fails t after timeout,
 // or when exited delivers (a process that ended early).
-func waitFor(t *testing.T, what string, timeout time.Duration, exited <-chan error, cond func() bool) {
+func waitFor(t testing.TB, what string, timeout time.Duration, exited <-chan error, cond func() bool) {
 	t.Helper()
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()

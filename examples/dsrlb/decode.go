@@ -73,6 +73,14 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) error {
 		return d.duration(n, v, path)
 	}
 	switch v.Kind() {
+	case reflect.Pointer:
+		// An optional field or section: present in the file, so set.
+		p := reflect.New(v.Type().Elem())
+		if err := d.decode(n, p.Elem(), path); err != nil {
+			return err
+		}
+		v.Set(p)
+		return nil
 	case reflect.Struct:
 		return d.mapping(n, v, path)
 	case reflect.Slice:

@@ -2,12 +2,14 @@ package main
 
 import (
 	"runtime"
+	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/dsrlb/dsrlb/arp"
 	"github.com/dsrlb/dsrlb/dsr"
+	"github.com/dsrlb/dsrlb/vrrp"
 )
 
 // newRegistry returns the registry behind /metrics: the daemon's own
@@ -38,6 +40,7 @@ type collector struct {
 	dataPlane, xdpFrames                                                      *prometheus.Desc
 	arpEnabled, arpReceived, arpReplies, arpAnnounce, arpResolve, arpProbes   *prometheus.Desc
 	arpConflictPackets, arpSocketErrors, arpDrops                             *prometheus.Desc
+	haState, haMaster, haAdverts                                              *prometheus.Desc
 }
 
 func newCollector(d *daemon) *collector {
@@ -89,6 +92,9 @@ func newCollector(d *daemon) *collector {
 			"Packets in which another MAC claimed a VIP (every packet; dsrlb_arp_conflicts_total counts deduplicated events)."),
 		arpSocketErrors: desc("dsrlb_arp_socket_errors_total", "Failed socket calls of the speaker, by operation.", "op"),
 		arpDrops:        desc("dsrlb_arp_drops_total", "ARP and neighbour discovery frames not acted upon, by reason.", "reason"),
+		haState:         desc("dsrlb_vrrp_state", "VRRP state of this balancer (ha section): 1 for the current one.", "vrid", "state"),
+		haMaster:        desc("dsrlb_vrrp_became_master_total", "Times this balancer became VRRP master.", "vrid"),
+		haAdverts:       desc("dsrlb_vrrp_advertisements_total", "VRRP advertisements sent, and valid ones received for our virtual router.", "vrid", "direction"),
 	}
 }
 
@@ -196,6 +202,15 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.arpSocketErrors, as.WriteErrors, "write")
 	for _, r := range arp.DropReasons() {
 		counter(c.arpDrops, as.Drops[r], r.String())
+	}
+	if v.ha.enabled {
+		vrid := strconv.Itoa(int(v.ha.vrid))
+		for _, s := range []vrrp.State{vrrp.Initialize, vrrp.Backup, vrrp.Master, vrrp.Fault} {
+			gauge(c.haState, bool01(v.ha.state == s), vrid, s.String())
+		}
+		counter(c.haMaster, v.ha.becameMaster, vrid)
+		counter(c.haAdverts, v.ha.sent, vrid, "sent")
+		counter(c.haAdverts, v.ha.received, vrid, "received")
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/dsrlb/dsrlb/dsr"
+	"github.com/dsrlb/dsrlb/vrrp"
 )
 
 // The status page is server-rendered HTML with inline CSS and SVG: no
@@ -37,6 +38,8 @@ type statusData struct {
 	Services           []statusService
 	VIPs               []vipRow
 	ARP                string
+	HA                 string
+	HABad              bool
 	Events             []eventRow
 	EventsShown, Total int
 }
@@ -188,6 +191,12 @@ func (d *daemon) statusPage(w http.ResponseWriter, _ *http.Request) {
 	}
 
 	data.VIPs, data.ARP = d.vipRows(vipServices, v, now)
+	if v.ha.enabled {
+		data.HA = fmt.Sprintf("VRRP %s (vrid %d, priority %d) for %s: %s · became master %d times · advertisements %d sent, %d received",
+			strings.ToUpper(v.ha.state.String()), v.ha.vrid, v.ha.priority, humanDuration(now.Sub(v.ha.since)), v.ha.reason,
+			v.ha.becameMaster, v.ha.sent, v.ha.received)
+		data.HABad = v.ha.state == vrrp.Fault
+	}
 	data.Total = len(v.events)
 	for i, e := range v.events {
 		if i == shownEvents {
@@ -236,6 +245,8 @@ func (d *daemon) vipRows(services map[netip.Addr][]string, v *daemonView, now ti
 			r.Owner = "not answered here (arp.disabled): another host must own it"
 		case vip.Is6() && !d.speaker.NDP():
 			r.Owner = "not answered: no neighbour discovery socket"
+		case v.ha.enabled && v.ha.state != vrrp.Master:
+			r.Owner, r.OwnerOK = "not answered here: VRRP "+v.ha.state.String()+", the master answers for it", true
 		default:
 			r.Owner, r.OwnerOK = "answered and announced by this balancer", true
 		}
@@ -473,7 +484,8 @@ td.reason{color:#59636e;max-width:28em}
 <h1>dsrlb on {{.Interface}}</h1>
 <p class="meta" id="build">version <b>{{.Version}}</b>{{if .Revision}} · revision <b>{{.Revision}}</b>{{end}} · up <b id="uptime">{{.Uptime}}</b> (since {{.Started}}) · {{.Now}}</p>
 <p class="meta" id="dataplane">data plane <b>{{.DataPlane}}</b> <span title="{{.DataPlaneWhy}}">({{.DataPlaneWhy}})</span></p>
-<p class="meta" id="config">configuration <b>{{.ConfigPath}}</b> · last reload: <span id="reload" class="{{if .ReloadBad}}bad{{end}}">{{.Reload}}</span></p>
+{{if .HA}}<p class="meta" id="ha"><span class="{{if .HABad}}bad{{end}}">{{.HA}}</span></p>
+{{end}}<p class="meta" id="config">configuration <b>{{.ConfigPath}}</b> · last reload: <span id="reload" class="{{if .ReloadBad}}bad{{end}}">{{.Reload}}</span></p>
 <p class="meta" id="summary">frames received <b>{{.Received}}</b> · forwarded <b>{{.Forwarded}}</b> · dropped <b>{{.DropTotal}}</b> · flows <b>{{.Flows}}</b> of {{.Capacity}}</p>
 {{if .Draining}}<p class="draining" id="draining">Draining: finishing established flows before stopping.</p>{{end}}
 {{range .Services}}
