@@ -94,7 +94,7 @@ func run(ctx context.Context, phase time.Duration, clients, size int, ipv6, useX
 	// namespace: the packet socket that forwards, the ARP speaker that owns
 	// the VIP, and the DSR-path health checker.
 	var (
-		fwd     interface {
+		fwd interface {
 			dsr.Forwarder
 			Close() error
 		}
