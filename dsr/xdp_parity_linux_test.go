@@ -3,18 +3,23 @@ package dsr
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/dsrlb/dsrlb/internal/flowtable"
 	"github.com/dsrlb/dsrlb/internal/frame"
 	ft "github.com/dsrlb/dsrlb/internal/frame/frametest"
 	"github.com/dsrlb/dsrlb/internal/xdp"
@@ -248,4 +253,106 @@ func TestIntegrationXDPExplainSeesKernelFlows(t *testing.T) {
 	assert.Equal(t, "embryonic", e.Flow.State)
 	assert.Equal(t, out[0:6], []byte(e.BackendMAC), "the backend the program chose")
 	require.Zero(t, h.b.flows.Len(), "the Go path never saw it")
+}
+
+// TestIntegrationXDPAtomicUpdates changes a service's backends every 100 ms
+// for 30 s while 10k live flows keep sending through the program on
+// another goroutine: once SetBackends returns, no frame reaches a backend
+// it removed, and flows on the backends that stay never move.
+func TestIntegrationXDPAtomicUpdates(t *testing.T) {
+	const live, steps = 8, 300
+	next := 0
+	newBackend := func() Backend {
+		next++
+		return Backend{Addr: netip.AddrFrom4([4]byte{198, 18, byte(next >> 8), byte(next)}),
+			MAC: []byte{0x02, 0xbe, 0, 0, byte(next >> 8), byte(next)}}
+	}
+	svc := Service{VIP: vip4, Protocol: TCP, Port: 80}
+	for range live {
+		svc.Backends = append(svc.Backends, newBackend())
+	}
+	h := newXDPHarness(t, &Config{MaxFlows: 1 << 16}, svc)
+	const flows = 10000
+	frames := make([][]byte, flows)
+	for i := range frames {
+		src := netip.AddrFrom4([4]byte{203, 0, 113, byte(i % 250)})
+		frames[i] = ft.Build(ft.Ethernet{Dst: lbMAC, Src: clientMAC}, ft.IPv4{Src: src, Dst: vip4, TTL: 64},
+			ft.TCP{SrcPort: uint16(10000 + i/250), DstPort: 80, Flags: frame.FlagACK})
+		v, _, err := h.x.prog.Run(append([]byte(nil), frames[i]...))
+		require.NoError(t, err)
+		require.Equal(t, xdp.TX, v)
+	}
+
+	// removedAt[mac] is the epoch from which a frame to mac is a violation;
+	// leaving holds the backends being removed by a call in progress, whose
+	// flows may move from the moment the call starts.
+	var mu sync.Mutex
+	removedAt := map[string]uint64{}
+	leaving := map[string]bool{}
+	var epoch atomic.Uint64
+	stop := make(chan struct{})
+	var sent, violations atomic.Uint64
+	var firstViolation atomic.Value
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		rng := rand.New(rand.NewPCG(3, 4))
+		last := make([]string, flows) // each flow's backend MAC so far
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			e := epoch.Load()
+			f := rng.IntN(flows)
+			v, out, err := h.x.prog.Run(append([]byte(nil), frames[f]...))
+			if err != nil || v != xdp.TX {
+				continue
+			}
+			sent.Add(1)
+			mac := string(out[0:6])
+			mu.Lock()
+			at, gone := removedAt[mac]
+			prevGone := leaving[last[f]]
+			mu.Unlock()
+			switch {
+			case gone && at <= e:
+				violations.Add(1)
+				firstViolation.CompareAndSwap(nil, fmt.Sprintf("a frame started in epoch %d reached %x, removed in epoch %d", e, out[0:6], at))
+			case last[f] != "" && mac != last[f] && !prevGone:
+				violations.Add(1)
+				firstViolation.CompareAndSwap(nil, fmt.Sprintf("flow %d moved from %x, which is still a backend, to %x", f, last[f], mac))
+			}
+			last[f] = mac
+		}
+	}()
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for i := range steps {
+		<-tick.C
+		out := svc.Backends[i%live]
+		svc.Backends[i%live] = newBackend()
+		mu.Lock()
+		leaving[string(out.MAC)] = true
+		mu.Unlock()
+		require.NoError(t, h.b.SetBackends(svc.Key(), slices.Clone(svc.Backends)))
+		// SetBackends returned: from the next epoch on, out is gone.
+		mu.Lock()
+		removedAt[string(out.MAC)] = epoch.Load() + 1
+		mu.Unlock()
+		epoch.Add(1)
+	}
+	close(stop)
+	<-done
+	t.Logf("%d frames forwarded across %d backend changes", sent.Load(), steps)
+	if c, err := h.x.prog.Counters(); err == nil {
+		n := 0
+		_ = h.x.prog.Flows(func(flowtable.Key, xdp.Flow) bool { n++; return true })
+		t.Logf("program: %d flows in its table; service flows %d rescheduled %d; stateless %d", n, c.Services[0].Flows, c.Services[0].Rescheduled, c.Stateless)
+	}
+	require.Positive(t, sent.Load())
+	if v := violations.Load(); v > 0 {
+		t.Fatalf("%d frames reached removed backends; first: %v", v, firstViolation.Load())
+	}
 }
