@@ -256,8 +256,8 @@ type Counters struct {
 	// ChecksumsCompleted counts TCP and UDP frames forwarded after the
 	// program completed their partial checksum (also in Forwarded).
 	ChecksumsCompleted uint64
-	Passed    [NumPassReasons]uint64
-	Dropped   [NumDropReasons]uint64
+	Passed             [NumPassReasons]uint64
+	Dropped            [NumDropReasons]uint64
 	// Backends is indexed by slot, Services by service index.
 	Backends []BackendCounters
 	Services []ServiceCounters
