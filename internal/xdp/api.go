@@ -28,6 +28,11 @@ const (
 	// MaxTableSize is the largest service table SetService accepts, the
 	// schedulers' own bound.
 	MaxTableSize = 1 << 26
+	// MaxChecksumLen is the longest TCP or UDP segment (header and
+	// payload) whose partial checksum the program completes before
+	// forwarding it: room for a 9000-byte MTU. Longer ones are passed
+	// (PassCSumPartial).
+	MaxChecksumLen = 18 * 512
 )
 
 // Backend IDs, as the flow table stores them: a slot in the low IDSlotBits
@@ -202,12 +207,17 @@ const (
 	// PassOther: not IPv4 or IPv6 (ARP, a second VLAN tag), a protocol
 	// other than TCP, UDP and ICMP errors, or a frame from our own MAC.
 	PassOther
+	// PassCSumPartial: a TCP or UDP segment with a partial checksum (its
+	// sender left it to offload) too long for the program to complete
+	// (beyond MaxChecksumLen); the Go path forwards it with its offload
+	// metadata.
+	PassCSumPartial
 	// NumPassReasons counts the reasons.
 	NumPassReasons
 )
 
 var passNames = [...]string{"not_ours", "not_vip", "no_service", "not_capable", "fragment", "ext_header",
-	"malformed", "icmp_no_flow", "other"}
+	"malformed", "icmp_no_flow", "other", "csum_partial"}
 
 func (r PassReason) String() string {
 	if r >= 0 && int(r) < len(passNames) {
@@ -243,8 +253,11 @@ type Counters struct {
 	// Stateless counts frames forwarded without a flow entry because the
 	// flow table refused the insert (also in Forwarded).
 	Stateless uint64
-	Passed    [NumPassReasons]uint64
-	Dropped   [NumDropReasons]uint64
+	// ChecksumsCompleted counts TCP and UDP frames forwarded after the
+	// program completed their partial checksum (also in Forwarded).
+	ChecksumsCompleted uint64
+	Passed             [NumPassReasons]uint64
+	Dropped            [NumDropReasons]uint64
 	// Backends is indexed by slot, Services by service index.
 	Backends []BackendCounters
 	Services []ServiceCounters

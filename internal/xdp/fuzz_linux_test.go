@@ -14,7 +14,9 @@ import (
 // FuzzRun feeds arbitrary frames to the program: it never fails to run,
 // returns only PASS, DROP or TX, and a frame it sends out differs from the
 // input only in its MAC addresses (the destination a backend's, the source
-// ours).
+// ours) and, for a TCP or UDP frame whose checksum was partial, in that
+// checksum; the L4 checksum of a frame it sends verifies whenever the
+// input's did or the input's was partial.
 func FuzzRun(f *testing.F) {
 	eth := ethTo(ourMAC)
 	for _, seed := range [][]byte{
@@ -29,6 +31,10 @@ func FuzzRun(f *testing.F) {
 			ft.IPv6{Src: vip6, Dst: client6}, ft.TCP{SrcPort: 80, DstPort: 40000}),
 		ft.Build(eth, ft.IPv6{Src: client6, Dst: vip6}, ft.IPv6Ext{Header: 0}, ft.UDP{SrcPort: 1, DstPort: 80}),
 		ft.Build(eth, ft.ARP{SenderIP: client4, TargetIP: vip4}),
+		ft.Build(eth, ft.IPv4{Src: client4, Dst: vip4}, ft.TCP{SrcPort: 2, DstPort: 80, Flags: frame.FlagACK, Checksum: ft.ChecksumPartial}, ft.Raw("odd")),
+		ft.Build(eth, ft.VLAN{TCI: 9}, ft.IPv4{Src: client4, Dst: vip4}, ft.UDP{SrcPort: 2, DstPort: 53, Checksum: ft.ChecksumPartial}, ft.Raw("even")),
+		ft.Build(eth, ft.IPv6{Src: client6, Dst: vip6}, ft.TCP{SrcPort: 2, DstPort: 80, Flags: frame.FlagSYN, Checksum: ft.ChecksumPartial}, ft.Raw("x")),
+		ft.Build(eth, ft.IPv4{Src: client4, Dst: vip4}, ft.UDP{SrcPort: 3, DstPort: 53, Checksum: ft.ChecksumZero}, ft.Raw("none")),
 	} {
 		f.Add(seed)
 	}
@@ -47,8 +53,20 @@ func FuzzRun(f *testing.F) {
 				t.Fatalf("%v changed the frame:\nin  %x\nout %x", v, in, out)
 			}
 		case TX:
-			if len(out) != len(in) || !bytes.Equal(in[12:], out[12:]) || !bytes.Equal(out[6:12], ourMAC[:]) {
-				t.Fatalf("TX changed more than the MACs:\nin  %x\nout %x", in, out)
+			partial := isPartial(in)
+			// What may change: the MACs, and the checksum of a partial
+			// frame, which the Go path's CompleteChecksum computes alike.
+			want := append([]byte(nil), in...)
+			if partial {
+				want = completed(t, in, testBackend{mac: [6]byte(out[:6])})
+			}
+			if len(out) != len(in) || !bytes.Equal(want[12:], out[12:]) || !bytes.Equal(out[6:12], ourMAC[:]) {
+				t.Fatalf("TX changed more than the MACs and a partial checksum (partial %v):\nin  %x\nout %x", partial, in, out)
+			}
+			var pin frame.Packet
+			if frame.Parse(in, &pin) == nil && (pin.Proto == frame.ProtoTCP || pin.Proto == frame.ProtoUDP) &&
+				(partial || frame.TransportChecksumOK(in, &pin)) && !checksumOK(t, out) {
+				t.Fatalf("TX of a frame whose checksum does not verify (partial %v):\nin  %x\nout %x", partial, in, out)
 			}
 			var ok bool
 			for _, b := range pl.backends {

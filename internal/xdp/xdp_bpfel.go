@@ -49,12 +49,13 @@ type xdpFlowKey struct {
 }
 
 type xdpGlobalCounters struct {
-	_         structs.HostLayout
-	Received  uint64
-	Tx        uint64
-	Stateless uint64
-	Pass      [9]uint64
-	Drop      [1]uint64
+	_             structs.HostLayout
+	Received      uint64
+	Tx            uint64
+	Stateless     uint64
+	CsumCompleted uint64
+	Pass          [10]uint64
+	Drop          [1]uint64
 }
 
 type xdpServiceCounters struct {
@@ -84,7 +85,7 @@ type xdpSettings struct {
 	Mac      [6]uint8
 	Pad      [2]uint8
 	Timeouts [3][4]int32
-	Pad2     uint32
+	CsumMax  uint32
 }
 
 // Names of all BPF objects in the ELF.

@@ -62,6 +62,7 @@ func Load(cfg *Config) (*Program, error) {
 	}
 	timeouts, _ := flowtable.TimeoutTicks(nil)
 	p.settings.Timeouts = timeouts
+	p.settings.CsumMax = MaxChecksumLen
 	p.settings.Mac = [6]byte{}
 	// Until SetParams the MAC is all zeros, which no Ethernet sender uses as
 	// a destination: every frame passes.
@@ -283,6 +284,7 @@ func (p *Program) Counters() (Counters, error) {
 		c.Received += v.Received
 		c.Forwarded += v.Tx
 		c.Stateless += v.Stateless
+		c.ChecksumsCompleted += v.CsumCompleted
 		for i := range c.Passed {
 			c.Passed[i] += v.Pass[i]
 		}

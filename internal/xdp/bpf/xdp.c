@@ -54,6 +54,7 @@ enum pass_reason {
 	PASS_MALFORMED,
 	PASS_ICMP_NO_FLOW,
 	PASS_OTHER,
+	PASS_CSUM_PARTIAL,
 	PASS_MAX,
 };
 
@@ -109,13 +110,17 @@ struct settings {
 	/* Idle timeouts in ticks by protocol class (tcp, udp, other) and
 	 * state, as flowtable resolves them. */
 	__s32 timeouts[3][4];
-	__u32 pad2;
+	/* The longest TCP or UDP segment (header and payload) whose partial
+	 * checksum the program completes; longer ones are passed as
+	 * csum_partial. At most CSUM_MAX_LEN; the control plane writes it. */
+	__u32 csum_max;
 };
 
 struct global_counters {
 	__u64 received;
 	__u64 tx;
 	__u64 stateless; /* forwarded, but the flow table refused the entry */
+	__u64 csum_completed; /* forwarded with a partial checksum completed */
 	__u64 pass[PASS_MAX];
 	__u64 drop[DROP_MAX];
 };
@@ -281,6 +286,12 @@ struct verdict {
 	int action;
 	__u32 reason; /* enum pass_reason or drop_reason */
 	struct backend_entry *be;
+	/* A TCP or UDP segment whose checksum is partial (csum_len > 0): where
+	 * it starts in the frame, its length and the offset of the checksum
+	 * field in it. */
+	__u32 csum_off;
+	__u32 csum_len;
+	__u32 csum_field;
 };
 
 static __always_inline int pass(struct verdict *v, __u32 reason)
@@ -452,6 +463,136 @@ static __always_inline int flow(const struct settings *cfg, const struct flow_ke
 			gc->stateless++;
 	}
 	return forward(v, be);
+}
+
+/* Partial checksums.
+ *
+ * A sender whose device offloads checksums (veth does by default) hands
+ * over TCP and UDP packets as CHECKSUM_PARTIAL: the checksum field holds
+ * only the ones' complement sum of the pseudo-header, folded to 16 bits and
+ * not complemented (the kernel's ~csum_tcpudp_magic / ~csum_ipv6_magic),
+ * and the device is expected to finish it. veth runs XDP on such frames,
+ * and XDP_TX sends the bytes as they are, without the offload metadata:
+ * the receiver would drop them as corrupt. So the program finishes the
+ * checksum of every TCP or UDP frame it forwards whose field equals the
+ * pseudo-header sum.
+ *
+ * Sums here are taken over values loaded in memory order (native loads of
+ * network-order words): the ones' complement sum commutes with byte
+ * swapping, so a result stored natively is the network-order checksum.
+ */
+
+/* CSUM_CHUNK bytes per bpf_csum_diff call; CSUM_CHUNKS of them bound the
+ * loop, so a segment of up to CSUM_MAX_LEN bytes (a 9000-byte MTU's) is
+ * completed. */
+#define CSUM_CHUNK 512
+#define CSUM_CHUNKS 18
+#define CSUM_MAX_LEN (CSUM_CHUNK * CSUM_CHUNKS)
+/* The transport header's offset in a frame is at most 14 + 4 (one tag) +
+ * 60 (the longest IPv4 header). */
+#define CSUM_MAX_OFF 128
+
+static __always_inline __u16 csum_fold64(__u64 a)
+{
+	a = (a & 0xffffffff) + (a >> 32);
+	a = (a & 0xffffffff) + (a >> 32);
+	a = (a & 0xffff) + (a >> 16);
+	a = (a & 0xffff) + (a >> 16);
+	return (__u16)a;
+}
+
+/* pseudo_sum is the folded, uncomplemented pseudo-header sum of a
+ * segment of len bytes of protocol proto between the key's addresses. It
+ * is computed in the IPv6 form for both families: an IPv4-mapped address
+ * adds 0xffff, which is a ones' complement zero, and the IPv4 and IPv6
+ * forms of the length and protocol words add up alike. The result is never
+ * 0 (the protocol word is not), as the kernel's. */
+static __always_inline __u16 pseudo_sum(const struct flow_key *k, __u32 len)
+{
+	__u32 w[8];
+	__builtin_memcpy(&w[0], k->src, 16);
+	__builtin_memcpy(&w[4], k->dst, 16);
+	__u64 a = (__u64)w[0] + w[1] + w[2] + w[3] + w[4] + w[5] + w[6] + w[7];
+	a += bpf_htonl(len);
+	a += bpf_htonl((__u32)k->proto);
+	return csum_fold64(a);
+}
+
+/* complete_csum finishes the partial checksum of the segment of len bytes
+ * at offset off of the frame, whose checksum field (at off + field) holds
+ * the pseudo-header sum. The full checksum is the complement of the sum of
+ * the pseudo-header and the segment with the field zeroed; since the field
+ * holds exactly the pseudo-header sum, that is the complement of the sum
+ * of the segment as it is. A result of 0 is stored as 0xffff, as the
+ * kernel and frame.CompleteChecksum do (for UDP over IPv4, 0 means "no
+ * checksum").
+ *
+ * A frame whose checksum was already correct and happens to equal the
+ * pseudo-header sum (one in 2^16) is written the same value it had: both
+ * are the complement of the same sum. So a valid frame never changes.
+ *
+ * It returns 0, or -1 without having written anything when the segment
+ * does not fit the frame or the bound. It is a global function so that the
+ * verifier checks it once, not once for every path that reaches it. */
+__attribute__((noinline)) int complete_csum(struct xdp_md *ctx, __u32 off, __u32 len, __u32 field)
+{
+	void *data = (void *)(long)ctx->data;
+	void *end = (void *)(long)ctx->data_end;
+	if (off > CSUM_MAX_OFF || len > CSUM_MAX_LEN || (field != 6 && field != 16) || field + 2 > len)
+		return -1;
+	__u8 *seg = (__u8 *)data + off;
+	__u64 acc = 0;
+	__u32 done = 0;
+	for (int i = 0; i < CSUM_CHUNKS; i++) {
+		if (done + CSUM_CHUNK > len)
+			break;
+		__u8 *p = seg + done;
+		if ((void *)(p + CSUM_CHUNK) > end)
+			return -1;
+		acc += (__u32)bpf_csum_diff(0, 0, (__be32 *)p, CSUM_CHUNK, 0);
+		done += CSUM_CHUNK;
+	}
+	__u32 rem = len - done; /* below CSUM_CHUNK */
+	__u8 *p = seg + done;
+#define CSUM_STEP(n)                                                         \
+	if (rem & (n)) {                                                     \
+		if ((void *)(p + (n)) > end)                                 \
+			return -1;                                           \
+		acc += (__u32)bpf_csum_diff(0, 0, (__be32 *)p, (n), 0);      \
+		p += (n);                                                    \
+	}
+	CSUM_STEP(256)
+	CSUM_STEP(128)
+	CSUM_STEP(64)
+	CSUM_STEP(32)
+	CSUM_STEP(16)
+	CSUM_STEP(8)
+	CSUM_STEP(4)
+#undef CSUM_STEP
+	if (rem & 2) {
+		if ((void *)(p + 2) > end)
+			return -1;
+		acc += *(__u16 *)p;
+		p += 2;
+	}
+	if (rem & 1) {
+		/* An odd last byte is the high byte of a word padded with zero. */
+		if ((void *)(p + 1) > end)
+			return -1;
+		__u16 w = 0;
+		*(__u8 *)&w = *p;
+		acc += w;
+	}
+	__u16 c = ~csum_fold64(acc);
+	if (c == 0)
+		c = 0xffff;
+	/* The field's offset is bounded afresh: the verifier may have
+	 * forgotten field's range if the compiler spilled it. */
+	__u8 *f = seg + (field & 0x1e);
+	if ((void *)(f + 2) > end)
+		return -1;
+	*(__u16 *)f = c;
+	return 0;
 }
 
 /* Where the parse of one frame got to. */
@@ -658,6 +799,18 @@ static __always_inline int decide(struct xdp_md *ctx, const struct settings *cfg
 	default:
 		return pass(v, PASS_OTHER);
 	}
+	/* A partial checksum (see complete_csum) costs full-checksum frames
+	 * one pseudo-header sum and a compare. One too long to complete goes
+	 * up before it touches the flow table: the Go path forwards it with
+	 * its offload metadata. */
+	__u32 field = p.key.proto == PROTO_TCP ? 16 : 6;
+	if (*(__u16 *)(l4 + field) == pseudo_sum(&p.key, rem)) {
+		if (rem > cfg->csum_max || rem > CSUM_MAX_LEN)
+			return pass(v, PASS_CSUM_PARTIAL);
+		v->csum_off = (__u32)((void *)l4 - data);
+		v->csum_len = rem;
+		v->csum_field = field;
+	}
 	return flow(cfg, &p.key, p.tcp_flags, v);
 }
 
@@ -675,6 +828,13 @@ int xdp_dsr(struct xdp_md *ctx)
 	decide(ctx, cfg, &v);
 
 	if (v.action == XDP_TX && v.be) {
+		/* Not reached: decide checked that the segment fits. */
+		if (v.csum_len && complete_csum(ctx, v.csum_off, v.csum_len, v.csum_field) != 0) {
+			gc->pass[PASS_CSUM_PARTIAL]++;
+			return XDP_PASS;
+		}
+		if (v.csum_len)
+			gc->csum_completed++;
 		void *data = (void *)(long)ctx->data;
 		void *end = (void *)(long)ctx->data_end;
 		if (data + 12 > end)
