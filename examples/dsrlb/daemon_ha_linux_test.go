@@ -185,14 +185,26 @@ func TestIntegrationHATakeoverKeepsDownloads(t *testing.T) {
 	assert.Contains(t, page, "vrrp became master")
 }
 
-// BenchmarkHATakeover measures, over 20 SIGKILLs of the master, the time
-// from the kill until a new connection from a client reaches a backend
-// through the new master (advertisements every 100 ms).
+// BenchmarkHATakeover measures, over 20 failures of the master, the time
+// from the failure until a new connection from a client reaches a backend
+// through the new master (advertisements every 100 ms). The master fails by
+// SIGKILL (the process dies: no priority 0 advertisement) or by link down
+// (its interface goes down under a running daemon).
 func BenchmarkHATakeover(b *testing.B) {
+	for _, how := range []string{"sigkill", "linkdown"} {
+		b.Run(how, func(b *testing.B) { benchTakeover(b, how) })
+	}
+}
+
+func benchTakeover(b *testing.B, how string) {
 	netlab.RequirePrivileged(b)
 	bin := buildDaemon(b)
 	lab := netlab.NewT(b, &netlab.Config{Servers: 3, Clients: 2})
 	vip := lab.VIPs[0].String()
+	link := func(state string) {
+		out, err := lab.Balancer.Command(context.Background(), "ip", "link", "set", lab.Balancer.Link, state).CombinedOutput()
+		require.NoError(b, err, "%s", out)
+	}
 	var lat []time.Duration
 	for range b.N {
 		for range 20 {
@@ -202,10 +214,19 @@ func BenchmarkHATakeover(b *testing.B) {
 			bk.waitMetric(`dsrlb_vrrp_state{state="backup",vrid="9"}`, 1)
 			waitFor(b, "traffic through the master", 20*time.Second, nil, func() bool { return probe(lab.Clients[0], vip) })
 			start := time.Now()
-			_ = a.cmd.Process.Signal(syscall.SIGKILL)
-			<-a.done
+			if how == "linkdown" {
+				link("down")
+			} else {
+				_ = a.cmd.Process.Signal(syscall.SIGKILL)
+				<-a.done
+			}
 			waitFor(b, "traffic through the new master", 20*time.Second, nil, func() bool { return probe(lab.Clients[0], vip) })
 			lat = append(lat, time.Since(start))
+			if how == "linkdown" {
+				_ = a.cmd.Process.Signal(syscall.SIGKILL)
+				<-a.done
+				link("up")
+			}
 			_ = bk.cmd.Process.Signal(syscall.SIGKILL)
 			<-bk.done
 		}
