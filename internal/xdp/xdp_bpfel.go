@@ -103,6 +103,7 @@ const (
 	xdpMapVips        = "vips"
 	xdpProgXdpDsr     = "xdp_dsr"
 	xdpProgXdpHash    = "xdp_hash"
+	xdpProgXdpPass    = "xdp_pass"
 )
 
 // loadXdp returns the embedded CollectionSpec for xdp.
@@ -149,6 +150,7 @@ type xdpSpecs struct {
 type xdpProgramSpecs struct {
 	XdpDsr  *ebpf.ProgramSpec `ebpf:"xdp_dsr"`
 	XdpHash *ebpf.ProgramSpec `ebpf:"xdp_hash"`
+	XdpPass *ebpf.ProgramSpec `ebpf:"xdp_pass"`
 }
 
 // xdpMapSpecs contains maps before they are loaded into the kernel.
@@ -229,12 +231,14 @@ type xdpVariables struct {
 type xdpPrograms struct {
 	XdpDsr  *ebpf.Program `ebpf:"xdp_dsr"`
 	XdpHash *ebpf.Program `ebpf:"xdp_hash"`
+	XdpPass *ebpf.Program `ebpf:"xdp_pass"`
 }
 
 func (p *xdpPrograms) Close() error {
 	return _XdpClose(
 		p.XdpDsr,
 		p.XdpHash,
+		p.XdpPass,
 	)
 }
 

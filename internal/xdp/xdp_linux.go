@@ -82,6 +82,14 @@ func (p *Program) Close() error {
 // Attach attaches the program to the interface in native (driver) mode:
 // veth and most physical NICs' drivers support it; generic mode is never
 // used silently. Closing the returned link detaches it.
+//
+// On a veth, frames sent with XDP_TX reach the peer only if the peer runs
+// NAPI, which veth turns on for a peer with an XDP program or GRO enabled;
+// otherwise the kernel drops them (counted as TX drops of the interface).
+// So Attach also attaches a program that passes every frame to the peer
+// when the peer has none, in the peer's namespace if that namespace is
+// named (in /run/netns) or is the current one, and detaches it on Close. A
+// peer it cannot reach or attach to is an error.
 func (p *Program) Attach(ifindex int) (io.Closer, error) {
 	l, err := link.AttachXDP(link.XDPOptions{
 		Program:   p.objs.XdpDsr,
@@ -91,9 +99,27 @@ func (p *Program) Attach(ifindex int) (io.Closer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("xdp: attach to interface %d in native mode: %w", ifindex, err)
 	}
-	return l, nil
+	peer, err := p.attachVethPeer(ifindex)
+	if err != nil {
+		l.Close()
+		return nil, err
+	}
+	if peer == nil {
+		return l, nil
+	}
+	return &links{l, peer}, nil
 }
 
+// links closes several links.
+type links []io.Closer
+
+func (ls *links) Close() error {
+	var errs []error
+	for _, l := range *ls {
+		errs = append(errs, l.Close())
+	}
+	return errors.Join(errs...)
+}
 func (p *Program) writeSettings() error {
 	if err := p.objs.Config.Update(uint32(0), &p.settings, ebpf.UpdateAny); err != nil {
 		return fmt.Errorf("xdp: write settings: %w", err)
