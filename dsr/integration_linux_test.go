@@ -117,9 +117,6 @@ func startBalancerPlane(t *testing.T, lab *netlab.Lab, plane string, cfg *Config
 		}
 		return nil
 	}))
-	if plane == "xdp" {
-		require.NoError(t, lab.PrepareXDPTX(context.Background()))
-	}
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	for _, f := range lb.fwds {
@@ -625,15 +622,17 @@ func (l *loadLoop) waitSuccesses(t *testing.T, n int) {
 // others, and every request after fall × interval + 1 s succeeds. Restarted,
 // it is back after rise checks.
 func TestIntegrationHealthFailover(t *testing.T) {
-	for _, family := range []string{"IPv4", "IPv6"} {
-		t.Run(family, func(t *testing.T) {
-			lab := netlab.NewT(t, &netlab.Config{Servers: 3, IPv6: family == "IPv6"})
-			testHealthFailover(t, lab, lab.VIPs[len(lab.VIPs)-1])
-		})
+	for _, plane := range dataPlanes {
+		for _, family := range []string{"IPv4", "IPv6"} {
+			t.Run(plane+"/"+family, func(t *testing.T) {
+				lab := netlab.NewT(t, &netlab.Config{Servers: 3, IPv6: family == "IPv6"})
+				testHealthFailover(t, lab, plane, lab.VIPs[len(lab.VIPs)-1])
+			})
+		}
 	}
 }
 
-func testHealthFailover(t *testing.T, lab *netlab.Lab, vip netip.Addr) {
+func testHealthFailover(t *testing.T, lab *netlab.Lab, plane string, vip netip.Addr) {
 	var checker *health.DSRPathChecker
 	require.NoError(t, lab.Balancer.Do(func() (err error) {
 		checker, err = health.NewDSRPathChecker(&health.DSRPathConfig{Interface: lab.Balancer.Link})
@@ -648,7 +647,7 @@ func testHealthFailover(t *testing.T, lab *netlab.Lab, vip netip.Addr) {
 	}
 	svc := labService(lab, vip, 80, 0, 1, 2)
 	svc.Checks = []HealthCheck{{Checker: checker}}
-	startBalancerWith(t, lab, cfg, nil, svc)
+	startBalancerOn(t, lab, plane, cfg, nil, svc)
 	victim := lab.Servers[1]
 	victimAddr := labBackend(lab, 1, vip.Is6()).Addr
 
@@ -693,19 +692,21 @@ func testHealthFailover(t *testing.T, lab *netlab.Lab, vip netip.Addr) {
 // requesting: nothing fails, and the drained event comes once its last flow
 // has ended.
 func TestIntegrationDrainUnderLoad(t *testing.T) {
-	for _, family := range []string{"IPv4", "IPv6"} {
-		t.Run(family, func(t *testing.T) {
-			lab := netlab.NewT(t, &netlab.Config{Servers: 3, IPv6: family == "IPv6"})
-			testDrainUnderLoad(t, lab, lab.VIPs[len(lab.VIPs)-1])
-		})
+	for _, plane := range dataPlanes {
+		for _, family := range []string{"IPv4", "IPv6"} {
+			t.Run(plane+"/"+family, func(t *testing.T) {
+				lab := netlab.NewT(t, &netlab.Config{Servers: 3, IPv6: family == "IPv6"})
+				testDrainUnderLoad(t, lab, plane, lab.VIPs[len(lab.VIPs)-1])
+			})
+		}
 	}
 }
 
-func testDrainUnderLoad(t *testing.T, lab *netlab.Lab, vip netip.Addr) {
+func testDrainUnderLoad(t *testing.T, lab *netlab.Lab, plane string, vip netip.Addr) {
 	events := make(chan Event, 256)
 	cfg := &Config{TCPClosingTimeout: time.Second, OnEvent: func(e Event) { events <- e }}
 	svc := labService(lab, vip, 80, 0, 1, 2)
-	lb := startBalancerWith(t, lab, cfg, nil, svc)
+	lb := startBalancerOn(t, lab, plane, cfg, nil, svc)
 	load := startLoad(lab, vip, 4, "/bytes?n=300000")
 	load.waitSuccesses(t, 60)
 	drained := lab.Servers[2]

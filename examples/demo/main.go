@@ -115,9 +115,6 @@ func run(ctx context.Context, phase time.Duration, clients, size int, ipv6, useX
 		}
 		pc := &dsr.PacketConfig{VIPs: []netip.Addr{vip}}
 		if useXDP {
-			if err := lab.PrepareXDPTX(ctx); err != nil {
-				return err
-			}
 			x, err := dsr.ListenXDP(lab.Balancer.Link, &dsr.XDPConfig{Packet: pc})
 			if err != nil {
 				return fmt.Errorf("XDP data plane: %w", err)

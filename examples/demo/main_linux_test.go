@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -40,6 +41,7 @@ func TestIntegrationDemo(t *testing.T) {
 	}{
 		{"IPv4", nil, "192.0.2.100:80/tcp", "192.0.2.21"},
 		{"IPv6", []string{"-ipv6"}, "[2001:db8:0:1::100]:80/tcp", "2001:db8:0:1::15"},
+		{"XDP", []string{"-xdp"}, "192.0.2.100:80/tcp", "192.0.2.21"},
 	} {
 		t.Run(tc.family, func(t *testing.T) { testDemo(t, bin, tc.args, tc.service, tc.backend) })
 	}
@@ -55,6 +57,12 @@ func testDemo(t *testing.T, bin string, args []string, service, backend string) 
 	text := out.String()
 	t.Logf("demo output:\n%s", text)
 
+	if slices.Contains(args, "-xdp") {
+		m := regexp.MustCompile(`XDP program: (\d+) frames forwarded in the kernel`).FindStringSubmatch(text)
+		require.NotNil(t, m, "the demo reports the XDP program's work")
+		assert.NotEqual(t, "0", m[1], "the program forwarded frames in the kernel")
+		assert.Contains(t, text, "data plane: XDP")
+	}
 	for _, want := range []string{
 		"phase 1: balancing",
 		"phase 2: stopping server s1",

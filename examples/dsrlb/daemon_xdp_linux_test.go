@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"os"
@@ -23,7 +22,6 @@ func TestIntegrationDaemonXDP(t *testing.T) {
 	netlab.RequirePrivileged(t)
 	bin := buildDaemon(t)
 	lab := netlab.NewT(t, &netlab.Config{Servers: 3})
-	require.NoError(t, lab.PrepareXDPTX(context.Background()))
 	cfg := strings.Replace(labConfig(lab, []int{0, 1}, ""), "listen:", "dataplane: xdp\nlisten:", 1)
 	d := startDaemon(t, lab, bin, cfg)
 	d.waitMetric(`dsrlb_dataplane{dataplane="xdp"}`, 1)

@@ -444,15 +444,3 @@ func (l *Lab) Close() error {
 	l.log.Info("netlab: lab closed", "id", l.ID)
 	return errors.Join(errs...)
 }
-
-// PrepareXDPTX readies the balancer's link for an XDP program that sends
-// frames back out with XDP_TX: a veth hands such frames to its peer, which
-// takes them only with a NAPI instance, and GRO on gives the switch-side
-// peer one. (A physical NIC needs nothing of the kind.)
-func (l *Lab) PrepareXDPTX(ctx context.Context) error {
-	out, err := l.Switch.Command(ctx, "ethtool", "-K", l.Balancer.Name, "gro", "on").CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("netlab: gro on %s: %w: %s", l.Balancer.Name, err, out)
-	}
-	return nil
-}

@@ -85,6 +85,3 @@ func (h *Host) Addrs(string) ([]netip.Prefix, error) { return nil, ErrUnsupporte
 
 // labState is empty: no lab can exist on this platform.
 type labState struct{}
-
-// PrepareXDPTX returns ErrUnsupported.
-func (l *Lab) PrepareXDPTX(context.Context) error { return ErrUnsupported }
