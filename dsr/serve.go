@@ -157,6 +157,7 @@ func (b *Balancer) collectDataPlanes(s *snapshot, countActive bool) *XDPStats {
 		}
 		sum.Received += st.Received
 		sum.Forwarded += st.Forwarded
+		sum.ChecksumsCompleted += st.ChecksumsCompleted
 		for k, v := range st.Passed {
 			sum.Passed[k] += v
 		}

@@ -266,6 +266,10 @@ type XDPStats struct {
 	Received, Forwarded uint64
 	Passed              map[string]uint64
 	Dropped             map[string]uint64
+	// ChecksumsCompleted counts forwarded frames whose TCP or UDP checksum
+	// the program completed: frames a virtual sender (veth) left with a
+	// partial checksum for its "hardware" to finish.
+	ChecksumsCompleted uint64
 }
 
 // XDPPassReasons lists the labels of XDPStats.Passed, so that an exporter
@@ -296,7 +300,8 @@ func (x *XDPForwarder) collect(s *snapshot) (XDPStats, error) {
 	}
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	st := XDPStats{Received: c.Received, Forwarded: c.Forwarded, Passed: map[string]uint64{}, Dropped: map[string]uint64{}}
+	st := XDPStats{Received: c.Received, Forwarded: c.Forwarded, Passed: map[string]uint64{}, Dropped: map[string]uint64{},
+		ChecksumsCompleted: c.ChecksumsCompleted}
 	for r, n := range c.Passed {
 		st.Passed[xdp.PassReason(r).String()] = n
 	}
