@@ -101,6 +101,20 @@ func (b *Balancer) controlLoop(ctx context.Context) {
 	}
 }
 
+// drainPending reports whether a draining backend still waits for its
+// drained event. Called with b.mu held.
+func (b *Balancer) drainPending() bool {
+	for _, key := range b.order {
+		st := b.services[key]
+		for _, be := range st.svc.Backends {
+			if be.State == BackendDraining && !st.backends[be.Addr].drainedSent {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // controlTick runs one round of the periodic control work.
 func (b *Balancer) controlTick(now time.Time, checkSYN bool) {
 	b.mu.Lock()
@@ -109,9 +123,10 @@ func (b *Balancer) controlTick(now time.Time, checkSYN bool) {
 		b.recompile()
 	}
 	// The kernel data plane's flows and SYN retransmits count with the Go
-	// path's; its live flows are counted (a walk of its flow table) once a
-	// second.
-	b.collectDataPlanes(b.snap.Load(), checkSYN)
+	// path's. Its live flows are counted (a walk of its flow table) once a
+	// second, and on every tick while a drain waits for its last flow: a
+	// count older than the drain could report it drained too early.
+	b.collectDataPlanes(b.snap.Load(), checkSYN || b.drainPending())
 	for _, key := range b.order {
 		st := b.services[key]
 		for _, be := range st.svc.Backends {

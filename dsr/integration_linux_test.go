@@ -23,7 +23,9 @@ import (
 
 	"github.com/dsrlb/dsrlb/arp"
 	"github.com/dsrlb/dsrlb/health"
+	"github.com/dsrlb/dsrlb/internal/flowtable"
 	"github.com/dsrlb/dsrlb/internal/netlab"
+	"github.com/dsrlb/dsrlb/internal/xdp"
 )
 
 // liveBalancer is a Balancer forwarding with real AF_PACKET sockets inside a
@@ -127,16 +129,49 @@ func startBalancerPlane(t *testing.T, lab *netlab.Lab, plane string, cfg *Config
 		})
 	}
 	wg.Go(func() { _ = b.Run(ctx) })
+	// Traffic starts once every forwarder is served: an XDP program with
+	// no plan yet passes everything up, and a flow whose first packets the
+	// Go path took and whose next ones the program takes would have an
+	// entry in both tables.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		b.fwdMu.Lock()
+		n := len(b.forwarders)
+		b.fwdMu.Unlock()
+		if n == len(lb.fwds) {
+			break
+		}
+		require.True(t, time.Now().Before(deadline), "forwarders not served within 10s")
+		time.Sleep(5 * time.Millisecond)
+	}
 	t.Cleanup(func() {
+		if t.Failed() {
+			// Before the forwarders stop: an XDP forwarder's counters go
+			// with it.
+			st := b.Stats()
+			t.Logf("balancer stats: %+v", st)
+			if st.XDP != nil {
+				t.Logf("xdp program: %+v", *st.XDP)
+				s := b.snap.Load()
+				now := b.now()
+				for _, f := range lb.fwds {
+					if x, ok := f.(*XDPForwarder); ok {
+						_ = x.prog.Flows(func(k flowtable.Key, fl xdp.Flow) bool {
+							if be := s.backend(fl.Backend); be != nil && be.state == BackendDraining && !x.prog.Expired(k.Proto, fl, now) {
+								t.Logf("live XDP flow on a draining backend: %s:%d state %v lastseen %d now %d", k.SrcAddr(), k.SrcPort, fl.State, fl.LastSeen, now)
+							}
+							return true
+						})
+					}
+				}
+			}
+		}
 		cancel()
 		wg.Wait()
 		for _, f := range lb.fwds {
 			_ = f.Close()
 		}
 		_ = speaker.Close()
-		if t.Failed() {
-			t.Logf("balancer stats: %+v", b.Stats())
-		}
 	})
 	return lb
 }

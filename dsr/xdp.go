@@ -42,7 +42,12 @@ type XDPConfig struct {
 // tcpdump): Stats.XDP accounts for every one of them.
 //
 // The program stays attached, forwarding by the last plan it was given,
-// until Close: a Serve that returns does not stop it.
+// until Close: a Serve that returns does not stop it. Until a Balancer
+// serves it the program has no plan and passes every frame up; serve it
+// before clients arrive, or the flows that open in between keep an entry in
+// the Go path's flow table as well (harmless for forwarding, since both
+// pick alike, but an embryonic Go entry counts as an active flow of its
+// backend until the embryonic timeout, which a drain then waits for).
 type XDPForwarder struct {
 	*PacketForwarder
 	prog   *xdp.Program
