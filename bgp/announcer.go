@@ -83,8 +83,13 @@ func NewAnnouncer(b Balancer, out Announcements, cfg *AnnouncerConfig) (*Announc
 }
 
 // HandleEvent makes the Announcer re-evaluate at once after a health
-// change. It never blocks, so it can be called from dsr.Config.OnEvent.
+// change. It never blocks, so it can be called from dsr.Config.OnEvent; on a
+// nil *Announcer (no BGP, or an event before NewAnnouncer returned) it does
+// nothing.
 func (a *Announcer) HandleEvent(e dsr.Event) {
+	if a == nil {
+		return
+	}
 	switch e.Kind {
 	case dsr.EventBackendDown, dsr.EventBackendUp, dsr.EventBelowMinHealthy,
 		dsr.EventMinHealthyRestored, dsr.EventMACResolved, dsr.EventUnresolved, dsr.EventFailOpen:

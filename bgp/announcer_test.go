@@ -200,3 +200,8 @@ func TestAnnouncerWithRealBalancer(t *testing.T) {
 	_, err = NewAnnouncer(b, fs, &AnnouncerConfig{Poll: -1})
 	require.ErrorIs(t, err, ErrConfig)
 }
+
+func TestHandleEventOnNilAnnouncer(t *testing.T) {
+	var a *Announcer
+	require.NotPanics(t, func() { a.HandleEvent(dsr.Event{Kind: dsr.EventBackendUp}) })
+}

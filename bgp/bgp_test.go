@@ -62,7 +62,9 @@ func TestConfigValidation(t *testing.T) {
 				return
 			}
 			require.ErrorIs(t, err, ErrConfig)
-			assert.Contains(t, err.Error(), tt.field+":")
+			var ce *ConfigError
+			require.ErrorAs(t, err, &ce)
+			assert.Equal(t, tt.field, ce.Field)
 		})
 	}
 	_, err := New(nil)

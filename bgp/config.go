@@ -11,13 +11,33 @@ import (
 // Sentinel errors. Errors returned by this package wrap one of them where it
 // applies, for errors.Is.
 var (
-	// ErrConfig: the configuration is invalid; the message names the field.
+	// ErrConfig: the configuration is invalid; the error is a *ConfigError
+	// naming the field.
 	ErrConfig = errors.New("bgp: invalid configuration")
 	// ErrNotVIP: the address cannot be announced (not a unicast address).
 	ErrNotVIP = errors.New("bgp: not an announceable address")
 	// ErrStopped: the speaker has stopped (Run returned) or never ran.
 	ErrStopped = errors.New("bgp: speaker stopped")
 )
+
+// ConfigError is an invalid configuration field. Field is the field's path
+// in the configuration's terms (like "peers[0].hold_time"); errors.Is(err,
+// ErrConfig) holds.
+type ConfigError struct {
+	Field string
+	Err   error
+}
+
+func (e *ConfigError) Error() string {
+	return "bgp: invalid configuration: " + e.Field + ": " + e.Err.Error()
+}
+
+// Unwrap returns ErrConfig and the cause.
+func (e *ConfigError) Unwrap() []error { return []error{ErrConfig, e.Err} }
+
+func fieldErr(field, format string, args ...any) error {
+	return &ConfigError{Field: field, Err: fmt.Errorf(format, args...)}
+}
 
 // Defaults applied to zero fields.
 const (
@@ -116,66 +136,66 @@ type BFD struct {
 
 func (c *Config) validate() error {
 	if c == nil {
-		return fmt.Errorf("%w: nil Config: router_id, local_as and peers are required", ErrConfig)
+		return fieldErr("config", "nil: router_id, local_as and peers are required")
 	}
 	if !c.RouterID.Is4() {
-		return fmt.Errorf("%w: router_id: want an IPv4 address, got %q", ErrConfig, c.RouterID.String())
+		return fieldErr("router_id", "want an IPv4 address, got %q", c.RouterID.String())
 	}
 	if c.LocalAS == 0 {
-		return fmt.Errorf("%w: local_as: required (a non-zero AS number)", ErrConfig)
+		return fieldErr("local_as", "required (a non-zero AS number)")
 	}
 	if len(c.Peers) == 0 {
-		return fmt.Errorf("%w: peers: at least one peer is required", ErrConfig)
+		return fieldErr("peers", "at least one peer is required")
 	}
 	if c.NextHop4.IsValid() && !c.NextHop4.Unmap().Is4() {
-		return fmt.Errorf("%w: next_hop4: %s is not an IPv4 address", ErrConfig, c.NextHop4)
+		return fieldErr("next_hop4", "%s is not an IPv4 address", c.NextHop4)
 	}
 	if c.NextHop6.IsValid() && (!c.NextHop6.Is6() || c.NextHop6.Is4In6()) {
-		return fmt.Errorf("%w: next_hop6: %s is not an IPv6 address", ErrConfig, c.NextHop6)
+		return fieldErr("next_hop6", "%s is not an IPv6 address", c.NextHop6)
 	}
 	seen := map[netip.Addr]bool{}
 	for i, p := range c.Peers {
-		if err := p.validate(c.ListenPort); err != nil {
-			return fmt.Errorf("%w: peers[%d].%v", ErrConfig, i, err)
+		if err := p.validate(fmt.Sprintf("peers[%d].", i), c.ListenPort); err != nil {
+			return err
 		}
 		a := p.Addr.Unmap()
 		if seen[a] {
-			return fmt.Errorf("%w: peers[%d].address: %s is listed twice", ErrConfig, i, a)
+			return fieldErr(fmt.Sprintf("peers[%d].address", i), "%s is listed twice", a)
 		}
 		seen[a] = true
 	}
 	return nil
 }
 
-func (p *Peer) validate(listen uint16) error {
+func (p *Peer) validate(f string, listen uint16) error {
 	if !p.Addr.IsValid() || p.Addr.IsUnspecified() || p.Addr.IsMulticast() {
-		return fmt.Errorf("address: want a unicast address, got %q", p.Addr.String())
+		return fieldErr(f+"address", "want a unicast address, got %q", p.Addr.String())
 	}
 	if p.AS == 0 {
-		return errors.New("as: required (a non-zero AS number)")
+		return fieldErr(f+"as", "required (a non-zero AS number)")
 	}
 	if p.LocalAddr.IsValid() && p.LocalAddr.Unmap().Is4() != p.Addr.Unmap().Is4() {
-		return fmt.Errorf("local_address: %s is not of the family of %s", p.LocalAddr, p.Addr)
+		return fieldErr(f+"local_address", "%s is not of the family of %s", p.LocalAddr, p.Addr)
 	}
 	if p.HoldTime != 0 && (p.HoldTime < 3*time.Second || p.HoldTime > 65535*time.Second) {
-		return fmt.Errorf("hold_time: %v: want 3s to 18h12m15s (or 0 for %v)", p.HoldTime, DefaultHoldTime)
+		return fieldErr(f+"hold_time", "%v: want 3s to 18h12m15s (or 0 for %v)", p.HoldTime, DefaultHoldTime)
 	}
 	hold := p.holdTime()
 	if p.Keepalive < 0 || p.Keepalive >= hold || (p.Keepalive != 0 && p.Keepalive < time.Second) {
-		return fmt.Errorf("keepalive: %v: want at least 1s and less than the hold time %v", p.Keepalive, hold)
+		return fieldErr(f+"keepalive", "%v: want at least 1s and less than the hold time %v", p.Keepalive, hold)
 	}
 	if p.Passive && listen == 0 {
-		return errors.New("passive: the speaker does not listen (listen_port is 0), so a passive peer could never connect")
+		return fieldErr(f+"passive", "the speaker does not listen (listen_port is 0), so a passive peer could never connect")
 	}
 	if gr := p.GracefulRestart; gr != nil && (gr.RestartTime < 0 || gr.RestartTime > 4095*time.Second) {
-		return fmt.Errorf("graceful_restart.restart_time: %v: want 0s to 4095s", gr.RestartTime)
+		return fieldErr(f+"graceful_restart.restart_time", "%v: want 0s to 4095s", gr.RestartTime)
 	}
 	if b := p.BFD; b != nil {
 		if b.Interval < 0 || (b.Interval != 0 && b.Interval < 10*time.Millisecond) || b.Interval > time.Minute {
-			return fmt.Errorf("bfd.interval: %v: want 10ms to 1m (or 0 for %v)", b.Interval, DefaultBFDInterval)
+			return fieldErr(f+"bfd.interval", "%v: want 10ms to 1m (or 0 for %v)", b.Interval, DefaultBFDInterval)
 		}
 		if b.Multiplier < 0 || b.Multiplier > 255 {
-			return fmt.Errorf("bfd.multiplier: %d: want 1 to 255 (or 0 for %d)", b.Multiplier, DefaultBFDMultiplier)
+			return fieldErr(f+"bfd.multiplier", "%d: want 1 to 255 (or 0 for %d)", b.Multiplier, DefaultBFDMultiplier)
 		}
 	}
 	return nil

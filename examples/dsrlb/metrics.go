@@ -1,6 +1,7 @@
 package main
 
 import (
+	"net/netip"
 	"runtime"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -37,6 +38,7 @@ type collector struct {
 	healthEvents, vipConflicts, reloads, reloadOK, reloadTime, buildInfo      *prometheus.Desc
 	arpEnabled, arpReceived, arpReplies, arpAnnounce, arpResolve, arpProbes   *prometheus.Desc
 	arpConflictPackets, arpSocketErrors, arpDrops                             *prometheus.Desc
+	bgpSessionUp, bgpAnnounced                                                *prometheus.Desc
 }
 
 func newCollector(d *daemon) *collector {
@@ -80,6 +82,8 @@ func newCollector(d *daemon) *collector {
 		arpReplies:     desc("dsrlb_arp_replies_total", "ARP replies and solicited Neighbor Advertisements sent for VIPs."),
 		arpAnnounce:    desc("dsrlb_arp_announcements_total", "Gratuitous ARPs and unsolicited Neighbor Advertisements sent for VIPs."),
 		arpResolve:     desc("dsrlb_arp_resolve_requests_total", "ARP requests and Neighbor Solicitations sent to resolve backend MACs."),
+		bgpSessionUp:   desc("dsrlb_bgp_session_up", "1 while the BGP session with the peer is established (only with a bgp section).", "peer"),
+		bgpAnnounced:   desc("dsrlb_bgp_announced", "1 while the VIP's host route is announced by BGP, 0 while withdrawn (only with a bgp section).", "vip"),
 		arpProbes:      desc("dsrlb_arp_conflict_probes_total", "Requests sent for our own VIPs to find other hosts claiming them."),
 		arpConflictPackets: desc("dsrlb_arp_conflict_packets_total",
 			"Packets in which another MAC claimed a VIP (every packet; dsrlb_arp_conflicts_total counts deduplicated events)."),
@@ -178,6 +182,19 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.arpSocketErrors, as.WriteErrors, "write")
 	for _, r := range arp.DropReasons() {
 		counter(c.arpDrops, as.Drops[r], r.String())
+	}
+
+	if c.d.bgp != nil {
+		for _, p := range c.d.bgp.Peers() {
+			gauge(c.bgpSessionUp, bool01(p.Up), p.Addr.String())
+		}
+		announced := map[netip.Addr]bool{}
+		for _, p := range c.d.bgp.Announced() {
+			announced[p.Addr()] = true
+		}
+		for _, vip := range c.d.bgpVIPs() {
+			gauge(c.bgpAnnounced, bool01(announced[vip]), vip.String())
+		}
 	}
 }
 
