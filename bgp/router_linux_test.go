@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -40,6 +41,8 @@ type childConfig struct {
 	Backend     string
 	Healthy     bool // the backend's initial health
 	RestartTime time.Duration
+	BFD         bool
+	NoGR        bool
 }
 
 func init() { childMain = runChildIfRequested }
@@ -78,10 +81,16 @@ func runChild(raw string) error {
 		}
 		return fmt.Errorf("told to fail")
 	})
+	peer := Peer{Addr: netip.MustParseAddr(cfg.Peer), AS: cfg.PeerAS, HoldTime: 9 * time.Second}
+	if !cfg.NoGR {
+		peer.GracefulRestart = &GracefulRestart{RestartTime: cfg.RestartTime}
+	}
+	if cfg.BFD {
+		peer.BFD = &BFD{}
+	}
 	speaker, err := New(&Config{
 		RouterID: netip.MustParseAddr(cfg.RouterID), LocalAS: cfg.LocalAS,
-		Peers: []Peer{{Addr: netip.MustParseAddr(cfg.Peer), AS: cfg.PeerAS, HoldTime: 9 * time.Second,
-			GracefulRestart: &GracefulRestart{RestartTime: cfg.RestartTime}}},
+		Peers:   []Peer{peer},
 		OnEvent: func(e Event) { say("bgp %d %s", e.At.UnixNano(), e.Kind) },
 	})
 	if err != nil {
@@ -352,6 +361,12 @@ type bird struct {
 }
 
 func startBird(t *testing.T, h *netlab.Host, peer netip.Addr) *bird {
+	return startBirdWith(t, h, peer, "", "")
+}
+
+// startBirdWith runs BIRD with extra protocols and extra lines in the
+// session's block.
+func startBirdWith(t *testing.T, h *netlab.Host, peer netip.Addr, protocols, session string) *bird {
 	t.Helper()
 	if _, err := exec.LookPath("bird"); err != nil {
 		if os.Getenv("CI") == "true" {
@@ -364,14 +379,16 @@ func startBird(t *testing.T, h *netlab.Host, peer netip.Addr) *bird {
 	require.NoError(t, os.WriteFile(conf, fmt.Appendf(nil, `router id %s;
 protocol device {}
 protocol static theirs { ipv4; route %s blackhole; }
+%s
 protocol bgp lb {
 	local %s as %d;
 	neighbor %s as %d;
 	ipv4 { import all; export where proto = "theirs"; };
 	graceful restart on;
 	connect retry time 1;
+	%s
 }
-`, h.IP, theirs, h.IP, routerAS, peer, lbAS), 0o644))
+`, h.IP, theirs, protocols, h.IP, routerAS, peer, lbAS, session), 0o644))
 	b := &bird{h: h, sock: filepath.Join(dir, "bird.ctl")}
 	ctx, cancel := context.WithCancel(context.Background())
 	cmd := h.Command(ctx, "bird", "-f", "-c", conf, "-s", b.sock, "-P", filepath.Join(dir, "bird.pid"))
@@ -495,4 +512,29 @@ func TestIntegrationBGPWithFRR(t *testing.T) {
 	lab := newRouterLab(t)
 	f := startFRR(t, lab.Clients[0], lab.Balancer.IP)
 	runRouterTests(t, lab, f)
+}
+
+// TestIntegrationBFDWithBird: with BFD, a balancer that stops dead (frozen
+// with SIGSTOP: no FIN closes its TCP session, no packet leaves it) loses
+// its route at the router long before the BGP hold time (9 s here) would
+// expire. (A killed process is no test of BFD: its kernel closes the
+// session at once.)
+func TestIntegrationBFDWithBird(t *testing.T) {
+	lab := newRouterLab(t)
+	b := startBirdWith(t, lab.Clients[0], lab.Balancer.IP, "protocol bfd { interface \"*\" { min rx interval 300 ms; min tx interval 300 ms; multiplier 3; }; }", "bfd on;")
+	cfg := childConfig{RouterID: lab.Balancer.IP.String(), LocalAS: lbAS, Peer: lab.Clients[0].IP.String(), PeerAS: routerAS,
+		VIP: testVIP.String(), Backend: lab.Servers[0].IP.String(), Healthy: true, BFD: true, NoGR: true}
+	c := startChild(t, lab.Balancer, cfg)
+	require.Eventually(t, func() bool { return b.sessionUp(t) }, 30*time.Second, 50*time.Millisecond, "BGP session never came up")
+	require.Eventually(t, func() bool { return strings.Contains(b.birdc(t, "show", "bfd", "sessions"), "Up") }, 30*time.Second, 50*time.Millisecond,
+		"BFD session never came up: %s", b.birdc(t, "show", "bfd", "sessions"))
+	require.Eventually(t, func() bool { return b.route(t, testPrefix).Present }, 10*time.Second, 20*time.Millisecond)
+	require.NoError(t, c.cmd.Process.Signal(syscall.SIGSTOP))
+	killed := time.Now()
+	require.Eventually(t, func() bool { return !b.route(t, testPrefix).Present }, 20*time.Second, 5*time.Millisecond)
+	gone := time.Since(killed)
+	bfd := b.birdc(t, "show", "bfd", "sessions")
+	t.Logf("route gone at the router %v after the balancer froze (BFD 300ms x 3; BGP hold time 9s)\n%s", gone, bfd)
+	require.NotContains(t, bfd, " Up ", "BIRD's BFD session should be down")
+	require.Contains(t, b.birdc(t, "show", "protocols", "all", "lb"), "BFD session down", "the session should have been brought down by BFD, not by the hold timer")
 }
