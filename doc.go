@@ -33,6 +33,10 @@
 //     DNS, ICMP and the DSR-path check) and the Monitor that runs them.
 //   - [github.com/dsrlb/dsrlb/arp]: VIP ownership on the segment: ARP
 //     answers, announcements, backend MAC resolution, conflict detection.
+//   - [github.com/dsrlb/dsrlb/bgp]: VIP announcement to routers by BGP (an
+//     embedded GoBGP speaker with graceful restart and BFD) while the
+//     services have enough healthy backends. Only programs that import it
+//     link GoBGP in.
 //
 // A minimal embedding on Linux (see the README for one with ARP ownership
 // and health checks):
