@@ -345,19 +345,22 @@ func (s *Speaker) Announce(vip netip.Addr) error {
 		return err
 	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.stopped {
+		s.mu.Unlock()
 		return ErrStopped
 	}
 	if s.want[p] {
+		s.mu.Unlock()
 		return nil
 	}
 	if s.srv != nil {
 		if err := s.addPath(s.srv, p); err != nil {
+			s.mu.Unlock()
 			return fmt.Errorf("bgp: announce %s: %w", p, err)
 		}
 	}
 	s.want[p] = true
+	s.mu.Unlock()
 	s.log.Info("bgp announce", "prefix", p)
 	s.emit(Event{Kind: EventAnnounced, At: time.Now(), Prefix: p})
 	return nil
@@ -371,8 +374,8 @@ func (s *Speaker) Withdraw(vip netip.Addr) error {
 		return err
 	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if !s.want[p] {
+		s.mu.Unlock()
 		return nil
 	}
 	if s.srv != nil {
@@ -381,10 +384,12 @@ func (s *Speaker) Withdraw(vip netip.Addr) error {
 			err = s.srv.DeletePath(apiutil.DeletePathRequest{Paths: []*apiutil.Path{path}})
 		}
 		if err != nil {
+			s.mu.Unlock()
 			return fmt.Errorf("bgp: withdraw %s: %w", p, err)
 		}
 	}
 	delete(s.want, p)
+	s.mu.Unlock()
 	s.log.Info("bgp withdraw", "prefix", p)
 	s.emit(Event{Kind: EventWithdrawn, At: time.Now(), Prefix: p})
 	return nil
