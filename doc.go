@@ -35,6 +35,10 @@
 //     answers, announcements, backend MAC resolution, conflict detection.
 //   - [github.com/dsrlb/dsrlb/vrrp]: active/standby balancers with VRRPv3,
 //     wire-compatible with keepalived.
+//   - [github.com/dsrlb/dsrlb/bgp]: VIP announcement to routers by BGP (an
+//     embedded GoBGP speaker with graceful restart and BFD) while the
+//     services have enough healthy backends. Only programs that import it
+//     link GoBGP in.
 //
 // A minimal embedding on Linux (see the README for one with ARP ownership
 // and health checks):

@@ -31,4 +31,32 @@ if ! command -v promtool >/dev/null 2>&1; then
 	apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
 fi
+# The BGP integration tests run the real routers, BIRD 2 and FRR, as child processes in their
+# own network namespaces with configurations under a temporary directory. The packages'
+# maintainer scripts would start system-wide daemons (bird, frr's watchfrr/zebra/bgpd); a
+# temporary policy-rc.d that refuses every start keeps them stopped, and nothing installed
+# here may be left running.
+routers=()
+command -v bird >/dev/null 2>&1 || routers+=(bird2)
+[ -x /usr/lib/frr/bgpd ] || routers+=(frr)
+if [ "${#routers[@]}" -gt 0 ]; then
+	if [ "$(id -u)" -ne 0 ]; then
+		echo "missing packages: ${routers[*]} (run as root to install them)" >&2
+		exit 1
+	fi
+	policy=/usr/sbin/policy-rc.d
+	ours=0
+	if [ ! -e "$policy" ]; then
+		printf '#!/bin/sh\nexit 101\n' >"$policy"
+		chmod 755 "$policy"
+		ours=1
+	fi
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${routers[@]}" >/dev/null
+	if [ "$ours" -eq 1 ]; then rm -f "$policy"; fi
+	# Belt and braces: where a service manager started them anyway, stop the units.
+	if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+		systemctl disable --now bird.service frr.service >/dev/null 2>&1 || true
+	fi
+fi
 go mod download

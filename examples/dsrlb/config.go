@@ -14,6 +14,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/dsrlb/dsrlb/bgp"
 	"github.com/dsrlb/dsrlb/dsr"
 	"github.com/dsrlb/dsrlb/health"
 	"github.com/dsrlb/dsrlb/vrrp"
@@ -53,6 +54,45 @@ type Config struct {
 	HA *HAConfig `yaml:"ha"`
 	// Services are the balanced services.
 	Services []ServiceConfig `yaml:"services"`
+	// BGP announces the VIPs to routers. Absent (no local_as and no peers)
+	// means no BGP.
+	BGP BGPConfig `yaml:"bgp"`
+}
+
+// BGPConfig configures the embedded BGP speaker (package bgp). A VIP is
+// announced while every service on it has at least min_healthy healthy
+// backends (at least one), and withdrawn first on SIGTERM.
+type BGPConfig struct {
+	RouterID string `yaml:"router_id"`
+	LocalAS  uint32 `yaml:"local_as"`
+	// ListenPort is the TCP port to accept peers on. Zero: connect out only.
+	ListenPort uint16 `yaml:"listen_port"`
+	// NextHop4/NextHop6 replace the session's own address as next hop.
+	NextHop4 string          `yaml:"next_hop4"`
+	NextHop6 string          `yaml:"next_hop6"`
+	Peers    []BGPPeerConfig `yaml:"peers"`
+	// VIPs limits the announced VIPs. Empty: every VIP of the services.
+	VIPs []string `yaml:"vips"`
+}
+
+// BGPPeerConfig is one BGP neighbour.
+type BGPPeerConfig struct {
+	Address   string   `yaml:"address"`
+	AS        uint32   `yaml:"as"`
+	Port      uint16   `yaml:"port"`
+	HoldTime  Duration `yaml:"hold_time"`
+	Keepalive Duration `yaml:"keepalive"`
+	// GracefulRestart makes the router keep the routes for restart_time
+	// (default 120s) when the daemon dies or is restarted without SIGTERM.
+	GracefulRestart bool     `yaml:"graceful_restart"`
+	RestartTime     Duration `yaml:"restart_time"`
+	// BFD runs BFD with the neighbour (which must run it too).
+	BFD bool `yaml:"bfd"`
+}
+
+// configured says whether the file has a bgp section with content.
+func (c *BGPConfig) configured() bool {
+	return c.LocalAS != 0 || c.RouterID != "" || len(c.Peers) > 0
 }
 
 // HAConfig is the VRRPv3 virtual router (package vrrp) the balancer takes
@@ -189,6 +229,10 @@ type Loaded struct {
 	// DSR-path checker needs a socket).
 	Services []dsr.Service
 	Names    map[dsr.ServiceKey]string
+	// BGP is the speaker's configuration, nil without a bgp section;
+	// BGPVIPs the VIPs it may announce (nil: all).
+	BGP     *bgp.Config
+	BGPVIPs map[netip.Addr]bool
 
 	root *yaml.Node // the parsed document, to find the line of a field
 }
@@ -354,6 +398,9 @@ func ParseConfig(name string, data []byte) (*Loaded, error) {
 	if cfg.HA != nil && len(out.HAVIPs()) == 0 {
 		return nil, fail("ha", "needs at least one service with an IPv4 VIP: VRRP advertises IPv4 addresses only")
 	}
+	if err := out.parseBGP(&cfg.BGP); err != nil {
+		return nil, err
+	}
 	return out, nil
 }
 
@@ -418,6 +465,81 @@ func (l *Loaded) VRRPConfig() *vrrp.Config {
 	}
 }
 
+// parseBGP validates the bgp section into l.BGP.
+func (l *Loaded) parseBGP(c *BGPConfig) error {
+	if !c.configured() {
+		return nil
+	}
+	addr := func(field, s string, required bool) (netip.Addr, error) {
+		if s == "" {
+			if required {
+				return netip.Addr{}, l.errorAt(field, errors.New("required"))
+			}
+			return netip.Addr{}, nil
+		}
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			return netip.Addr{}, l.errorAt(field, fmt.Errorf("%q is not an IP address", s))
+		}
+		return a.Unmap(), nil
+	}
+	bc := &bgp.Config{LocalAS: c.LocalAS, ListenPort: c.ListenPort}
+	var err error
+	if bc.RouterID, err = addr("bgp.router_id", c.RouterID, true); err != nil {
+		return err
+	}
+	if bc.NextHop4, err = addr("bgp.next_hop4", c.NextHop4, false); err != nil {
+		return err
+	}
+	if bc.NextHop6, err = addr("bgp.next_hop6", c.NextHop6, false); err != nil {
+		return err
+	}
+	for i, pc := range c.Peers {
+		f := fmt.Sprintf("bgp.peers[%d]", i)
+		p := bgp.Peer{AS: pc.AS, Port: pc.Port, HoldTime: time.Duration(pc.HoldTime), Keepalive: time.Duration(pc.Keepalive)}
+		if p.Addr, err = addr(f+".address", pc.Address, true); err != nil {
+			return err
+		}
+		if pc.GracefulRestart {
+			p.GracefulRestart = &bgp.GracefulRestart{RestartTime: time.Duration(pc.RestartTime)}
+		} else if pc.RestartTime != 0 {
+			return l.errorAt(f+".restart_time", errors.New("set, but graceful_restart is false"))
+		}
+		if pc.BFD {
+			p.BFD = &bgp.BFD{}
+		}
+		bc.Peers = append(bc.Peers, p)
+	}
+	if _, err := bgp.New(bc); err != nil {
+		var ce *bgp.ConfigError
+		if errors.As(err, &ce) {
+			field := strings.Replace(ce.Field, "graceful_restart.restart_time", "restart_time", 1)
+			return l.errorAt("bgp."+field, bgpLibError{ce})
+		}
+		return l.errorAt("bgp", err)
+	}
+	vipsOfServices := map[netip.Addr]bool{}
+	for _, s := range l.Services {
+		vipsOfServices[s.VIP] = true
+	}
+	for i, s := range c.VIPs {
+		f := fmt.Sprintf("bgp.vips[%d]", i)
+		a, err := addr(f, s, true)
+		if err != nil {
+			return err
+		}
+		if !vipsOfServices[a] {
+			return l.errorAt(f, fmt.Errorf("%s is not the VIP of any service", a))
+		}
+		if l.BGPVIPs == nil {
+			l.BGPVIPs = map[netip.Addr]bool{}
+		}
+		l.BGPVIPs[a] = true
+	}
+	l.BGP = bc
+	return nil
+}
+
 // libError reads as the library's message without its field (the
 // ConfigError around it names the field in the file's terms) and keeps the
 // library's error chain (dsr.ErrInvalidConfig, health.ErrUnsupportedTarget).
@@ -425,6 +547,13 @@ type libError struct{ ce *dsr.ConfigError }
 
 func (e libError) Error() string { return e.ce.Err.Error() }
 func (e libError) Unwrap() error { return e.ce }
+
+// bgpLibError reads as package bgp's message without its field and keeps
+// its chain (bgp.ErrConfig).
+type bgpLibError struct{ ce *bgp.ConfigError }
+
+func (e bgpLibError) Error() string { return e.ce.Err.Error() }
+func (e bgpLibError) Unwrap() error { return e.ce }
 
 // balancerFields names the file's fields for the dsr.Config fields that
 // dsr.New validates.

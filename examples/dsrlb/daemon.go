@@ -10,12 +10,14 @@ import (
 	"net/netip"
 	"os"
 	"reflect"
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/dsrlb/dsrlb/arp"
+	"github.com/dsrlb/dsrlb/bgp"
 	"github.com/dsrlb/dsrlb/dsr"
 	"github.com/dsrlb/dsrlb/health"
 	"github.com/dsrlb/dsrlb/vrrp"
@@ -32,6 +34,8 @@ type daemon struct {
 	plane, planeWhy string
 
 	speaker    *arp.Speaker
+	bgp        *bgp.Speaker   // nil without a bgp section
+	announcer  *bgp.Announcer // nil without a bgp section
 	dsrChecker *health.DSRPathChecker
 	// router and gate are set with an ha section: the gate serves the
 	// VIPs on the speaker only while the router is master.
@@ -117,6 +121,20 @@ func newDaemon(path string, cfg *Loaded, log *slog.Logger) (*daemon, error) {
 		return nil, cfg.locate(err)
 	}
 	d.b = b
+	if cfg.BGP != nil {
+		bgpc := *cfg.BGP
+		bgpc.Logger, bgpc.OnEvent = log, d.onBGPEvent
+		if d.bgp, err = bgp.New(&bgpc); err != nil {
+			return nil, cfg.errorAt("bgp", err)
+		}
+		var only func(netip.Addr) bool
+		if allowed := cfg.BGPVIPs; allowed != nil {
+			only = func(v netip.Addr) bool { return allowed[v] }
+		}
+		if d.announcer, err = bgp.NewAnnouncer(b, d.bgp, &bgp.AnnouncerConfig{Announce: only, Logger: log}); err != nil {
+			return nil, err
+		}
+	}
 	services, err := d.withChecks(cfg)
 	if err != nil {
 		return nil, err
@@ -239,6 +257,7 @@ func (d *daemon) close() {
 // onEvent counts the Balancer's events, keeps them for the status page
 // and notes why a backend changed state.
 func (d *daemon) onEvent(e dsr.Event) {
+	d.announcer.HandleEvent(e) // nil-safe; never blocks
 	r := eventFromDSR(e)
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -267,6 +286,48 @@ func (d *daemon) onEvent(e dsr.Event) {
 		c.count++
 		c.lastAt, c.lastMAC, c.backend = r.At, e.MAC.String(), e.Backend
 	}
+}
+
+// bgpVIPs lists the VIPs BGP may announce, sorted: the configured ones, or
+// every VIP of the services.
+func (d *daemon) bgpVIPs() []netip.Addr {
+	d.mu.Lock()
+	cfg := d.cfg
+	d.mu.Unlock()
+	seen := map[netip.Addr]bool{}
+	var out []netip.Addr
+	for _, s := range cfg.Services {
+		if !seen[s.VIP] && (cfg.BGPVIPs == nil || cfg.BGPVIPs[s.VIP]) {
+			seen[s.VIP] = true
+			out = append(out, s.VIP)
+		}
+	}
+	slices.SortFunc(out, netip.Addr.Compare)
+	return out
+}
+
+// onBGPEvent keeps the speaker's session and announcement changes for the
+// status page.
+func (d *daemon) onBGPEvent(e bgp.Event) {
+	r := recentEvent{At: e.At, Kind: "bgp-" + e.Kind.String(), Severity: "ok"}
+	switch e.Kind {
+	case bgp.EventPeerUp, bgp.EventPeerDown:
+		r.Detail = "peer " + e.Peer.String()
+		if e.Reason != "" {
+			r.Detail += ": " + e.Reason
+		}
+		if e.Kind == bgp.EventPeerDown {
+			r.Severity = "bad"
+		}
+	default:
+		r.Detail = e.Prefix.String()
+		if e.Kind == bgp.EventWithdrawn {
+			r.Severity = "warn"
+		}
+	}
+	d.mu.Lock()
+	d.events.add(r)
+	d.mu.Unlock()
 }
 
 // sampleLoop samples the counters once a second, for the rates and graphs
@@ -347,6 +408,19 @@ func (d *daemon) run(ctx context.Context, hup, term <-chan os.Signal) error {
 		})
 	}
 	wg.Go(func() { d.sampleLoop(fwdCtx) })
+	// BGP stops after forwarding has drained (its own context, cancelled
+	// first among the deferred calls so the sessions close cleanly).
+	bgpCtx, stopBGP := context.WithCancel(context.Background())
+	bgpErr := make(chan error, 1)
+	if d.bgp != nil {
+		wg.Go(func() { _ = d.announcer.Run(bgpCtx) })
+		wg.Go(func() {
+			if err := d.bgp.Run(bgpCtx); err != nil {
+				bgpErr <- err
+			}
+		})
+	}
+	defer stopBGP()
 
 	if srv, err := d.serveHTTP(); err != nil {
 		return err
@@ -362,10 +436,20 @@ func (d *daemon) run(ctx context.Context, hup, term <-chan os.Signal) error {
 			return nil
 		case err := <-errs:
 			return fmt.Errorf("forwarding failed: %w", err)
+		case err := <-bgpErr:
+			return err
 		case <-hup:
 			d.reload()
 		case <-term:
 			stopVRRP()
+			if d.announcer != nil {
+				// Withdraw first: routers stop sending new flows here
+				// while the established ones drain.
+				if err := d.announcer.WithdrawAll(); err != nil {
+					d.log.Error("bgp: withdraw on SIGTERM", "err", err)
+				}
+				d.log.Info("bgp: VIPs withdrawn; draining")
+			}
 			d.drain(ctx)
 			return nil
 		}
@@ -385,6 +469,9 @@ func (d *daemon) reload() {
 	}
 	if err == nil && !reflect.DeepEqual(next.VRRPConfig(), d.cfg.VRRPConfig()) {
 		err = next.errorAt("ha", errors.New("changing the ha section (or the IPv4 VIPs it advertises) needs a restart"))
+	}
+	if err == nil && !reflect.DeepEqual(next.File.BGP, d.cfg.File.BGP) {
+		err = next.errorAt("bgp", errors.New("changing it needs a restart"))
 	}
 	var services []dsr.Service
 	if err == nil {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"net/netip"
 	"runtime"
 	"strconv"
 
@@ -41,6 +42,7 @@ type collector struct {
 	arpEnabled, arpReceived, arpReplies, arpAnnounce, arpResolve, arpProbes   *prometheus.Desc
 	arpConflictPackets, arpSocketErrors, arpDrops                             *prometheus.Desc
 	haState, haMaster, haAdverts                                              *prometheus.Desc
+	bgpSessionUp, bgpAnnounced                                                *prometheus.Desc
 }
 
 func newCollector(d *daemon) *collector {
@@ -82,12 +84,14 @@ func newCollector(d *daemon) *collector {
 		dataPlane:      desc("dsrlb_dataplane", "1 for the data plane in use (packet sockets, or XDP with packet sockets for what it passes up).", "dataplane"),
 		xdpFrames: desc("dsrlb_xdp_frames_total",
 			"Frames the XDP program decided: forwarded in the kernel, passed up to the Go path (by reason) or dropped (by reason). Zero with the packet data plane.", "verdict", "reason"),
-		arpEnabled:  desc("dsrlb_arp_enabled", "1 when the daemon owns its VIPs by ARP and neighbour discovery, 0 when arp.disabled is set (the counters of dsrlb_arp_* then stay 0)."),
-		arpReceived: desc("dsrlb_arp_received_frames_total", "ARP and neighbour discovery frames read by the speaker."),
-		arpReplies:  desc("dsrlb_arp_replies_total", "ARP replies and solicited Neighbor Advertisements sent for VIPs."),
-		arpAnnounce: desc("dsrlb_arp_announcements_total", "Gratuitous ARPs and unsolicited Neighbor Advertisements sent for VIPs."),
-		arpResolve:  desc("dsrlb_arp_resolve_requests_total", "ARP requests and Neighbor Solicitations sent to resolve backend MACs."),
-		arpProbes:   desc("dsrlb_arp_conflict_probes_total", "Requests sent for our own VIPs to find other hosts claiming them."),
+		arpEnabled:   desc("dsrlb_arp_enabled", "1 when the daemon owns its VIPs by ARP and neighbour discovery, 0 when arp.disabled is set (the counters of dsrlb_arp_* then stay 0)."),
+		arpReceived:  desc("dsrlb_arp_received_frames_total", "ARP and neighbour discovery frames read by the speaker."),
+		arpReplies:   desc("dsrlb_arp_replies_total", "ARP replies and solicited Neighbor Advertisements sent for VIPs."),
+		arpAnnounce:  desc("dsrlb_arp_announcements_total", "Gratuitous ARPs and unsolicited Neighbor Advertisements sent for VIPs."),
+		arpResolve:   desc("dsrlb_arp_resolve_requests_total", "ARP requests and Neighbor Solicitations sent to resolve backend MACs."),
+		bgpSessionUp: desc("dsrlb_bgp_session_up", "1 while the BGP session with the peer is established (only with a bgp section).", "peer"),
+		bgpAnnounced: desc("dsrlb_bgp_announced", "1 while the VIP's host route is announced by BGP, 0 while withdrawn (only with a bgp section).", "vip"),
+		arpProbes:    desc("dsrlb_arp_conflict_probes_total", "Requests sent for our own VIPs to find other hosts claiming them."),
 		arpConflictPackets: desc("dsrlb_arp_conflict_packets_total",
 			"Packets in which another MAC claimed a VIP (every packet; dsrlb_arp_conflicts_total counts deduplicated events)."),
 		arpSocketErrors: desc("dsrlb_arp_socket_errors_total", "Failed socket calls of the speaker, by operation.", "op"),
@@ -211,6 +215,19 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		counter(c.haMaster, v.ha.becameMaster, vrid)
 		counter(c.haAdverts, v.ha.sent, vrid, "sent")
 		counter(c.haAdverts, v.ha.received, vrid, "received")
+	}
+
+	if c.d.bgp != nil {
+		for _, p := range c.d.bgp.Peers() {
+			gauge(c.bgpSessionUp, bool01(p.Up), p.Addr.String())
+		}
+		announced := map[netip.Addr]bool{}
+		for _, p := range c.d.bgp.Announced() {
+			announced[p.Addr()] = true
+		}
+		for _, vip := range c.d.bgpVIPs() {
+			gauge(c.bgpAnnounced, bool01(announced[vip]), vip.String())
+		}
 	}
 }
 

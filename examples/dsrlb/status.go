@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dsrlb/dsrlb/bgp"
 	"github.com/dsrlb/dsrlb/dsr"
 	"github.com/dsrlb/dsrlb/vrrp"
 )
@@ -40,6 +41,7 @@ type statusData struct {
 	ARP                string
 	HA                 string
 	HABad              bool
+	BGP                *bgpStatus // nil without a bgp section
 	Events             []eventRow
 	EventsShown, Total int
 }
@@ -76,6 +78,63 @@ type vipRow struct {
 	OwnerOK                      bool
 	Conflicts                    uint64
 	LastConflict                 string
+}
+
+type bgpStatus struct {
+	RouterID, AS string
+	Peers        []bgpPeerRow
+	Routes       []bgpRouteRow
+}
+
+type bgpPeerRow struct {
+	Addr, AS, State, Since string
+	Up                     bool
+}
+
+type bgpRouteRow struct {
+	VIP, Prefix, State string
+	Announced          bool
+}
+
+// bgpStatus reports the sessions and, for every VIP BGP may announce,
+// whether its host route is announced.
+func (d *daemon) bgpStatus(now time.Time) *bgpStatus {
+	if d.bgp == nil {
+		return nil
+	}
+	d.mu.Lock()
+	cfg := d.cfg.BGP
+	d.mu.Unlock()
+	out := &bgpStatus{RouterID: cfg.RouterID.String(), AS: strconv.FormatUint(uint64(cfg.LocalAS), 10)}
+	for _, p := range d.bgp.Peers() {
+		r := bgpPeerRow{Addr: p.Addr.String(), AS: strconv.FormatUint(uint64(p.AS), 10), State: p.State, Up: p.Up}
+		if !p.Since.IsZero() {
+			r.Since = humanDuration(now.Sub(p.Since))
+		}
+		out.Peers = append(out.Peers, r)
+	}
+	announced := map[netip.Addr]bool{}
+	for _, p := range d.bgp.Announced() {
+		announced[p.Addr()] = true
+	}
+	for _, vip := range d.bgpVIPs() {
+		pfx, _ := bgp.HostPrefix(vip)
+		r := bgpRouteRow{VIP: vip.String(), Prefix: pfx.String(), Announced: announced[vip], State: "withdrawn: too few healthy backends"}
+		if r.Announced {
+			r.State = "announced"
+		}
+		if d.isDraining() {
+			r.State = "withdrawn: draining"
+		}
+		out.Routes = append(out.Routes, r)
+	}
+	return out
+}
+
+func (d *daemon) isDraining() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.draining
 }
 
 type eventRow struct {
@@ -197,6 +256,7 @@ func (d *daemon) statusPage(w http.ResponseWriter, _ *http.Request) {
 			v.ha.becameMaster, v.ha.sent, v.ha.received)
 		data.HABad = v.ha.state == vrrp.Fault
 	}
+	data.BGP = d.bgpStatus(now)
 	data.Total = len(v.events)
 	for i, e := range v.events {
 		if i == shownEvents {
@@ -507,6 +567,14 @@ td.reason{color:#59636e;max-width:28em}
 {{range .VIPs}}<tr class="vip" data-vip="{{.VIP}}"><td class="l">{{.VIP}}</td><td class="l">{{.Family}}</td><td class="l">{{.Services}}</td><td class="l {{if .OwnerOK}}ok{{else}}bad{{end}}">{{.Owner}}</td><td>{{.Conflicts}}</td><td class="l">{{.LastConflict}}</td></tr>
 {{end}}</tbody></table>
 <p class="meta" id="arp">{{.ARP}}</p>
+{{with .BGP}}<h2>BGP</h2>
+<p class="meta">router id <b>{{.RouterID}}</b> · AS <b>{{.AS}}</b></p>
+<table id="bgp-peers"><thead><tr><th class="l">peer</th><th>AS</th><th class="l">session</th><th class="l">for</th></tr></thead><tbody>
+{{range .Peers}}<tr class="bgp-peer" data-peer="{{.Addr}}"><td class="l">{{.Addr}}</td><td>{{.AS}}</td><td class="l {{if .Up}}ok{{else}}bad{{end}}">{{.State}}</td><td class="l">{{.Since}}</td></tr>
+{{end}}</tbody></table>
+<table id="bgp-routes"><thead><tr><th class="l">VIP</th><th class="l">route</th><th class="l">state</th></tr></thead><tbody>
+{{range .Routes}}<tr class="bgp-route" data-vip="{{.VIP}}"><td class="l">{{.VIP}}</td><td class="l">{{.Prefix}}</td><td class="l {{if .Announced}}ok{{else}}bad{{end}}">{{.State}}</td></tr>
+{{end}}</tbody></table>{{end}}
 <h2>Recent events</h2>
 {{if .Events}}<table id="events"><thead><tr><th class="l">when</th><th class="l">event</th><th class="l">about</th><th class="l">detail</th></tr></thead><tbody>
 {{range .Events}}<tr class="event ev-{{.Severity}}"><td class="l" title="{{.Clock}} UTC">{{.Ago}}</td><td class="l kind">{{.Kind}}</td><td class="l">{{.Subject}}</td><td class="l reason">{{.Detail}}</td></tr>
