@@ -1,8 +1,9 @@
-// Command dsrbench runs the data-path benchmark: the Balancer side by side
-// with a bare AF_PACKET reflector, a bare XDP reflector and kernel IP
-// forwarding, on one veth topology in throw-away network namespaces, and
-// prints the Markdown tables of docs/PERFORMANCE.md. It needs Linux, root
-// and the ip command.
+// Command dsrbench runs the data-path benchmark: the Balancer on packet
+// sockets and the Balancer on the XDP data plane side by side with a bare
+// AF_PACKET reflector, a bare XDP_TX reflector and kernel IP forwarding, on
+// one veth topology in throw-away network namespaces, and prints the
+// Markdown tables of docs/PERFORMANCE.md, the XDP data plane's targets
+// first. It needs Linux, root and the ip command.
 //
 //	go run ./cmd/dsrbench -reps 5          # as root; -v logs every step
 //

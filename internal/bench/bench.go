@@ -22,10 +22,15 @@ var ErrUnsupported = errors.New("bench: data-path benchmark needs Linux")
 // Candidate names one forwarding implementation under test.
 type Candidate string
 
-// The candidates. Balancer is the one judged; the others are baselines.
+// The candidates. Balancer and BalancerXDP are judged; the others are
+// baselines.
 const (
 	// Balancer is dsr.Balancer serving a dsr.PacketForwarder.
 	Balancer Candidate = "balancer"
+	// BalancerXDP is dsr.Balancer serving a dsr.XDPForwarder: its XDP
+	// program forwards the traffic in the kernel from the Balancer's plan;
+	// the Go process only runs the control plane.
+	BalancerXDP Candidate = "balancer-xdp"
 	// PacketReflector is a bare batched AF_PACKET MAC-swap loop on
 	// internal/afpacket with the Balancer's kernel filter.
 	PacketReflector Candidate = "afpacket-reflector"
@@ -38,7 +43,7 @@ const (
 
 // AllCandidates lists every candidate in the order they run in a
 // repetition.
-var AllCandidates = []Candidate{Balancer, PacketReflector, XDPReflector, KernelForward}
+var AllCandidates = []Candidate{Balancer, BalancerXDP, PacketReflector, XDPReflector, KernelForward}
 
 // Offsets into the generated frame (Ethernet + IPv4 without options + UDP).
 const (
@@ -251,6 +256,10 @@ type Sample struct {
 	PacedTarget, PacedOffered, PacedLoss float64
 	// PacedCPUPerPacket is SatCPUPerPacket for the paced phase.
 	PacedCPUPerPacket float64
+	// PacedProcessCPUPerPacket is the part of PacedCPUPerPacket spent by
+	// the candidate process alone (ns); NaN for in-kernel candidates. For
+	// BalancerXDP it is the Go control plane's share.
+	PacedProcessCPUPerPacket float64
 	// CPUBusyPerPacket is the forwarder CPU's whole busy time from
 	// /proc/stat per delivered frame in the paced phase: a cross-check
 	// that also catches work outside the measured tasks (and other load
@@ -295,9 +304,10 @@ type CommonPhase struct {
 	// Target is the intended rate, Offered what the generator achieved,
 	// Loss the fraction of its frames not delivered.
 	Target, Offered, Loss float64
-	// CPUPerPacket and BusyPerPacket are as PacedCPUPerPacket and
-	// CPUBusyPerPacket, in nanoseconds.
-	CPUPerPacket, BusyPerPacket float64
+	// CPUPerPacket, ProcessCPUPerPacket and BusyPerPacket are as
+	// PacedCPUPerPacket, PacedProcessCPUPerPacket and CPUBusyPerPacket, in
+	// nanoseconds.
+	CPUPerPacket, ProcessCPUPerPacket, BusyPerPacket float64
 	// ForeignLoad and Shortfall are as in Sample; Reruns counts repeated
 	// attempts of this phase.
 	ForeignLoad, Shortfall float64
@@ -328,6 +338,10 @@ type Calls struct {
 	// ring overflowing while the NAPI thread waited for the CPU. Counted
 	// for every candidate.
 	RingDrops uint64
+	// XDPForwarded and XDPPassed are the frames BalancerXDP's program sent
+	// back out (XDP_TX) and passed up to the Go path in the phase; zero
+	// for the other candidates.
+	XDPForwarded, XDPPassed uint64
 }
 
 // maxShortfall is the generator shortfall beyond which a paced phase did
@@ -432,12 +446,23 @@ type Metric struct {
 var Headline = Metric{Name: "CPU/packet at common paced load (headline)", Unit: "µs", Scale: 1e-3,
 	Get: func(s Sample) float64 { return s.Common.CPUPerPacket }}
 
+// OwnLoadCPU is CPU time per forwarded frame with each candidate paced at
+// PacedLoad of its own capacity.
+var OwnLoadCPU = Metric{Name: "CPU/packet at paced load, own capacity", Unit: "µs", Scale: 1e-3,
+	Get: func(s Sample) float64 { return s.PacedCPUPerPacket }}
+
+// CapacityRate is the highest rate a candidate delivered (Sample.Capacity).
+var CapacityRate = Metric{Name: "capacity (highest delivered rate)", Unit: "kpps", Scale: 1e-3,
+	Get: func(s Sample) float64 { return s.Capacity }}
+
 // Metrics are the numbers the report tabulates, Headline first.
 var Metrics = []Metric{
 	Headline,
-	{Name: "CPU/packet at paced load, own capacity", Unit: "µs", Scale: 1e-3, Get: func(s Sample) float64 { return s.PacedCPUPerPacket }},
+	OwnLoadCPU,
 	{Name: "CPU/packet under overload (flood)", Unit: "µs", Scale: 1e-3, Get: func(s Sample) float64 { return s.SatCPUPerPacket }},
-	{Name: "capacity (highest delivered rate)", Unit: "kpps", Scale: 1e-3, Get: func(s Sample) float64 { return s.Capacity }},
+	{Name: "candidate process's share of CPU/packet, common rate", Unit: "µs", Scale: 1e-3, Get: func(s Sample) float64 { return s.Common.ProcessCPUPerPacket }},
+	{Name: "candidate process's share of CPU/packet, own capacity", Unit: "µs", Scale: 1e-3, Get: func(s Sample) float64 { return s.PacedProcessCPUPerPacket }},
+	CapacityRate,
 	{Name: "common paced rate offered", Unit: "kpps", Scale: 1e-3, Get: func(s Sample) float64 { return s.Common.Offered }, NoRatio: true},
 	{Name: "paced rate offered, own capacity", Unit: "kpps", Scale: 1e-3, Get: func(s Sample) float64 { return s.PacedOffered }, NoRatio: true},
 	{Name: "delivered rate under overload (flood)", Unit: "kpps", Scale: 1e-3, Get: func(s Sample) float64 { return s.SatDelivered }},
@@ -470,10 +495,16 @@ func (r *Report) Absolute(m Metric, c Candidate, size int) Spread {
 }
 
 // Ratio summarizes, over the repetitions, metric m of Balancer divided by
+// that of base in the same repetition (see RatioOf).
+func (r *Report) Ratio(m Metric, base Candidate, size int) Spread {
+	return r.RatioOf(m, Balancer, base, size)
+}
+
+// RatioOf summarizes, over the repetitions, metric m of cand divided by
 // that of base in the same repetition. Pairing within a repetition keeps
 // drifts of the machine out of the ratio. Undefined ratios (a zero
 // baseline) are left out.
-func (r *Report) Ratio(m Metric, base Candidate, size int) Spread {
+func (r *Report) RatioOf(m Metric, cand, base Candidate, size int) Spread {
 	byRep := map[int]map[Candidate]float64{}
 	for _, s := range r.Samples {
 		if s.FrameSize != size {
@@ -486,13 +517,50 @@ func (r *Report) Ratio(m Metric, base Candidate, size int) Spread {
 	}
 	var xs []float64
 	for _, c := range byRep {
-		b, okb := c[Balancer]
+		b, okb := c[cand]
 		x, okx := c[base]
 		if okb && okx && x != 0 {
 			xs = append(xs, b/x)
 		}
 	}
 	return spreadOf(xs)
+}
+
+// Target is a bound on the median ratio of a metric of Candidate to that of
+// Base: at least Bound when AtLeast, else at most Bound.
+type Target struct {
+	Candidate, Base Candidate
+	Metric          Metric
+	Bound           float64
+	AtLeast         bool
+}
+
+// Targets are the XDP data plane's targets, against the bare XDP_TX
+// reflector (the physical limit of the veth topology): capacity at least
+// 0.75 of it, and CPU per frame at PacedLoad of its own capacity at most
+// 1.5 times its.
+var Targets = []Target{
+	{Candidate: BalancerXDP, Base: XDPReflector, Metric: CapacityRate, Bound: 0.75, AtLeast: true},
+	{Candidate: BalancerXDP, Base: XDPReflector, Metric: OwnLoadCPU, Bound: 1.5},
+}
+
+// Met reports whether ratio s meets the target; false when s is undefined.
+func (t Target) Met(s Spread) bool {
+	if s.N == 0 || math.IsNaN(s.Median) {
+		return false
+	}
+	if t.AtLeast {
+		return s.Median >= t.Bound
+	}
+	return s.Median <= t.Bound
+}
+
+func (t Target) String() string {
+	op := "≤"
+	if t.AtLeast {
+		op = "≥"
+	}
+	return fmt.Sprintf("%s ÷ %s, %s %s %.2f", t.Candidate, t.Base, t.Metric.Name, op, t.Bound)
 }
 
 func (s Spread) format(prec int) string {
@@ -506,17 +574,22 @@ func (s Spread) format(prec int) string {
 	return fmt.Sprintf(f+" ("+f+"–"+f+")", s.Median, s.Min, s.Max)
 }
 
-// WriteMarkdown writes the report as Markdown tables: per frame size, the
-// ratios of the Balancer to each baseline, then the absolute numbers.
+// ratioTables are the ratio tables WriteMarkdown writes: each judged
+// candidate against its baselines.
+var ratioTables = []struct {
+	cand  Candidate
+	bases []Candidate
+}{
+	{Balancer, []Candidate{PacketReflector, XDPReflector, KernelForward}},
+	{BalancerXDP, []Candidate{XDPReflector, KernelForward, Balancer}},
+}
+
+// WriteMarkdown writes the report as Markdown tables: the targets, then per
+// frame size the ratios of each judged candidate to its baselines, then
+// the absolute numbers.
 func (r *Report) WriteMarkdown(w io.Writer) error {
 	var b strings.Builder
 	cands := r.Config.Candidates
-	var bases []Candidate
-	for _, c := range cands {
-		if c != Balancer {
-			bases = append(bases, c)
-		}
-	}
 	fmt.Fprintf(&b, "Machine: %d CPUs, %s, Linux %s; generator on CPU %d, forwarder on CPU %d.\n",
 		r.Machine.CPUs, r.Machine.CPUModel, r.Machine.Kernel, r.Machine.GenCPU, r.Machine.FwdCPU)
 	fmt.Fprintf(&b, "Run: %d interleaved repetitions, %d flows, %v per phase; common paced rate %.0f%% of the lower packet-socket capacity of the repetition, own paced rate %.0f%% of each candidate's capacity.\n",
@@ -524,9 +597,46 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 	fmt.Fprintf(&b, "A sample whose forwarder CPU was more than %.0f%% busy with other work, or whose paced phase fell more than %.0f%% short of its rate, was measured again (up to %d times; the first clean attempt, or else the least disturbed, is kept).\n",
 		r.Config.MaxForeignLoad*100, maxShortfall*100, r.Config.Reruns)
 	b.WriteString("Cells are median (min–max) over the repetitions.\n")
+	var targets []Target
+	for _, t := range Targets {
+		if slices.Contains(cands, t.Candidate) && slices.Contains(cands, t.Base) {
+			targets = append(targets, t)
+		}
+	}
+	if len(targets) > 0 {
+		b.WriteString("\n#### Targets (median ratio)\n\n| target |")
+		for _, size := range r.Config.FrameSizes {
+			fmt.Fprintf(&b, " %d B |", size)
+		}
+		b.WriteString("\n|---|" + strings.Repeat("---|", len(r.Config.FrameSizes)) + "\n")
+		for _, t := range targets {
+			fmt.Fprintf(&b, "| %s |", t)
+			for _, size := range r.Config.FrameSizes {
+				s := r.RatioOf(t.Metric, t.Candidate, t.Base, size)
+				verdict := "not met"
+				if t.Met(s) {
+					verdict = "met"
+				}
+				fmt.Fprintf(&b, " %s: %s |", s.format(2), verdict)
+			}
+			b.WriteString("\n")
+		}
+	}
 	for _, size := range r.Config.FrameSizes {
-		if slices.Contains(cands, Balancer) && len(bases) > 0 {
-			fmt.Fprintf(&b, "\n#### %d-byte frames: balancer ÷ baseline\n\n| metric |", size)
+		for _, rt := range ratioTables {
+			if !slices.Contains(cands, rt.cand) {
+				continue
+			}
+			var bases []Candidate
+			for _, c := range rt.bases {
+				if slices.Contains(cands, c) {
+					bases = append(bases, c)
+				}
+			}
+			if len(bases) == 0 {
+				continue
+			}
+			fmt.Fprintf(&b, "\n#### %d-byte frames: %s ÷ baseline\n\n| metric |", size, rt.cand)
 			for _, c := range bases {
 				fmt.Fprintf(&b, " ÷ %s |", c)
 			}
@@ -537,7 +647,7 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 				}
 				fmt.Fprintf(&b, "| %s |", m.Name)
 				for _, c := range bases {
-					fmt.Fprintf(&b, " %s |", r.Ratio(m, c, size).format(2))
+					fmt.Fprintf(&b, " %s |", r.RatioOf(m, rt.cand, c, size).format(2))
 				}
 				b.WriteString("\n")
 			}

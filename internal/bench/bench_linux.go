@@ -172,7 +172,7 @@ func (t *topo) measureCommon(ctx context.Context, cand Candidate, frame []byte, 
 		return cp, err
 	}
 	cp.Offered, cp.Loss = p.offered, p.loss
-	cp.CPUPerPacket, cp.BusyPerPacket = p.cpuPerPacket, p.busyPerPacket
+	cp.CPUPerPacket, cp.ProcessCPUPerPacket, cp.BusyPerPacket = p.cpuPerPacket, p.procPerPacket, p.busyPerPacket
 	cp.ForeignLoad = p.foreign
 	cp.Shortfall = max(0, 1-p.offered/rate)
 	cp.Calls = p.calls
@@ -426,6 +426,7 @@ func isNilCloser(c io.Closer) bool {
 
 // running is a started candidate.
 type running struct {
+	cand  Candidate
 	stop  func() error
 	child int // pid of the user-space candidate, 0 for in-kernel ones
 	// stats asks a user-space candidate for its counters; nil for
@@ -434,6 +435,14 @@ type running struct {
 }
 
 func (t *topo) start(ctx context.Context, cand Candidate) (*running, error) {
+	r, err := t.startCandidate(ctx, cand)
+	if r != nil {
+		r.cand = cand
+	}
+	return r, err
+}
+
+func (t *topo) startCandidate(ctx context.Context, cand Candidate) (*running, error) {
 	switch cand {
 	case KernelForward:
 		if err := t.setForwarding(true); err != nil {
@@ -454,7 +463,7 @@ func (t *topo) start(ctx context.Context, cand Candidate) (*running, error) {
 			return nil, fmt.Errorf("attach reflector XDP: %w", err)
 		}
 		return &running{stop: l.Close}, nil
-	case Balancer, PacketReflector:
+	case Balancer, BalancerXDP, PacketReflector:
 		if err := t.setForwarding(false); err != nil {
 			return nil, err
 		}
@@ -606,6 +615,7 @@ type counters struct {
 	at              time.Time
 	sent, delivered uint64
 	taskNS, busyNS  uint64
+	procNS          uint64 // the candidate process's share of taskNS
 	// Context switches of the candidate's threads: voluntary ones are
 	// its sleeps (each followed by a wake-up), involuntary ones
 	// preemptions. napiWakeups are the forwarder NAPI thread's voluntary
@@ -643,6 +653,7 @@ func (t *topo) read(r *running, napi []int) (counters, error) {
 			return c, err
 		}
 		c.taskNS += ns
+		c.procNS = ns
 		if c.wakeups, c.preempted, err = processSwitches(r.child); err != nil {
 			return c, err
 		}
@@ -667,6 +678,7 @@ type phaseResult struct {
 	offered, delivered float64 // frames per second of traffic time
 	loss               float64
 	cpuPerPacket       float64 // ns
+	procPerPacket      float64 // ns, the candidate process alone; NaN in-kernel
 	busyPerPacket      float64 // ns
 	// foreign is the share of the phase's wall time the forwarder CPU was
 	// busy with anything but the measured tasks: other load on a shared
@@ -703,14 +715,24 @@ func (t *topo) phase(ctx context.Context, r *running, napi []int, frame []byte, 
 		res.loss = max(0, 1-got/sent)
 	}
 	task, busy := float64(after.taskNS-before.taskNS), float64(after.busyNS-before.busyNS)
+	res.procPerPacket = math.NaN()
 	if got > 0 {
 		res.cpuPerPacket = task / got
 		res.busyPerPacket = busy / got
+		if after.user && before.user {
+			res.procPerPacket = float64(after.procNS-before.procNS) / got
+		}
 	}
 	if wall := float64(after.at.Sub(before.at)); wall > 0 {
 		res.foreign = max(0, busy-task) / wall
 	}
 	res.calls = callsBetween(before, after, got)
+	// The XDP balancer is measured only if its program forwarded the
+	// traffic: had it passed the frames up, the numbers would be the Go
+	// path's.
+	if err := checkXDP(before.child.XDP, after.child.XDP, after.delivered-before.delivered); err != nil {
+		return res, fmt.Errorf("%s: %w", r.cand, err)
+	}
 	return res, nil
 }
 
@@ -996,6 +1018,7 @@ func (t *topo) measure(ctx context.Context, cand Candidate, frame []byte) (s Sam
 	s.PacedOffered, s.PacedLoss = paced.offered, paced.loss
 	s.PacedCalls = paced.calls
 	s.PacedCPUPerPacket, s.CPUBusyPerPacket = paced.cpuPerPacket, paced.busyPerPacket
+	s.PacedProcessCPUPerPacket = paced.procPerPacket
 	s.ForeignLoad = max(foreign, sat.foreign, paced.foreign)
 	s.PacedShortfall = max(0, 1-paced.offered/s.PacedTarget)
 	return s, nil
@@ -1022,6 +1045,10 @@ func callsBetween(before, after counters, got float64) Calls {
 	c.PreemptionsPerPacket = float64(after.preempted-before.preempted) / got
 	c.KernelDrops = a.KernelDrops - b.KernelDrops
 	c.SendDrops = a.SendDrops - b.SendDrops
+	if a.XDP != nil && b.XDP != nil {
+		c.XDPForwarded = a.XDP.Forwarded - b.XDP.Forwarded
+		c.XDPPassed = a.XDP.Passed - b.XDP.Passed
+	}
 	return c
 }
 

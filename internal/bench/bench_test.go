@@ -213,6 +213,8 @@ func TestReportRatiosAndMarkdown(t *testing.T) {
 		r.Samples = append(r.Samples,
 			Sample{Candidate: Balancer, FrameSize: 60, Rep: rep, PacedCPUPerPacket: 1300 * k, Capacity: 100e3, Reruns: rep, ForeignLoad: 0.01,
 				Common: CommonPhase{CPUPerPacket: 1000 * k, Offered: 80e3, Reruns: 1, Calls: Calls{FramesPerRead: 4 * k, FramesPerWrite: 4 * k}}},
+			Sample{Candidate: BalancerXDP, FrameSize: 60, Rep: rep, PacedCPUPerPacket: 160 * k, PacedProcessCPUPerPacket: 2 * k, Capacity: 2e6,
+				Common: CommonPhase{CPUPerPacket: 300 * k, ProcessCPUPerPacket: 4 * k, Offered: 80e3, Calls: Calls{FramesPerRead: nan, FramesPerWrite: nan, NAPIWakeupsPerPacket: 0.5}}},
 			Sample{Candidate: PacketReflector, FrameSize: 60, Rep: rep, PacedCPUPerPacket: 800 * k, Capacity: 125e3,
 				Common: CommonPhase{CPUPerPacket: 800 * k, Offered: 80e3, Calls: Calls{FramesPerRead: 2 * k, FramesPerWrite: 2 * k}}},
 			Sample{Candidate: XDPReflector, FrameSize: 60, Rep: rep, PacedCPUPerPacket: 100 * k,
@@ -224,9 +226,9 @@ func TestReportRatiosAndMarkdown(t *testing.T) {
 	require.Equal(t, Headline.Name, Metrics[0].Name, "the headline leads the tables")
 	assert.InDelta(t, 1.25, r.Ratio(Headline, PacketReflector, 60).Median, 1e-9)
 	assert.InDelta(t, 10, r.Ratio(Headline, XDPReflector, 60).Median, 1e-9)
-	own := Metrics[1]
+	own := OwnLoadCPU
 	assert.InDelta(t, 1.625, r.Ratio(own, PacketReflector, 60).Median, 1e-9, "the own-capacity row stays")
-	capacity := Metrics[3]
+	capacity := CapacityRate
 	assert.Equal(t, 0, r.Ratio(capacity, XDPReflector, 60).N, "zero baseline leaves the ratio undefined")
 	abs := r.Absolute(Headline, Balancer, 60)
 	assert.InDelta(t, 1.5, abs.Median, 1e-9)
@@ -237,8 +239,17 @@ func TestReportRatiosAndMarkdown(t *testing.T) {
 	assert.Contains(t, out, "| CPU/packet at common paced load (headline) | 1.25 (1.25–1.25) | 10.00 (10.00–10.00) | 2.00 (2.00–2.00) |")
 	assert.Contains(t, out, "| CPU/packet at paced load, own capacity | 1.62 (1.62–1.62) |")
 	assert.Contains(t, out, "| frames per receive call, common rate | 2.00 (2.00–2.00) | n/a | n/a |", "no calls in the kernel: n/a, not 0 or Inf")
-	assert.Contains(t, out, "| frames per receive call, common rate (frames) | 6.0 (4.0–8.0) | 3.0 (2.0–4.0) | n/a | n/a |")
-	assert.Contains(t, out, "| common paced rate offered (kpps) | 80 (80–80) | 80 (80–80) |")
+	assert.Contains(t, out, "| frames per receive call, common rate (frames) | 6.0 (4.0–8.0) | n/a | 3.0 (2.0–4.0) | n/a | n/a |")
+	assert.Contains(t, out, "| common paced rate offered (kpps) | 80 (80–80) | 80 (80–80) | 80 (80–80) |")
+	assert.Contains(t, out, "#### 60-byte frames: balancer ÷ baseline\n\n| metric | ÷ afpacket-reflector | ÷ xdp-reflector | ÷ kernel-forward |\n",
+		"the packet balancer's table keeps its baselines, without the XDP balancer")
+	assert.Contains(t, out, "#### 60-byte frames: balancer-xdp ÷ baseline\n\n| metric | ÷ xdp-reflector | ÷ kernel-forward | ÷ balancer |\n")
+	xdpTable := out[strings.Index(out, "balancer-xdp ÷ baseline"):]
+	assert.Contains(t, xdpTable, "| CPU/packet at common paced load (headline) | 3.00 (3.00–3.00) | 0.60 (0.60–0.60) | 0.30 (0.30–0.30) |")
+	assert.Contains(t, xdpTable, "| CPU/packet at paced load, own capacity | 1.60 (1.60–1.60) | 0.32 (0.32–0.32) | 0.12 (0.12–0.12) |")
+	assert.Contains(t, out, "| candidate process's share of CPU/packet, common rate (µs) | 0.00 (0.00–0.00) | 0.01 (0.00–0.01) |")
+	assert.Contains(t, out, "| balancer-xdp ÷ xdp-reflector, capacity (highest delivered rate) ≥ 0.75 | n/a: not met |", "an undefined ratio meets no target")
+	assert.Contains(t, out, "| balancer-xdp ÷ xdp-reflector, CPU/packet at paced load, own capacity ≤ 1.50 | 1.60 (1.60–1.60): not met |")
 	assert.NotContains(t, out, "| common paced rate offered |", "a rate equal by construction gets no ratio row")
 	assert.Contains(t, out, "#### 60-byte frames: absolute")
 	assert.Contains(t, out, "| re-runs of disturbed samples (total) | 3 | 0 | 0 | 0 |", "own and common-rate re-runs add up")
@@ -297,4 +308,31 @@ func FuzzParseSwitches(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		_, _, _ = parseSwitches(b)
 	})
+}
+
+func TestTargetMet(t *testing.T) {
+	atLeast := Target{Candidate: BalancerXDP, Base: XDPReflector, Metric: CapacityRate, Bound: 0.75, AtLeast: true}
+	atMost := Target{Candidate: BalancerXDP, Base: XDPReflector, Metric: OwnLoadCPU, Bound: 1.5}
+	for _, tc := range []struct {
+		name   string
+		target Target
+		s      Spread
+		want   bool
+	}{
+		{"above a floor", atLeast, Spread{Median: 0.8, N: 3}, true},
+		{"on a floor", atLeast, Spread{Median: 0.75, N: 3}, true},
+		{"below a floor", atLeast, Spread{Median: 0.7, N: 3}, false},
+		{"below a ceiling", atMost, Spread{Median: 1.2, N: 3}, true},
+		{"above a ceiling", atMost, Spread{Median: 1.6, N: 3}, false},
+		{"undefined", atMost, spreadOf(nil), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			assert.Equal(t, tc.want, tc.target.Met(tc.s))
+		})
+	}
+	require.Len(t, Targets, 2)
+	for _, tg := range Targets {
+		assert.Equal(t, BalancerXDP, tg.Candidate)
+		assert.Equal(t, XDPReflector, tg.Base, "the targets are stated against the XDP_TX reflector")
+	}
 }

@@ -116,6 +116,8 @@ func runChild(raw string, in io.Reader, out io.Writer) error {
 	switch spec.Role {
 	case Balancer:
 		return runBalancer(ctx, spec, &cnt, ready)
+	case BalancerXDP:
+		return runBalancerXDP(ctx, spec, &cnt, ready)
 	case PacketReflector:
 		return runReflector(ctx, spec, &cnt, ready)
 	}
@@ -131,6 +133,8 @@ type childStats struct {
 	// KernelDrops are frames the kernel dropped for a full socket receive
 	// buffer; SendDrops frames refused on transmit (a full peer ring).
 	KernelDrops, SendDrops uint64
+	// XDP are the XDP program's counters (BalancerXDP only).
+	XDP *xdpCounts `json:",omitempty"`
 }
 
 // callCounters counts both user-space candidates' receive and transmit
@@ -184,14 +188,17 @@ func (f countingForwarder) WriteBatch(frames []dsr.Frame) (int, error) {
 	return n, err
 }
 
-func runBalancer(ctx context.Context, spec childSpec, cnt *callCounters, ready func(func() childStats) error) error {
+// newBalancer is the Balancer both balancer candidates run: one worker,
+// one UDP service on the VIP (default scheduler, mh) whose only backend is
+// the sink.
+func newBalancer(spec childSpec) (*dsr.Balancer, error) {
 	mac, err := net.ParseMAC(spec.BackendMAC)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	b, err := dsr.New(&dsr.Config{Workers: 1, BatchSize: spec.BatchSize})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	err = b.AddService(dsr.Service{
 		VIP:      spec.VIP,
@@ -199,6 +206,14 @@ func runBalancer(ctx context.Context, spec childSpec, cnt *callCounters, ready f
 		Port:     ServicePort,
 		Backends: []dsr.Backend{{Addr: spec.Backend, MAC: mac}},
 	})
+	if err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+func runBalancer(ctx context.Context, spec childSpec, cnt *callCounters, ready func(func() childStats) error) error {
+	b, err := newBalancer(spec)
 	if err != nil {
 		return err
 	}
@@ -277,4 +292,89 @@ func runReflector(ctx context.Context, spec childSpec, cnt *callCounters, ready 
 		_, _ = conn.WriteBatch(msgs[:n])
 		cnt.wrote(n)
 	}
+}
+
+// runBalancerXDP is the Balancer serving an XDPForwarder on the forwarder
+// veth, set up as runBalancer's: its program forwards the generated
+// traffic in the forwarder veth's NAPI thread, and the process only runs
+// the control plane (and the Go path for what the program passes up,
+// counted like runBalancer's calls). Serve loads the plan into the
+// program's maps before it reads, so "ready" waits until the Balancer
+// reports the program's counters, which it does once it serves it.
+func runBalancerXDP(ctx context.Context, spec childSpec, cnt *callCounters, ready func(func() childStats) error) error {
+	b, err := newBalancer(spec)
+	if err != nil {
+		return err
+	}
+	f, err := dsr.ListenXDP(spec.Ifname, &dsr.XDPConfig{
+		Packet: &dsr.PacketConfig{VIPs: []netip.Addr{spec.VIP}, BatchSize: spec.BatchSize},
+	})
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	runDone := make(chan error, 1)
+	go func() { runDone <- b.Run(ctx) }()
+	serveDone := make(chan error, 1)
+	go func() { serveDone <- b.Serve(ctx, countingXDPForwarder{f, cnt}) }()
+	finish := func(err error) error {
+		cancel()
+		return errors.Join(err, <-serveDone, <-runDone)
+	}
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.After(10 * time.Second)
+	for b.Stats().XDP == nil {
+		select {
+		case err := <-serveDone:
+			serveDone <- err
+			return finish(fmt.Errorf("serving the XDP forwarder: %w", err))
+		case <-deadline:
+			return finish(errors.New("the Balancer did not take up the XDP forwarder within 10s"))
+		case <-tick.C:
+		}
+	}
+	err = ready(func() childStats {
+		ps := f.Stats()
+		st := cnt.stats(ps.KernelDrops, ps.SendDrops)
+		if xs := b.Stats().XDP; xs != nil {
+			x := &xdpCounts{Received: xs.Received, Forwarded: xs.Forwarded, PassedBy: xs.Passed}
+			for _, n := range xs.Passed {
+				x.Passed += n
+			}
+			for _, n := range xs.Dropped {
+				x.Dropped += n
+			}
+			st.XDP = x
+		}
+		return st
+	})
+	if err != nil {
+		return finish(err)
+	}
+	<-ctx.Done()
+	return finish(nil)
+}
+
+// countingXDPForwarder counts the Balancer's calls into the packet socket
+// of its XDPForwarder (the frames the program passed up), as
+// countingForwarder does, and keeps the XDPForwarder visible to the
+// Balancer: it is the value the Balancer serves.
+type countingXDPForwarder struct {
+	*dsr.XDPForwarder
+	cnt *callCounters
+}
+
+func (f countingXDPForwarder) ReadBatch(frames []dsr.Frame) (int, error) {
+	n, err := f.XDPForwarder.ReadBatch(frames)
+	f.cnt.read(n)
+	return n, err
+}
+
+func (f countingXDPForwarder) WriteBatch(frames []dsr.Frame) (int, error) {
+	n, err := f.XDPForwarder.WriteBatch(frames)
+	f.cnt.wrote(len(frames))
+	return n, err
 }

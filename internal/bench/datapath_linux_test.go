@@ -52,7 +52,26 @@ func TestIntegrationDataPathSmoke(t *testing.T) {
 			}
 			assert.False(t, math.IsNaN(s.Common.Calls.WakeupsPerPacket), "%s: wake-ups not measured", s.Candidate)
 		default:
+			// The XDP balancer's Go path reads nothing: its program
+			// forwards every generated frame.
 			assert.True(t, math.IsNaN(s.Common.Calls.FramesPerRead), "%s makes no receive calls", s.Candidate)
+		}
+		switch s.Candidate {
+		case Balancer, BalancerXDP, PacketReflector:
+			assert.False(t, math.IsNaN(s.Common.ProcessCPUPerPacket), "%s: its process's CPU not measured", s.Candidate)
+			assert.LessOrEqual(t, s.Common.ProcessCPUPerPacket, s.Common.CPUPerPacket, "%s: the process's share exceeds the whole", s.Candidate)
+		default:
+			assert.True(t, math.IsNaN(s.Common.ProcessCPUPerPacket), "%s has no process", s.Candidate)
+		}
+		if s.Candidate == BalancerXDP {
+			// Run fails the sample when the program passes most frames
+			// up; here its counters must show it forwarded the phase's
+			// traffic itself: at least every frame the sink got.
+			delivered := s.Common.Offered * (1 - s.Common.Loss) * smokeConfig().Duration.Seconds()
+			assert.GreaterOrEqual(t, float64(s.Common.Calls.XDPForwarded), 0.9*delivered, "the XDP program forwarded the traffic")
+			assert.Less(t, s.Common.Calls.XDPPassed, s.Common.Calls.XDPForwarded/100+10, "the XDP program passed frames up")
+		} else {
+			assert.Zero(t, s.Common.Calls.XDPForwarded, "%s has no XDP balancer counters", s.Candidate)
 		}
 		if s.Candidate == KernelForward {
 			// Kernel forwarding rewrites headers in the generator's

@@ -2,8 +2,10 @@
 // be judged by, on one veth topology, with the same traffic, in one run.
 //
 // The project's performance claims are ratios: CPU time per forwarded
-// packet, saturation rate and loss of the Balancer (AF_PACKET forwarder)
-// divided by those of
+// packet, saturation rate and loss of the Balancer, on packet sockets
+// (dsr.PacketForwarder) and on the XDP data plane (dsr.XDPForwarder, whose
+// program forwards in the kernel while the Go process runs the control
+// plane), divided by those of
 //
 //   - a bare batched recvmmsg/sendmmsg MAC-swap reflector built on the same
 //     packet socket code (internal/afpacket) with the same kernel filter, so
@@ -28,6 +30,13 @@
 // per frame falls steeply with the rate (more frames per wake-up), so only
 // at the same offered load do candidates compare on their work alone. That
 // common-rate CPU time per frame is the headline.
+//
+// The XDP balancer's CPU time is measured as the XDP reflector's (the
+// forwarder veth's NAPI thread, where its program runs) plus its process's
+// (the control plane), reported apart too; a phase in which its program
+// passed most frames up to the Go path instead of forwarding them fails
+// the run, saying why. Its targets are stated against the XDP reflector
+// (see Targets).
 //
 // Besides CPU time, the user-space candidates report how they batched:
 // frames per receive and transmit call (counted at the same level in
