@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 
 	"github.com/dsrlb/dsrlb/internal/flowtable"
@@ -167,7 +168,22 @@ func (x *XDPForwarder) loadPlan(s *snapshot) error {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	var errs []error
-	counters, cerr := x.prog.Counters()
+	// A slot or service index that changes owner starts from the counters
+	// it has now: read those few, not every slot.
+	beNow := func(slot uint32) (xdp.BackendCounters, bool) {
+		c, err := x.prog.CountersOf([]uint32{slot}, nil)
+		if err != nil {
+			return xdp.BackendCounters{}, false
+		}
+		return c.Backends[slot], true
+	}
+	svcNow := func(idx uint32) (xdp.ServiceCounters, bool) {
+		c, err := x.prog.CountersOf(nil, []uint32{idx})
+		if err != nil {
+			return xdp.ServiceCounters{}, false
+		}
+		return c.Services[idx], true
+	}
 	live := map[uint32]bool{}
 	for i := range s.backends {
 		be := &s.backends[i]
@@ -183,8 +199,10 @@ func (x *XDPForwarder) loadPlan(s *snapshot) error {
 		if have, ok := x.backends[slot]; ok && sameBackend(have, want) {
 			continue
 		}
-		if have, ok := x.backends[slot]; (!ok || have.ID != want.ID) && cerr == nil && int(slot) < len(counters.Backends) {
-			x.beBase[slot] = counters.Backends[slot]
+		if have, ok := x.backends[slot]; !ok || have.ID != want.ID {
+			if c, ok := beNow(slot); ok {
+				x.beBase[slot] = c
+			}
 		}
 		if err := x.prog.SetBackend(slot, want); err != nil {
 			errs = append(errs, err)
@@ -213,9 +231,11 @@ func (x *XDPForwarder) loadPlan(s *snapshot) error {
 				}
 			}
 		}
-		if p := x.services[key]; (p == nil || p.index != uint32(e.turn)) && cerr == nil && e.turn < len(counters.Services) {
-			if _, shared := x.svcBase[uint32(e.turn)]; !shared || p == nil {
-				x.svcBase[uint32(e.turn)] = counters.Services[e.turn]
+		if p := x.services[key]; p == nil || p.index != uint32(e.turn) {
+			if !x.svcIndexInUse(uint32(e.turn), key) {
+				if c, ok := svcNow(uint32(e.turn)); ok {
+					x.svcBase[uint32(e.turn)] = c
+				}
 			}
 		}
 		if err := x.prog.SetService(key, uint32(e.turn), capable, table); err != nil {
@@ -296,15 +316,37 @@ func XDPDropReasons() []string {
 	return out
 }
 
-// collect reads the program's counters and stores the per-backend and
-// per-service ones, less their baselines, into s's entries.
+// svcIndexInUse reports whether another key of the maps (the other
+// protocol of a TCPAndUDP service) already holds service index idx, whose
+// baseline then stands. Called with x.mu held.
+func (x *XDPForwarder) svcIndexInUse(idx uint32, except xdp.ServiceKey) bool {
+	for k, p := range x.services {
+		if k != except && p.index == idx {
+			return true
+		}
+	}
+	return false
+}
+
+// collect reads the program's counters of the slots and services in the
+// maps and stores them, less their baselines, into s's entries.
 func (x *XDPForwarder) collect(s *snapshot) (XDPStats, error) {
-	c, err := x.prog.Counters()
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	slots := make([]uint32, 0, len(x.backends))
+	for slot := range x.backends {
+		slots = append(slots, slot)
+	}
+	var idxs []uint32
+	for _, p := range x.services {
+		if !slices.Contains(idxs, p.index) {
+			idxs = append(idxs, p.index)
+		}
+	}
+	c, err := x.prog.CountersOf(slots, idxs)
 	if err != nil {
 		return XDPStats{}, err
 	}
-	x.mu.Lock()
-	defer x.mu.Unlock()
 	st := XDPStats{Received: c.Received, Forwarded: c.Forwarded, Passed: map[string]uint64{}, Dropped: map[string]uint64{},
 		ChecksumsCompleted: c.ChecksumsCompleted}
 	for r, n := range c.Passed {

@@ -306,6 +306,66 @@ func (p *Program) Counters() (Counters, error) {
 	if err := p.objs.Counters.Lookup(uint32(0), &g); err != nil {
 		return c, fmt.Errorf("xdp: read counters: %w", err)
 	}
+	addGlobal(&c, g)
+	c.Backends = make([]BackendCounters, p.cfg.maxSlots)
+	var slot uint32
+	var bv []xdpBackendCounters
+	it := p.objs.BeCounters.Iterate()
+	for it.Next(&slot, &bv) {
+		addBackend(&c.Backends[slot], bv)
+	}
+	if err := it.Err(); err != nil {
+		return c, fmt.Errorf("xdp: read backend counters: %w", err)
+	}
+	c.Services = make([]ServiceCounters, p.cfg.maxServices)
+	var idx uint32
+	var sv []xdpServiceCounters
+	it = p.objs.SvcCounters.Iterate()
+	for it.Next(&idx, &sv) {
+		addService(&c.Services[idx], sv)
+	}
+	if err := it.Err(); err != nil {
+		return c, fmt.Errorf("xdp: read service counters: %w", err)
+	}
+	return c, nil
+}
+
+// CountersOf is Counters reading only the given backend slots and service
+// indices (the others stay zero): a control plane that knows which slots it
+// uses reads those few instead of every slot of the maps.
+func (p *Program) CountersOf(slots, services []uint32) (Counters, error) {
+	var c Counters
+	var g []xdpGlobalCounters
+	if err := p.objs.Counters.Lookup(uint32(0), &g); err != nil {
+		return c, fmt.Errorf("xdp: read counters: %w", err)
+	}
+	addGlobal(&c, g)
+	c.Backends = make([]BackendCounters, p.cfg.maxSlots)
+	var bv []xdpBackendCounters
+	for _, slot := range slots {
+		if int(slot) >= len(c.Backends) {
+			return c, fmt.Errorf("%w: backend slot %d", ErrInvalid, slot)
+		}
+		if err := p.objs.BeCounters.Lookup(slot, &bv); err != nil {
+			return c, fmt.Errorf("xdp: read backend counters: %w", err)
+		}
+		addBackend(&c.Backends[slot], bv)
+	}
+	c.Services = make([]ServiceCounters, p.cfg.maxServices)
+	var sv []xdpServiceCounters
+	for _, idx := range services {
+		if int(idx) >= len(c.Services) {
+			return c, fmt.Errorf("%w: service index %d", ErrInvalid, idx)
+		}
+		if err := p.objs.SvcCounters.Lookup(idx, &sv); err != nil {
+			return c, fmt.Errorf("xdp: read service counters: %w", err)
+		}
+		addService(&c.Services[idx], sv)
+	}
+	return c, nil
+}
+
+func addGlobal(c *Counters, g []xdpGlobalCounters) {
 	for _, v := range g {
 		c.Received += v.Received
 		c.Forwarded += v.Tx
@@ -318,37 +378,22 @@ func (p *Program) Counters() (Counters, error) {
 			c.Dropped[i] += v.Drop[i]
 		}
 	}
-	c.Backends = make([]BackendCounters, p.cfg.maxSlots)
-	var slot uint32
-	var bv []xdpBackendCounters
-	it := p.objs.BeCounters.Iterate()
-	for it.Next(&slot, &bv) {
-		b := &c.Backends[slot]
-		for _, v := range bv {
-			b.Packets += v.Packets
-			b.Bytes += v.Bytes
-			b.Flows += v.Flows
-			b.SYNRetransmits += v.SynRetransmits
-		}
+}
+
+func addBackend(b *BackendCounters, per []xdpBackendCounters) {
+	for _, v := range per {
+		b.Packets += v.Packets
+		b.Bytes += v.Bytes
+		b.Flows += v.Flows
+		b.SYNRetransmits += v.SynRetransmits
 	}
-	if err := it.Err(); err != nil {
-		return c, fmt.Errorf("xdp: read backend counters: %w", err)
+}
+
+func addService(s *ServiceCounters, per []xdpServiceCounters) {
+	for _, v := range per {
+		s.Flows += v.Flows
+		s.Rescheduled += v.Rescheduled
 	}
-	c.Services = make([]ServiceCounters, p.cfg.maxServices)
-	var idx uint32
-	var sv []xdpServiceCounters
-	it = p.objs.SvcCounters.Iterate()
-	for it.Next(&idx, &sv) {
-		s := &c.Services[idx]
-		for _, v := range sv {
-			s.Flows += v.Flows
-			s.Rescheduled += v.Rescheduled
-		}
-	}
-	if err := it.Err(); err != nil {
-		return c, fmt.Errorf("xdp: read service counters: %w", err)
-	}
-	return c, nil
 }
 
 // Run runs the program once on frame through BPF_PROG_TEST_RUN (nothing is

@@ -58,3 +58,6 @@ func (p *Program) FlowsPerBackend(flowtable.Tick) (map[uint32]int, error) { retu
 
 // Expired returns false.
 func (p *Program) Expired(uint8, Flow, flowtable.Tick) bool { return false }
+
+// CountersOf returns ErrUnsupported.
+func (p *Program) CountersOf([]uint32, []uint32) (Counters, error) { return Counters{}, ErrUnsupported }
