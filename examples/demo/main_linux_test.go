@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -117,6 +118,91 @@ func testDemo(t *testing.T, bin string, args []string, service, backend string) 
 		"the stopped server gets nothing after failover:\n%s\n%s", afterDown, last2)
 	assert.Regexp(t, `s1 +[1-9]\d* req`, last3, "the restarted server serves again")
 	assert.Contains(t, last3, "failed   0", "no failures once it is back")
+}
+
+// TestIntegrationDemoHA runs the demo's -ha mode: two balancers in one VRRP
+// group, the master crashes mid-run, the backup takes over and the long
+// downloads finish through it.
+func TestIntegrationDemoHA(t *testing.T) {
+	netlab.RequirePrivileged(t)
+	bin := buildDemo(t)
+	for _, tc := range []struct {
+		name string
+		args []string
+	}{
+		{"IPv4", nil},
+		{"IPv6", []string{"-ipv6"}},
+		{"XDP", []string{"-xdp"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) { testDemoHA(t, bin, tc.args) })
+	}
+}
+
+func testDemoHA(t *testing.T, bin string, args []string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var out bytes.Buffer
+	cmd := exec.CommandContext(ctx, bin, append([]string{"-ha", "-phase", "1500ms"}, args...)...)
+	cmd.Stdout, cmd.Stderr = &out, &out
+	require.NoError(t, cmd.Run(), "demo output:\n%s", out.String())
+	text := out.String()
+	t.Logf("demo output:\n%s", text)
+
+	// A was master before the crash, B became master after it, and the
+	// demo says how long that took.
+	crash := strings.Index(text, "phase 2: crashing balancer A")
+	require.Positive(t, crash, "the demo crashes balancer A")
+	aMaster := strings.Index(text, "balancer A vrrp: became master")
+	require.True(t, aMaster >= 0 && aMaster < crash, "A is master before the crash")
+	// (B may have become master briefly before, when a loaded machine
+	// delayed A's advertisements; A's reassertion ends that, so it is
+	// not asserted here.)
+	assert.Contains(t, text[crash:], "balancer B vrrp: became master (backup -> master)")
+	m := regexp.MustCompile(`takeover: balancer B \(192\.0\.2\.11\) became master (\S+) after balancer A was killed`).FindStringSubmatch(text)
+	require.NotNil(t, m, "the takeover line")
+	took, err := time.ParseDuration(m[1])
+	require.NoError(t, err)
+	assert.Positive(t, took)
+	// A crash sends no priority 0 advertisement: B waits out the master
+	// down interval.
+	assert.Regexp(t, `balancer B vrrp: became master \(backup -> master\): [^\n]*master down interval`, text[crash:])
+	assert.NotContains(t, text[crash:], "(priority 0 advertisement)")
+
+	// Requests kept succeeding through the new master.
+	m = regexp.MustCompile(`done: after the takeover (\d+) requests succeeded`).FindStringSubmatch(text)
+	require.NotNil(t, m)
+	assert.NotEqual(t, "0", m[1], "requests succeed after the takeover")
+
+	// Every long download completed byte-exact.
+	assert.NotContains(t, text, "FAILED")
+	m = regexp.MustCompile(`done: (\d+) of (\d+) long downloads of [\d.]+ MiB completed byte-exact`).FindStringSubmatch(text)
+	require.NotNil(t, m)
+	assert.NotEqual(t, "0", m[2])
+	assert.Equal(t, m[2], m[1], "no failed long download")
+	assert.Equal(t, strings.Count(text, "byte-exact in "), mustAtoi(t, m[2]), "one line per long download")
+
+	// The new master forwarded the traffic after the crash.
+	m = regexp.MustCompile(`balancer B \(new master\) forwarded (\d+) frames since the crash`).FindStringSubmatch(text)
+	require.NotNil(t, m)
+	assert.Positive(t, mustAtoi(t, m[1]), "the new master forwarded frames")
+	var afterTakeover []string
+	for _, l := range strings.Split(text[crash:], "\n") {
+		if strings.HasPrefix(l, " s0") {
+			afterTakeover = append(afterTakeover, l)
+		}
+	}
+	require.NotEmpty(t, afterTakeover, "progress lines after the crash")
+	for _, l := range afterTakeover {
+		assert.Contains(t, l, "A dead", l)
+		assert.Contains(t, l, "B master", l)
+	}
+}
+
+func mustAtoi(t *testing.T, s string) int {
+	t.Helper()
+	n, err := strconv.Atoi(s)
+	require.NoError(t, err)
+	return n
 }
 
 // TestDemoWithoutPrivileges: without root the demo says what it needs and

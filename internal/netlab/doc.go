@@ -11,6 +11,11 @@
 // client can tell which server answered and whether the reply came from the
 // VIP.
 //
+// Lab.AddExternal adds hosts off the segment ("x0", "x1"...), each on a
+// point-to-point link of its own behind a lab host that routes for it, for
+// topologies where clients reach the VIP through a router (ECMP in front of
+// several balancers); Host.AddRoute gives the servers their way back.
+//
 // Programs and test binaries that use netlab must call RunChildIfRequested
 // first thing in main or TestMain, because that is where the child roles run.
 //

@@ -85,3 +85,9 @@ func (h *Host) Addrs(string) ([]netip.Prefix, error) { return nil, ErrUnsupporte
 
 // labState is empty: no lab can exist on this platform.
 type labState struct{}
+
+// AddExternal returns ErrUnsupported.
+func (l *Lab) AddExternal(*Host, netip.Prefix) (*Host, error) { return nil, ErrUnsupported }
+
+// AddRoute returns ErrUnsupported.
+func (h *Host) AddRoute(netip.Prefix, netip.Addr) error { return ErrUnsupported }

@@ -34,4 +34,6 @@ type labState struct {
 	procs map[int]*child
 	// logs keeps every child's output per host name.
 	logs map[string]*syncBuffer
+	// external holds the hosts added by AddExternal.
+	external []*Host
 }

@@ -19,7 +19,7 @@ import (
 // out of /run/netns so "ip netns list" shows only namespaces.
 var markerDir = "/run/dsrlb-netlab"
 
-var nsPattern = regexp.MustCompile(`^dsrlb-([0-9a-f]{6})-(sw|lb|c[0-9]+|s[0-9]+)$`)
+var nsPattern = regexp.MustCompile(`^dsrlb-([0-9a-f]{6})-(sw|lb|c[0-9]+|s[0-9]+|x[0-9]+)$`)
 
 // procStart returns the start time of pid in clock ticks since boot.
 func procStart(pid int) (uint64, error) {
