@@ -300,21 +300,10 @@ func runHA(ctx context.Context, phase time.Duration, clients, size int, ipv6, us
 	}
 
 	show := func(title string, d time.Duration) error {
-		say("%s", title)
-		deadline := time.Now().Add(d)
-		tick := time.NewTicker(500 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-tick.C:
-			}
+		return showPhase(ctx, title, d, func() error {
 			printHA(lab, tr, nodes, longDone.Load())
-			if time.Now().After(deadline) {
-				return nil
-			}
-		}
+			return nil
+		})
 	}
 	if err := show("phase 1: balancing through balancer A (master)", phase); err != nil {
 		return err

@@ -216,25 +216,14 @@ func run(ctx context.Context, phase time.Duration, clients, size int, ipv6, useX
 		return err
 	}
 	show := func(title string, d time.Duration) error {
-		say("%s", title)
-		deadline := time.Now().Add(d)
-		tick := time.NewTicker(500 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-tick.C:
-			}
+		return showPhase(ctx, title, d, func() error {
 			st, err := lab.Balancer.LinkStats()
 			if err != nil {
 				return err
 			}
 			tr.print(lab, st.Sub(base))
-			if time.Now().After(deadline) {
-				return nil
-			}
-		}
+			return nil
+		})
 	}
 	if err := show("phase 1: balancing", phase); err != nil {
 		return err
@@ -271,6 +260,27 @@ func sum(m map[string]uint64) (n uint64) {
 		n += v
 	}
 	return n
+}
+
+// showPhase announces a phase and prints progress twice a second for d.
+func showPhase(ctx context.Context, title string, d time.Duration, progress func() error) error {
+	say("%s", title)
+	deadline := time.Now().Add(d)
+	tick := time.NewTicker(500 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+		}
+		if err := progress(); err != nil {
+			return err
+		}
+		if time.Now().After(deadline) {
+			return nil
+		}
+	}
 }
 
 func say(format string, args ...any) {
