@@ -53,7 +53,10 @@ const (
 	// BecameFault: the router cannot take part. Stop answering.
 	BecameFault
 	// Stopped: Run is returning; as master, the router sent a priority 0
-	// advertisement so that a backup takes over at once. Stop answering.
+	// advertisement so that a backup takes over at once — unless Close
+	// pulled the socket away under Run, which the reason then says (a
+	// backup takes over after the master down interval, as after a crash).
+	// Stop answering.
 	Stopped
 	// Reasserted: as master, the router heard a lower-priority router that
 	// also claims to be master (a split brain healing). It stays master;

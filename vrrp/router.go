@@ -120,9 +120,17 @@ func (r *Router) Run(ctx context.Context) error {
 
 	out = output{}
 	r.mu.Lock()
-	if readErr != nil {
+	switch {
+	case r.closed.Load():
+		// Close pulled the socket away: nothing can be sent, and a
+		// backup takes over only after the master down interval, as
+		// after a crash. Say so, so that the event reads differently
+		// from a clean stop.
+		r.m.stop(r.now(), "closed: the socket was closed under Run, no priority 0 advertisement was sent", &out)
+		out.send = false
+	case readErr != nil:
 		r.m.fault(r.now(), fmt.Sprintf("socket failed: %v", readErr), &out)
-	} else {
+	default:
 		r.m.stop(r.now(), "shutting down", &out)
 	}
 	r.mu.Unlock()

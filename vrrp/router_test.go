@@ -194,3 +194,30 @@ func TestRouterRunTwice(t *testing.T) {
 	require.Eventually(t, func() bool { return a.State() != Initialize }, 10*time.Second, 5*time.Millisecond)
 	require.ErrorIs(t, a.Run(context.Background()), ErrRunning)
 }
+
+// TestRouterClosedUnderRun: Close under a running master is a crash to its
+// peers (no priority 0 advertisement), and the Stopped event says so.
+func TestRouterClosedUnderRun(t *testing.T) {
+	seg := &segment{}
+	var la, lb eventLog
+	a, _ := memRouter(t, seg, srcA, 200, &la)
+	b, _ := memRouter(t, seg, srcB, 100, &lb)
+	done := make(chan error, 1)
+	go func() { done <- a.Run(context.Background()) }()
+	run(t, b)
+	require.Eventually(t, func() bool { return a.State() == Master && b.State() == Backup }, 10*time.Second, 5*time.Millisecond)
+	sentBefore := a.Stats().Sent
+	require.NoError(t, a.Close())
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return after Close")
+	}
+	la.mu.Lock()
+	last := la.ev[len(la.ev)-1]
+	la.mu.Unlock()
+	require.Equal(t, Stopped, last.Kind)
+	assert.Contains(t, last.Reason, "no priority 0 advertisement was sent")
+	assert.Equal(t, sentBefore, a.Stats().Sent, "nothing sent after Close")
+	require.Eventually(t, func() bool { return b.State() == Master }, 10*time.Second, 5*time.Millisecond, "the backup takes over after the master down interval")
+}
