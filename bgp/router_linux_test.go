@@ -4,14 +4,17 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/netip"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -432,14 +435,24 @@ func TestIntegrationBGPWithBird(t *testing.T) {
 // --- FRR ---
 
 // frr runs FRR's bgpd on its own, without zebra (-Z): the test needs the
-// router's BGP view, not routes in its kernel.
+// router's BGP view, not routes in its kernel. Only BFD needs zebra (and
+// bfdd) too; see startFRRWith.
 type frr struct {
 	h    *netlab.Host
 	dir  string
 	peer netip.Addr
+	user string // the user the next daemon runs as
 }
 
 func startFRR(t *testing.T, h *netlab.Host, peer netip.Addr) *frr {
+	return startFRRWith(t, h, peer, false)
+}
+
+// startFRRWith runs bgpd, and with bfd also zebra and bfdd: in FRR 8.4
+// bgpd registers its BFD peers with zebra, which relays them to bfdd, so
+// BFD needs all three (connected by a zebra socket of their own). The
+// neighbour then gets "bfd" with a bfdd profile of 300 ms × 3.
+func startFRRWith(t *testing.T, h *netlab.Host, peer netip.Addr, bfd bool) *frr {
 	t.Helper()
 	const bgpd = "/usr/lib/frr/bgpd"
 	_, err1 := os.Stat(bgpd)
@@ -451,8 +464,31 @@ func startFRR(t *testing.T, h *netlab.Host, peer netip.Addr) *frr {
 		t.Skip("FRR is not installed: run scripts/install-deps.sh")
 	}
 	dir := t.TempDir()
-	conf := filepath.Join(dir, "bgpd.conf")
-	require.NoError(t, os.WriteFile(conf, fmt.Appendf(nil, `frr defaults traditional
+	f := &frr{h: h, dir: dir, peer: peer, user: "root"}
+	zsock := filepath.Join(dir, "zserv.api")
+	bgpdArgs := []string{"-Z"}
+	neighborBFD := ""
+	if bfd {
+		// zebra and bfdd cannot skip the check that their user is in
+		// FRR's vty group, which root is not: they run as FRR's own user
+		// (keeping the capabilities they need), in a directory it owns.
+		u, err := user.Lookup("frr")
+		require.NoError(t, err, "FRR's user (the frr package creates it)")
+		uid, err1 := strconv.Atoi(u.Uid)
+		gid, err2 := strconv.Atoi(u.Gid)
+		require.NoError(t, errors.Join(err1, err2))
+		require.NoError(t, os.Chown(dir, uid, gid))
+		for d := dir; d != os.TempDir() && d != "/"; d = filepath.Dir(d) {
+			require.NoError(t, os.Chmod(d, 0o755)) // t.TempDir's levels are 0700
+		}
+		f.user = "frr"
+		f.daemon(t, "zebra", "hostname router\nlog stdout\n", "-z", zsock)
+		f.daemon(t, "bfdd", "hostname router\nlog stdout\nbfd\n profile lb\n  receive-interval 300\n  transmit-interval 300\n  detect-multiplier 3\n exit\nexit\n",
+			"-z", zsock, "--bfdctl", filepath.Join(dir, "bfdd.sock"))
+		bgpdArgs = nil
+		neighborBFD = fmt.Sprintf(" neighbor %s bfd\n neighbor %s bfd profile lb\n", peer, peer)
+	}
+	conf := `frr defaults traditional
 hostname router
 log stdout
 router bgp %d
@@ -462,24 +498,38 @@ router bgp %d
  bgp graceful-restart
  neighbor %s remote-as %d
  neighbor %s timers connect 1
- address-family ipv4 unicast
+%s address-family ipv4 unicast
   network %s
  exit-address-family
-`, routerAS, h.IP, peer, lbAS, peer, theirs), 0o644))
-	f := &frr{h: h, dir: dir, peer: peer}
-	ctx, cancel := context.WithCancel(context.Background())
-	cmd := h.Command(ctx, bgpd, "-f", conf, "-i", filepath.Join(dir, "bgpd.pid"), "-z", filepath.Join(dir, "zserv.api"),
-		"--vty_socket", dir, "-P", "0", "-Z", "-S", "-u", "root", "-g", "root")
-	cmd.Stdout, cmd.Stderr = &testWriter{t: t, prefix: "bgpd: "}, &testWriter{t: t, prefix: "bgpd: "}
-	require.NoError(t, cmd.Start())
-	t.Cleanup(func() { cancel(); _ = cmd.Wait() })
-	require.Eventually(t, func() bool { _, err := os.Stat(filepath.Join(dir, "bgpd.vty")); return err == nil },
-		10*time.Second, 20*time.Millisecond, "bgpd never opened its vty socket")
+`
+	f.user = "root" // with -S: no change of user
+	f.daemon(t, "bgpd", fmt.Sprintf(conf, routerAS, h.IP, peer, lbAS, peer, neighborBFD, theirs), append(bgpdArgs, "-z", zsock, "-S")...)
 	return f
 }
 
+// daemon starts FRR's daemon name in the router's namespace with config
+// text, its pid file and vty socket in the test's directory, and waits
+// for the vty socket. The test's cleanup stops it.
+func (f *frr) daemon(t *testing.T, name, config string, args ...string) {
+	t.Helper()
+	conf := filepath.Join(f.dir, name+".conf")
+	require.NoError(t, os.WriteFile(conf, []byte(config), 0o644))
+	ctx, cancel := context.WithCancel(context.Background())
+	cmd := f.h.Command(ctx, "/usr/lib/frr/"+name, append([]string{"-f", conf, "-i", filepath.Join(f.dir, name+".pid"),
+		"--vty_socket", f.dir, "-P", "0", "-u", f.user, "-g", f.user}, args...)...)
+	cmd.Stdout, cmd.Stderr = &testWriter{t: t, prefix: name + ": "}, &testWriter{t: t, prefix: name + ": "}
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() { cancel(); _ = cmd.Wait() })
+	require.Eventually(t, func() bool { _, err := os.Stat(filepath.Join(f.dir, name+".vty")); return err == nil },
+		10*time.Second, 20*time.Millisecond, "%s never opened its vty socket", name)
+}
+
 func (f *frr) vtysh(t *testing.T, command string) []byte {
-	out, err := exec.Command("vtysh", "--vty_socket", f.dir, "-d", "bgpd", "-c", command).CombinedOutput()
+	return f.vtyshTo(t, "bgpd", command)
+}
+
+func (f *frr) vtyshTo(t *testing.T, daemon, command string) []byte {
+	out, err := exec.Command("vtysh", "--vty_socket", f.dir, "-d", daemon, "-c", command).CombinedOutput()
 	require.NoError(t, err, "vtysh %q: %s", command, out)
 	return out
 }
@@ -537,4 +587,70 @@ func TestIntegrationBFDWithBird(t *testing.T) {
 	t.Logf("route gone at the router %v after the balancer froze (BFD 300ms x 3; BGP hold time 9s)\n%s", gone, bfd)
 	require.NotContains(t, bfd, " Up ", "BIRD's BFD session should be down")
 	require.Contains(t, b.birdc(t, "show", "protocols", "all", "lb"), "BFD session down", "the session should have been brought down by BFD, not by the hold timer")
+}
+
+// frrBFDPeer is bfdd's view of the session with the balancer.
+type frrBFDPeer struct {
+	Peer       string `json:"peer"`
+	Status     string `json:"status"`
+	Multiplier int    `json:"detect-multiplier"`
+	RxInterval int    `json:"receive-interval"`
+	TxInterval int    `json:"transmit-interval"`
+	RemoteRx   int    `json:"remote-receive-interval"`
+	RemoteTx   int    `json:"remote-transmit-interval"`
+}
+
+func (f *frr) bfdPeer(t *testing.T) (frrBFDPeer, string) {
+	out := f.vtyshTo(t, "bfdd", "show bfd peers json")
+	var peers []frrBFDPeer
+	require.NoError(t, json.Unmarshal(out, &peers), "%s", out)
+	for _, p := range peers {
+		if p.Peer == f.peer.String() {
+			return p, string(out)
+		}
+	}
+	return frrBFDPeer{}, string(out)
+}
+
+// TestIntegrationBFDWithFRR is TestIntegrationBFDWithBird against FRR:
+// bfdd (with zebra, through which bgpd registers the peer) next to bgpd,
+// the neighbour configured with "bfd".
+func TestIntegrationBFDWithFRR(t *testing.T) {
+	const hold = 9 * time.Second // the child's hold time
+	lab := newRouterLab(t)
+	f := startFRRWith(t, lab.Clients[0], lab.Balancer.IP, true)
+	cfg := childConfig{RouterID: lab.Balancer.IP.String(), LocalAS: lbAS, Peer: lab.Clients[0].IP.String(), PeerAS: routerAS,
+		VIP: testVIP.String(), Backend: lab.Servers[0].IP.String(), Healthy: true, BFD: true, NoGR: true}
+	c := startChild(t, lab.Balancer, cfg)
+	require.Eventually(t, func() bool { return f.sessionUp(t) }, 30*time.Second, 50*time.Millisecond, "BGP session never came up")
+	var last string
+	require.Eventually(t, func() bool {
+		var p frrBFDPeer
+		p, last = f.bfdPeer(t)
+		return p.Status == "up"
+	}, 30*time.Second, 50*time.Millisecond, "bfdd's session with the balancer never came up: %s", last)
+	require.Eventually(t, func() bool { return f.route(t, testPrefix).Present }, 10*time.Second, 20*time.Millisecond)
+	up, _ := f.bfdPeer(t)
+
+	require.NoError(t, c.cmd.Process.Signal(syscall.SIGSTOP))
+	frozen := time.Now()
+	t.Cleanup(func() { _ = c.cmd.Process.Signal(syscall.SIGCONT) }) // runs before the child's kill
+	deadline := frozen.Add(hold / 2)
+	for f.route(t, testPrefix).Present {
+		require.True(t, time.Now().Before(deadline), "route still at FRR %v after the balancer froze (hold time %v)", hold/2, hold)
+		time.Sleep(5 * time.Millisecond) // polling the router's view; bounded by the deadline
+	}
+	gone := time.Since(frozen)
+	down, raw := f.bfdPeer(t)
+	t.Logf("route gone at FRR %v after the balancer froze (bfdd %d/%d ms x %d, balancer %d/%d ms; BGP hold time %v)\n%s",
+		gone, up.TxInterval, up.RxInterval, up.Multiplier, up.RemoteTx, up.RemoteRx, hold, raw)
+	require.Equal(t, "down", down.Status, "bfdd's session should be down")
+	var nb map[string]struct {
+		LastNotification string `json:"lastNotificationReason"`
+	}
+	out := f.vtysh(t, "show bgp neighbors "+f.peer.String()+" json")
+	require.NoError(t, json.Unmarshal(out, &nb), "%s", out)
+	// bgpd closes the session with a Cease (BFD Down) notification; the
+	// hold timer would have sent Hold Timer Expired.
+	require.Contains(t, nb[f.peer.String()].LastNotification, "BFD Down", "the session should have been brought down by BFD, not by the hold timer")
 }
