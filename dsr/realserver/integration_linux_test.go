@@ -375,8 +375,11 @@ func TestIntegrationARPOwnership(t *testing.T) {
 		return netlab.ServerOptions{}
 	}})
 	s0, s1, lb, vip := lab.Servers[0], lab.Servers[1], lab.Balancer, lab.VIPs[0]
-	withMAC := &realserver.Config{VIPs: lab.VIPs, BalancerMAC: lb.MAC}
-	noMAC := &realserver.Config{VIPs: lab.VIPs}
+	// A window well above the default: on a loaded machine a responder
+	// in another namespace can take longer than 300 ms to answer, and a
+	// missed answer would read as a silent balancer.
+	withMAC := &realserver.Config{VIPs: lab.VIPs, BalancerMAC: lb.MAC, ARPWindow: time.Second}
+	noMAC := &realserver.Config{VIPs: lab.VIPs, ARPWindow: time.Second}
 
 	r := check(t, s0, withMAC)
 	assert.ElementsMatch(t, []string{realserver.CodeARPConflict, realserver.CodeBalancerSilent}, arpCodes(r), "%v", r.Findings)
