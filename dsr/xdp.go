@@ -216,7 +216,7 @@ func (x *XDPForwarder) loadPlan(s *snapshot) error {
 		seen[key] = true
 		tabled, isTabled := e.sched.(scheduler.Tabled)
 		capable := isTabled && scheduler.FollowsFlow(e.sched)
-		if p := x.services[key]; p != nil && p.sched == e.sched && p.index == uint32(e.turn) && p.capable == capable && slicesEqual(p.ids, e.ids) {
+		if p := x.services[key]; p != nil && p.sched == e.sched && p.index == uint32(e.turn) && p.capable == capable && slices.Equal(p.ids, e.ids) {
 			continue
 		}
 		var table []uint32
@@ -269,18 +269,6 @@ func (x *XDPForwarder) loadPlan(s *snapshot) error {
 
 func sameBackend(a, b xdp.Backend) bool {
 	return a.ID == b.ID && a.Usable == b.Usable && a.Service == b.Service && string(a.MAC) == string(b.MAC)
-}
-
-func slicesEqual(a, b []uint32) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // XDPStats are an XDP forwarder's program counters: every frame the

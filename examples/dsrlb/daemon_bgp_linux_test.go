@@ -20,15 +20,7 @@ import (
 // birdRouter runs BIRD 2 in h's namespace, peering with the balancer.
 func birdRouter(t *testing.T, h *netlab.Host, peer string) (routePresent func(prefix string) bool) {
 	t.Helper()
-	if _, err := exec.LookPath("bird"); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("bird is not installed (scripts/install-deps.sh installs bird2)")
-		}
-		t.Skip("bird is not installed: run scripts/install-deps.sh")
-	}
-	dir := t.TempDir()
-	conf := filepath.Join(dir, "bird.conf")
-	require.NoError(t, os.WriteFile(conf, fmt.Appendf(nil, `router id %s;
+	sock := runBird(t, h, fmt.Sprintf(`router id %s;
 protocol device {}
 protocol bgp lb {
 	local %s as 65000;
@@ -37,8 +29,28 @@ protocol bgp lb {
 	graceful restart on;
 	connect retry time 1;
 }
-`, h.IP, h.IP, peer), 0o644))
-	sock := filepath.Join(dir, "bird.ctl")
+`, h.IP, h.IP, peer))
+	return func(prefix string) bool {
+		out, _ := exec.Command("birdc", "-s", sock, "show", "route", "for", prefix).CombinedOutput()
+		return strings.Contains(string(out), prefix+" ")
+	}
+}
+
+// runBird starts BIRD 2 with config in h's namespace, its files under a
+// temporary directory, stopped at the end of the test, and returns its
+// control socket once it is up.
+func runBird(t *testing.T, h *netlab.Host, config string) (sock string) {
+	t.Helper()
+	if _, err := exec.LookPath("bird"); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("bird is not installed (scripts/install-deps.sh installs bird2)")
+		}
+		t.Skip("bird is not installed: run scripts/install-deps.sh")
+	}
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "bird.conf")
+	require.NoError(t, os.WriteFile(conf, []byte(config), 0o644))
+	sock = filepath.Join(dir, "bird.ctl")
 	ctx, cancel := context.WithCancel(context.Background())
 	cmd := h.Command(ctx, "bird", "-f", "-c", conf, "-s", sock, "-P", filepath.Join(dir, "bird.pid"))
 	out := &syncBuffer{}
@@ -52,10 +64,7 @@ protocol bgp lb {
 		}
 	})
 	require.Eventually(t, func() bool { _, err := os.Stat(sock); return err == nil }, 10*time.Second, 20*time.Millisecond)
-	return func(prefix string) bool {
-		out, _ := exec.Command("birdc", "-s", sock, "show", "route", "for", prefix).CombinedOutput()
-		return strings.Contains(string(out), prefix+" ")
-	}
+	return sock
 }
 
 func TestIntegrationDaemonBGP(t *testing.T) {

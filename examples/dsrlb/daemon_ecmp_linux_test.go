@@ -10,9 +10,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -30,12 +28,6 @@ import (
 // routes merged into one Linux multipath route.
 func ecmpRouter(t *testing.T, h *netlab.Host, balancers []*netlab.Host) (birdc func(args ...string) string) {
 	t.Helper()
-	if _, err := exec.LookPath("bird"); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("bird is not installed (scripts/install-deps.sh installs bird2)")
-		}
-		t.Skip("bird is not installed: run scripts/install-deps.sh")
-	}
 	var b strings.Builder
 	fmt.Fprintf(&b, `router id %s;
 protocol device {}
@@ -52,23 +44,7 @@ template bgp lb {
 	for i, lb := range balancers {
 		fmt.Fprintf(&b, "protocol bgp lb%d from lb { neighbor %s as 65001; }\n", i, lb.IP)
 	}
-	dir := t.TempDir()
-	conf := filepath.Join(dir, "bird.conf")
-	require.NoError(t, os.WriteFile(conf, []byte(b.String()), 0o644))
-	sock := filepath.Join(dir, "bird.ctl")
-	ctx, cancel := context.WithCancel(context.Background())
-	cmd := h.Command(ctx, "bird", "-f", "-c", conf, "-s", sock, "-P", filepath.Join(dir, "bird.pid"))
-	out := &syncBuffer{}
-	cmd.Stdout, cmd.Stderr = out, out
-	require.NoError(t, cmd.Start())
-	t.Cleanup(func() {
-		cancel()
-		_ = cmd.Wait()
-		if t.Failed() {
-			t.Logf("bird output:\n%s", out.String())
-		}
-	})
-	require.Eventually(t, func() bool { _, err := os.Stat(sock); return err == nil }, 10*time.Second, 20*time.Millisecond)
+	sock := runBird(t, h, b.String())
 	return func(args ...string) string {
 		out, _ := exec.Command("birdc", append([]string{"-s", sock}, args...)...).CombinedOutput()
 		return string(out)

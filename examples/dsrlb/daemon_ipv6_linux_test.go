@@ -3,14 +3,11 @@ package main
 import (
 	"fmt"
 	"io"
-	"net/http"
 	"net/netip"
 	"os"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -30,19 +27,7 @@ func labConfig6(lab *netlab.Lab, servers []int) string {
 }
 
 func fetchVIP6(lab *netlab.Lab, path string) (string, error) {
-	tr := &http.Transport{DialContext: lab.Clients[0].DialContext, DisableKeepAlives: true}
-	defer tr.CloseIdleConnections()
-	hc := &http.Client{Transport: tr, Timeout: 5 * time.Second}
-	r, err := hc.Get("http://" + netip.AddrPortFrom(lab.VIPs[len(lab.VIPs)-1], 80).String() + path)
-	if err != nil {
-		return "", err
-	}
-	defer r.Body.Close()
-	b, err := io.ReadAll(r.Body)
-	if err == nil && r.StatusCode != http.StatusOK {
-		err = fmt.Errorf("status %s", r.Status)
-	}
-	return r.Header.Get("X-Backend") + ":" + strconv.Itoa(len(b)), err
+	return fetchFrom(lab, lab.VIPs[len(lab.VIPs)-1], path)
 }
 
 // TestIntegrationDaemonIPv6Reload runs the daemon on an IPv6 service with

@@ -243,10 +243,16 @@ func chromium(t *testing.T, lab *netlab.Lab, args ...string) string {
 }
 
 func fetchVIP(lab *netlab.Lab, path string) (string, error) {
+	return fetchFrom(lab, lab.VIPs[0], path)
+}
+
+// fetchFrom GETs path from vip:80 on a new connection from the first client
+// and returns "backend:length".
+func fetchFrom(lab *netlab.Lab, vip netip.Addr, path string) (string, error) {
 	tr := &http.Transport{DialContext: lab.Clients[0].DialContext, DisableKeepAlives: true}
 	defer tr.CloseIdleConnections()
 	hc := &http.Client{Transport: tr, Timeout: 5 * time.Second}
-	r, err := hc.Get(fmt.Sprintf("http://%s%s", lab.VIPs[0], path))
+	r, err := hc.Get("http://" + netip.AddrPortFrom(vip, 80).String() + path)
 	if err != nil {
 		return "", err
 	}
