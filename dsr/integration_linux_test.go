@@ -157,7 +157,8 @@ func startBalancerPlane(t *testing.T, lab *netlab.Lab, plane string, cfg *Config
 				for _, f := range lb.fwds {
 					if x, ok := f.(*XDPForwarder); ok {
 						_ = x.prog.Flows(func(k flowtable.Key, fl xdp.Flow) bool {
-							if be := s.backend(fl.Backend); be != nil && be.state == BackendDraining && !x.prog.Expired(k.Proto, fl, now) {
+							id, ok := x.goID(fl.Backend)
+							if be := s.backend(id); ok && be != nil && be.state == BackendDraining && !x.prog.Expired(k.Proto, fl, now) {
 								t.Logf("live XDP flow on a draining backend: %s:%d state %v lastseen %d now %d", k.SrcAddr(), k.SrcPort, fl.State, fl.LastSeen, now)
 							}
 							return true

@@ -78,6 +78,9 @@ func (b *Balancer) Serve(ctx context.Context, fwd Forwarder) error {
 }
 
 func (b *Balancer) registerForwarder(fwd Forwarder) error {
+	if h, ok := fwd.(macHinter); ok {
+		b.adoptMACHints(h.macHints())
+	}
 	b.fwdMu.Lock()
 	defer b.fwdMu.Unlock()
 	if _, dup := b.forwarders[fwd]; dup {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/netip"
 	"slices"
@@ -28,6 +29,21 @@ type XDPConfig struct {
 	// MaxServices bounds the services the program runs. Zero means 256;
 	// services beyond it are passed to the Go path.
 	MaxServices int
+	// PinPath is a directory in a mounted BPF filesystem (bpffs), one per
+	// interface (for example /sys/fs/bpf/dsrlb/eth0), where the program's
+	// flows, plan and links are pinned, so that the forwarder of the next
+	// process (a restart, an upgrade) takes them over: its program replaces
+	// the running one through the pinned link, without detaching it, and
+	// established flows keep their backends. With it, Close leaves the
+	// program attached and forwarding by the last plan; Detach (or
+	// RemoveXDPPins) removes it. Maps whose layout changed (an upgrade, or
+	// another MaxFlows, MaxBackendSlots or MaxServices) are replaced and
+	// their content is lost: Restored and the log say so. Empty means no
+	// pinning: Close detaches the program and its flows are lost.
+	PinPath string
+	// Logger receives what ListenXDP found under PinPath and did with it.
+	// Nil discards it.
+	Logger *slog.Logger
 }
 
 // XDPForwarder is a Forwarder whose common case runs in the kernel: an XDP
@@ -43,7 +59,9 @@ type XDPConfig struct {
 // tcpdump): Stats.XDP accounts for every one of them.
 //
 // The program stays attached, forwarding by the last plan it was given,
-// until Close: a Serve that returns does not stop it. Until a Balancer
+// until Close: a Serve that returns does not stop it. With
+// XDPConfig.PinPath it stays attached after Close too, and the next
+// process's forwarder takes its flows over (docs/RESTART.md). Until a Balancer
 // serves it the program has no plan and passes every frame up; serve it
 // before clients arrive, or the flows that open in between keep an entry in
 // the Go path's flow table as well (harmless for forwarding, since both
@@ -56,15 +74,25 @@ type XDPForwarder struct {
 	mac    [6]byte
 	ifname string
 
+	pinPath  string
+	restored XDPRestore
+	log      *slog.Logger // nil: discard
+
 	mu sync.Mutex
+	// ids maps the Balancer's backend IDs and service turns to the maps'
+	// (created by the first plan).
+	ids *kernelIDs
 	// What the maps hold, so that a new plan writes only what changed.
-	backends map[uint32]xdp.Backend // slot → entry
+	backends map[uint32]xdp.Backend // kernel slot → entry
 	services map[xdp.ServiceKey]*pushedService
-	// Counter baselines: a slot or service index that is reused starts
-	// from the counters it had when its new owner took it.
+	// Counter baselines (by kernel slot and service index): a slot or
+	// service index that is reused starts from the counters it had when
+	// its new owner took it.
 	beBase  map[uint32]xdp.BackendCounters
 	svcBase map[uint32]xdp.ServiceCounters
 	full    bool // a service did not fit MaxServices (logged once)
+	// hints are the backend MACs of the pinned maps (see macHinter).
+	hints map[netip.Addr]net.HardwareAddr
 }
 
 type pushedService struct {
@@ -94,16 +122,24 @@ func ListenXDP(ifname string, cfg *XDPConfig) (*XDPForwarder, error) {
 	if len(ifi.HardwareAddr) != 6 {
 		return nil, fmt.Errorf("dsr: xdp forwarder on %s: not an Ethernet interface", ifname)
 	}
-	prog, err := xdp.Load(&xdp.Config{MaxFlows: c.MaxFlows, MaxBackendSlots: c.MaxBackendSlots, MaxServices: c.MaxServices})
+	log := c.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	prog, err := xdp.Load(&xdp.Config{MaxFlows: c.MaxFlows, MaxBackendSlots: c.MaxBackendSlots, MaxServices: c.MaxServices, PinPath: c.PinPath})
 	if err != nil {
 		if errors.Is(err, xdp.ErrUnsupported) {
 			err = fmt.Errorf("%w: %v", ErrUnsupported, err)
 		}
 		return nil, fmt.Errorf("dsr: xdp forwarder on %s: %w", ifname, err)
 	}
-	x := &XDPForwarder{prog: prog, mac: [6]byte(ifi.HardwareAddr), ifname: ifname,
+	x := &XDPForwarder{prog: prog, mac: [6]byte(ifi.HardwareAddr), ifname: ifname, pinPath: c.PinPath,
 		backends: map[uint32]xdp.Backend{}, services: map[xdp.ServiceKey]*pushedService{},
 		beBase: map[uint32]xdp.BackendCounters{}, svcBase: map[uint32]xdp.ServiceCounters{}}
+	if err := x.initIDs(); err != nil {
+		prog.Close()
+		return nil, fmt.Errorf("dsr: xdp forwarder on %s: %w", ifname, err)
+	}
 	// Until a Balancer serves it the program knows no service and passes
 	// everything: the packet socket opens first, so nothing is lost.
 	if x.PacketForwarder, err = ListenPacket(ifname, c.Packet); err != nil {
@@ -115,10 +151,16 @@ func ListenXDP(ifname string, cfg *XDPConfig) (*XDPForwarder, error) {
 		prog.Close()
 		return nil, fmt.Errorf("dsr: xdp forwarder on %s: %w", ifname, err)
 	}
+	x.restored = restoreOf(c.PinPath, prog.Restore())
+	x.restored.log(log, ifname)
+	x.log = log
 	return x, nil
 }
 
-// Close detaches the program and closes the packet socket.
+// Close closes the packet socket and lets go of the program. Without
+// pinning that detaches it; with XDPConfig.PinPath the program stays
+// attached, forwarding the established flows (and new ones, by the last
+// plan) until the next process takes it over or Detach removes it.
 func (x *XDPForwarder) Close() error {
 	var errs []error
 	if x.link != nil {
@@ -155,6 +197,10 @@ type dataPlane interface {
 var _ dataPlane = (*XDPForwarder)(nil)
 
 func (x *XDPForwarder) setParams(seed uint64, flows *flowtable.Config) error {
+	if r := &x.restored; r.seedSet && r.seed != seed && x.log != nil {
+		x.log.Warn("xdp: the hash seed differs from the pinned one: established flows keep their backends, but new flows are placed by the new seed",
+			"interface", x.ifname)
+	}
 	return x.prog.SetParams(xdp.Params{Seed: seed, MAC: net.HardwareAddr(x.mac[:]), Flows: flows})
 }
 
@@ -163,10 +209,16 @@ func (x *XDPForwarder) setNow(t flowtable.Tick) error { return x.prog.SetNow(t) 
 // loadPlan writes what changed between the maps and s. Backends go in
 // before the tables that name them, and leave after: the program never
 // finds a table entry whose backend is missing, and no frame reaches a
-// removed backend once loadPlan returns.
+// removed backend once loadPlan returns. The maps name backends and
+// services by kernel IDs (see kernelIDs).
 func (x *XDPForwarder) loadPlan(s *snapshot) error {
 	x.mu.Lock()
 	defer x.mu.Unlock()
+	if x.ids == nil {
+		if err := x.initIDsLocked(); err != nil {
+			return err
+		}
+	}
 	var errs []error
 	// A slot or service index that changes owner starts from the counters
 	// it has now: read those few, not every slot.
@@ -190,9 +242,15 @@ func (x *XDPForwarder) loadPlan(s *snapshot) error {
 		if be.svc == nil {
 			continue
 		}
-		slot := be.id & idSlotMask
+		owner := ownerOf(be)
+		kid, ok := x.ids.backend(be.id, owner)
+		if !ok {
+			errs = append(errs, fmt.Errorf("backend %s of %s: no free backend slot in the XDP maps (XDPConfig.MaxBackendSlots)", owner.Addr, be.svc.key))
+			continue
+		}
+		slot := kid & idSlotMask
 		live[slot] = true
-		want := xdp.Backend{ID: be.id, Usable: be.usable && be.hasMAC, Service: uint32(be.svc.turn)}
+		want := xdp.Backend{ID: kid, Usable: be.usable && be.hasMAC, Service: uint32(be.svc.turn), Owner: owner}
 		if be.hasMAC {
 			want.MAC = net.HardwareAddr(be.mac[:])
 		}
@@ -211,12 +269,21 @@ func (x *XDPForwarder) loadPlan(s *snapshot) error {
 		x.backends[slot] = want
 	}
 	seen := map[xdp.ServiceKey]bool{}
+	turns := map[int]bool{}
 	for lk, e := range s.services {
 		key := xdp.ServiceKey{VIP: netip.AddrFrom16(lk.vip).Unmap(), Port: lk.port, Proto: lk.proto}
+		turns[e.turn] = true
+		index, ok := x.ids.service(e.turn, key)
+		if !ok {
+			// Past MaxServices: its traffic is passed to the Go path.
+			errs = append(errs, fmt.Errorf("service %s: no free service index in the XDP maps (XDPConfig.MaxServices)", e.key))
+			x.full = true
+			continue
+		}
 		seen[key] = true
 		tabled, isTabled := e.sched.(scheduler.Tabled)
 		capable := isTabled && scheduler.FollowsFlow(e.sched)
-		if p := x.services[key]; p != nil && p.sched == e.sched && p.index == uint32(e.turn) && p.capable == capable && slices.Equal(p.ids, e.ids) {
+		if p := x.services[key]; p != nil && p.sched == e.sched && p.index == index && p.capable == capable && slices.Equal(p.ids, e.ids) {
 			continue
 		}
 		var table []uint32
@@ -224,21 +291,22 @@ func (x *XDPForwarder) loadPlan(s *snapshot) error {
 			t := tabled.LookupTable()
 			table = make([]uint32, len(t))
 			for i, idx := range t {
-				if idx < 0 || int(idx) >= len(e.ids) {
-					table[i] = xdp.NoBackend
-				} else {
-					table[i] = e.ids[idx]
+				table[i] = xdp.NoBackend
+				if idx >= 0 && int(idx) < len(e.ids) {
+					if kid, ok := x.ids.kernelID(e.ids[idx]); ok {
+						table[i] = kid
+					}
 				}
 			}
 		}
-		if p := x.services[key]; p == nil || p.index != uint32(e.turn) {
-			if !x.svcIndexInUse(uint32(e.turn), key) {
-				if c, ok := svcNow(uint32(e.turn)); ok {
-					x.svcBase[uint32(e.turn)] = c
+		if p := x.services[key]; p == nil || p.index != index {
+			if !x.svcIndexInUse(index, key) {
+				if c, ok := svcNow(index); ok {
+					x.svcBase[index] = c
 				}
 			}
 		}
-		if err := x.prog.SetService(key, uint32(e.turn), capable, table); err != nil {
+		if err := x.prog.SetService(key, index, capable, table); err != nil {
 			if errors.Is(err, xdp.ErrInvalid) && !x.full {
 				// Past MaxServices: its traffic is passed to the Go path.
 				x.full = true
@@ -246,8 +314,9 @@ func (x *XDPForwarder) loadPlan(s *snapshot) error {
 			errs = append(errs, fmt.Errorf("service %s: %w", e.key, err))
 			continue
 		}
-		x.services[key] = &pushedService{sched: e.sched, ids: e.ids, index: uint32(e.turn), capable: capable}
+		x.services[key] = &pushedService{sched: e.sched, ids: e.ids, index: index, capable: capable}
 	}
+	x.ids.releaseServices(turns)
 	for key := range x.services {
 		if !seen[key] {
 			if err := x.prog.DeleteService(key); err != nil {
@@ -262,9 +331,26 @@ func (x *XDPForwarder) loadPlan(s *snapshot) error {
 				errs = append(errs, err)
 			}
 			delete(x.backends, slot)
+			x.ids.release(slot)
+		}
+	}
+	// Pinned backends the plan did not adopt are gone: their flows are
+	// rescheduled, as the Go path reschedules a removed backend's.
+	for _, slot := range x.ids.settled() {
+		if err := x.prog.ClearBackend(slot); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// ownerOf names a backend of the plan as the slot records remember it.
+func ownerOf(be *beEntry) xdp.SlotOwner {
+	o := xdp.SlotOwner{VIP: be.svc.key.VIP.Unmap(), Port: be.svc.key.Port, Proto: uint8(be.svc.key.Protocol)}
+	if be.index >= 0 && be.index < len(be.svc.addrs) {
+		o.Addr = be.svc.addrs[be.index].Unmap()
+	}
+	return o
 }
 
 func sameBackend(a, b xdp.Backend) bool {
@@ -345,11 +431,15 @@ func (x *XDPForwarder) collect(s *snapshot) (XDPStats, error) {
 	}
 	for i := range s.backends {
 		be := &s.backends[i]
-		slot := be.id & idSlotMask
-		if be.svc == nil || int(slot) >= len(c.Backends) {
+		if be.svc == nil || x.ids == nil {
 			continue
 		}
-		if have, ok := x.backends[slot]; !ok || have.ID != be.id {
+		kid, ok := x.ids.kernelID(be.id)
+		slot := kid & idSlotMask
+		if !ok || int(slot) >= len(c.Backends) {
+			continue // not yet in the maps
+		}
+		if have, ok := x.backends[slot]; !ok || have.ID != kid {
 			continue // not yet in the maps
 		}
 		cur, base := c.Backends[slot], x.beBase[slot]
@@ -357,11 +447,15 @@ func (x *XDPForwarder) collect(s *snapshot) (XDPStats, error) {
 	}
 	done := map[*svcEntry]bool{}
 	for _, e := range s.services {
-		if done[e] || e.turn >= len(c.Services) {
+		if done[e] || x.ids == nil {
+			continue
+		}
+		idx, ok := x.ids.svcByGo[e.turn]
+		if !ok || int(idx) >= len(c.Services) {
 			continue
 		}
 		done[e] = true
-		cur, base := c.Services[e.turn], x.svcBase[uint32(e.turn)]
+		cur, base := c.Services[idx], x.svcBase[idx]
 		e.stats.dpFlows.Store(cur.Flows - base.Flows)
 		e.stats.dpRescheduled.Store(cur.Rescheduled - base.Rescheduled)
 	}
@@ -369,7 +463,37 @@ func (x *XDPForwarder) collect(s *snapshot) (XDPStats, error) {
 }
 
 func (x *XDPForwarder) activeFlows(now flowtable.Tick) (map[uint32]int, error) {
-	return x.prog.FlowsPerBackend(now)
+	per, err := x.prog.FlowsPerBackend(now)
+	if err != nil {
+		return nil, err
+	}
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	out := make(map[uint32]int, len(per))
+	for kid, n := range per {
+		if id, ok := x.goIDLocked(kid); ok {
+			out[id] += n
+		}
+	}
+	return out, nil
+}
+
+// goIDLocked returns the Balancer's ID for a kernel backend ID that is
+// current. Called with x.mu held.
+func (x *XDPForwarder) goIDLocked(kid uint32) (uint32, bool) {
+	if x.ids == nil {
+		return 0, false
+	}
+	return x.ids.goID(kid)
+}
+
+// goID returns the Balancer's backend ID for a backend ID read from the
+// program's flow table; false if it names no current backend (a removed
+// one, or a slot of a previous process not adopted).
+func (x *XDPForwarder) goID(kid uint32) (uint32, bool) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	return x.goIDLocked(kid)
 }
 
 func (x *XDPForwarder) peekFlow(k *flowtable.Key, now flowtable.Tick) (flowtable.Entry, bool) {
@@ -377,7 +501,11 @@ func (x *XDPForwarder) peekFlow(k *flowtable.Key, now flowtable.Tick) (flowtable
 	if err != nil || !ok {
 		return flowtable.Entry{}, false
 	}
-	e := flowtable.Entry{Backend: f.Backend, State: f.State, Idle: flowtable.Tick(uint32(now) - uint32(f.LastSeen))}
+	id, ok := x.goID(f.Backend)
+	if !ok {
+		id = xdp.NoBackend // names no backend of the plan: rescheduled
+	}
+	e := flowtable.Entry{Backend: id, State: f.State, Idle: flowtable.Tick(uint32(now) - uint32(f.LastSeen))}
 	e.Expired = x.prog.Expired(k.Proto, f, now)
 	return e, true
 }

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"strconv"
@@ -38,6 +39,15 @@ type Config struct {
 	// socket; start fails if it cannot load) or "auto" (XDP where it
 	// loads, else packet sockets; the log says which and why).
 	DataPlane string `yaml:"dataplane"`
+	// XDPPin is where the XDP data plane pins its maps and links, so that
+	// a restart keeps established flows (see docs/RESTART.md): a directory
+	// in a mounted BPF filesystem, under which the interface gets its own
+	// directory. Empty means /sys/fs/bpf/dsrlb when /sys/fs/bpf is a
+	// mounted BPF filesystem, else no pinning (the log says why); "off"
+	// means no pinning. A daemon that does not pin (packet data plane,
+	// "off", or XDP that did not load) removes the pins a previous run
+	// left, which detaches its program.
+	XDPPin string `yaml:"xdp_pin"`
 	// Seed perturbs flow hashing; balancers that must agree use the same.
 	Seed uint64 `yaml:"seed"`
 	// DrainTimeout bounds the drain on SIGTERM. Zero means 30s.
@@ -298,6 +308,9 @@ func ParseConfig(name string, data []byte) (*Loaded, error) {
 	case "", "packet", "xdp", "auto":
 	default:
 		return nil, out.errorAt("dataplane", oneOf(cfg.DataPlane, "packet", "xdp", "auto"))
+	}
+	if cfg.XDPPin != "" && cfg.XDPPin != "off" && !filepath.IsAbs(cfg.XDPPin) {
+		return nil, fail("xdp_pin", "%q: want an absolute directory in a BPF filesystem (like /sys/fs/bpf/dsrlb), or off", cfg.XDPPin)
 	}
 	switch cfg.Fragments {
 	case "", "drop":

@@ -32,6 +32,8 @@ type daemon struct {
 	fwds []forwarder
 	// plane is the data plane in use ("packet" or "xdp") and why.
 	plane, planeWhy string
+	// xdpPin is where the XDP data plane is pinned, or "" (no pinning).
+	xdpPin string
 
 	speaker    *arp.Speaker
 	bgp        *bgp.Speaker   // nil without a bgp section
@@ -177,12 +179,20 @@ func (d *daemon) openForwarders(cfg *Loaded, vips []netip.Addr) error {
 	group := uint16(os.Getpid())
 	mode := cfg.File.DataPlane
 	if mode == "xdp" || mode == "auto" {
+		pin, why := xdpPinPath(cfg.File)
+		if pin == "" {
+			d.removeStalePins(cfg.File)
+			d.log.Info("xdp: not pinning: a restart loses the XDP flows", "why", why)
+		}
 		x, err := dsr.ListenXDP(cfg.File.Interface, &dsr.XDPConfig{
 			Packet:   &dsr.PacketConfig{VIPs: vips},
 			MaxFlows: cfg.File.FlowTable.MaxFlows,
+			PinPath:  pin,
+			Logger:   d.log,
 		})
 		if err == nil {
 			d.fwds = append(d.fwds, x)
+			d.xdpPin = pin
 			d.plane, d.planeWhy = "xdp", "the XDP program forwards the flows of mh and hrw services in the kernel; the rest goes to a packet socket"
 			return nil
 		}
@@ -193,6 +203,7 @@ func (d *daemon) openForwarders(cfg *Loaded, vips []netip.Addr) error {
 	} else {
 		d.planeWhy = "configured"
 	}
+	d.removeStalePins(cfg.File)
 	d.plane = "packet"
 	workers := cfg.File.Workers
 	if workers == 0 {
@@ -450,6 +461,13 @@ func (d *daemon) run(ctx context.Context, hup, term <-chan os.Signal) error {
 				}
 				d.log.Info("bgp: VIPs withdrawn; draining")
 			}
+			if d.xdpPin != "" {
+				// The pinned program goes on forwarding every established
+				// flow after this process exits, until the next one takes
+				// it over: nothing to drain.
+				d.log.Info("stopping; the XDP program stays attached and pinned (dsrlb xdp-cleanup detaches it)", "pin_path", d.xdpPin)
+				return nil
+			}
 			d.drain(ctx)
 			return nil
 		}
@@ -463,6 +481,9 @@ func (d *daemon) reload() {
 	next, err := LoadConfig(d.path)
 	if err == nil && next.File.Interface != d.cfg.File.Interface {
 		err = next.errorAt("interface", fmt.Errorf("changing %q to %q needs a restart", d.cfg.File.Interface, next.File.Interface))
+	}
+	if err == nil && next.File.XDPPin != d.cfg.File.XDPPin {
+		err = next.errorAt("xdp_pin", errors.New("changing it needs a restart"))
 	}
 	if err == nil && next.File.Listen != d.cfg.File.Listen {
 		err = next.errorAt("listen", errors.New("changing it needs a restart"))

@@ -3,6 +3,7 @@
 //
 //	dsrlb -config /etc/dsrlb.yaml [-log-level info] [-check]
 //	dsrlb explain [-config /etc/dsrlb.yaml] [-json] SRC:PORT DST:PORT/PROTO
+//	dsrlb xdp-cleanup [-config /etc/dsrlb.yaml]
 //
 // It forwards the services of its YAML configuration on one interface,
 // answers ARP for their VIPs, health-checks the backends, exports Prometheus
@@ -37,6 +38,9 @@ func main() {
 func realMain(args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "explain" {
 		return runExplain(args[1:], stdout, stderr)
+	}
+	if len(args) > 0 && args[0] == "xdp-cleanup" {
+		return runXDPCleanup(args[1:], stdout, stderr)
 	}
 	fs := flag.NewFlagSet("dsrlb", flag.ContinueOnError)
 	fs.SetOutput(stderr)

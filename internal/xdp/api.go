@@ -16,6 +16,16 @@ var ErrUnsupported = errors.New("xdp: not supported on this platform")
 // ErrInvalid is wrapped by every error about an argument out of range.
 var ErrInvalid = errors.New("xdp: invalid argument")
 
+// ErrNotBPFFS is wrapped by Load's error when Config.PinPath is not in a
+// mounted BPF filesystem (mount one with `mount -t bpf bpf /sys/fs/bpf`;
+// systemd mounts it at boot).
+var ErrNotBPFFS = errors.New("xdp: pin path is not in a BPF filesystem (bpffs)")
+
+// ErrPinBusy is wrapped by Load's and Remove's error when another Program
+// (in this process or another one) holds Config.PinPath: one control plane
+// at a time writes a set of pinned maps.
+var ErrPinBusy = errors.New("xdp: the pin path is in use by another running program")
+
 // Defaults applied to zero Config fields.
 const (
 	DefaultMaxFlows        = flowtable.DefaultMaxFlows
@@ -58,10 +68,22 @@ type Config struct {
 	// MaxServices bounds the service indices and the number of service
 	// keys. Zero means DefaultMaxServices (256).
 	MaxServices int
+	// PinPath is a directory in a mounted BPF filesystem (bpffs), one per
+	// interface, where Load pins the program's state maps (flows, backend
+	// slots, services, tables, settings) and Attach its links. A later Load
+	// with the same PinPath, in this process or the next, takes that state
+	// over, and its Attach replaces the running program through the pinned
+	// link without detaching it: established flows keep their backends
+	// across a restart. The directory is created if missing; it must be on
+	// bpffs (ErrNotBPFFS otherwise). Empty means no pinning: every Load
+	// starts empty and the program is detached when its link is closed.
+	// See Restore for what Load found, and Remove to undo the pins.
+	PinPath string
 }
 
 type resolvedConfig struct {
 	maxFlows, maxSlots, maxServices int
+	pinPath                         string
 }
 
 func (c *Config) resolve() (resolvedConfig, error) {
@@ -69,7 +91,7 @@ func (c *Config) resolve() (resolvedConfig, error) {
 	if c != nil {
 		cc = *c
 	}
-	r := resolvedConfig{maxFlows: cc.MaxFlows, maxSlots: cc.MaxBackendSlots, maxServices: cc.MaxServices}
+	r := resolvedConfig{maxFlows: cc.MaxFlows, maxSlots: cc.MaxBackendSlots, maxServices: cc.MaxServices, pinPath: cc.PinPath}
 	fields := []struct {
 		name string
 		v    *int
@@ -144,6 +166,76 @@ type Backend struct {
 	// Service is the index of the backend's service, kept for the control
 	// plane; the program does not read it.
 	Service uint32
+	// Owner names the backend the slot holds, remembered beside the maps
+	// (and pinned with them) so that a control plane restarted on pinned
+	// maps can give each backend back the slot and ID its flows name
+	// (Slots). The zero value names nobody: such a slot is never adopted.
+	Owner SlotOwner
+}
+
+// SlotOwner names a backend of a service, as the control plane configures
+// it: what must be equal for a restarted control plane to adopt a pinned
+// backend slot with its ID.
+type SlotOwner struct {
+	// VIP, Port and Proto are the service's key as the control plane
+	// names it (Proto is the control plane's protocol value, which may
+	// stand for TCP and UDP both). The zero VIP names nobody.
+	VIP   netip.Addr
+	Port  uint16
+	Proto uint8
+	// VLAN is the service's VLAN ID; 0 is untagged.
+	VLAN uint16
+	// Addr is the backend's address.
+	Addr netip.Addr
+}
+
+// SlotRecord is what the maps remember of one backend slot (Slots).
+type SlotRecord struct {
+	// Slot is the slot's index.
+	Slot uint32
+	// ID is the last ID written into the slot: the current one if Held,
+	// else the one it held before it was cleared. A slot given to another
+	// backend must take a later generation, or the flows that still name
+	// ID would reach it.
+	ID uint32
+	// Held says the slot holds a backend now.
+	Held bool
+	// Owner is the backend it holds (or held last).
+	Owner SlotOwner
+	// MAC is the address the slot forwards to, when Held and known.
+	MAC net.HardwareAddr
+}
+
+// Restore says what Load found under Config.PinPath and what Attach did
+// with a pinned link.
+type Restore struct {
+	// Pinned says Config.PinPath was set.
+	Pinned bool
+	// Reused lists the maps taken over from their pins, their content
+	// kept; Created those that had no pin yet (a first start); Replaced
+	// those whose pin had another layout (a program upgrade changed its
+	// key, value or size, or Config changed a size): their content is lost.
+	Reused, Created, Replaced []string
+	// Why says, for each replaced map, what differed.
+	Why map[string]string
+	// FlowsLost says established flows lost their entries: the flow table,
+	// or the backend slots its entries name, was replaced (or FlowsLost is
+	// false with Flows zero: there were none).
+	FlowsLost bool
+	// Flows, Services and Slots count the flow entries, service keys and
+	// held backend slots taken over.
+	Flows, Services, Slots int
+	// LinkUpdated says Attach found the interface's pinned link and
+	// replaced the program it runs, without a moment without one;
+	// PeerLinkUpdated the same for a veth peer's pass-through program.
+	LinkUpdated, PeerLinkUpdated bool
+	// LinkProblem says why a pinned link could not be updated (it was
+	// detached and a new one attached in its place), or is empty.
+	LinkProblem string
+	// Settings says the pinned settings were taken over; Seed is their
+	// hash seed (in force until SetParams).
+	Settings bool
+	Seed     uint64
 }
 
 // Flow is a flow-table entry.

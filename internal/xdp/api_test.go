@@ -11,7 +11,7 @@ import (
 func TestConfigResolve(t *testing.T) {
 	r, err := (*Config)(nil).resolve()
 	require.NoError(t, err)
-	assert.Equal(t, resolvedConfig{DefaultMaxFlows, DefaultMaxBackendSlots, DefaultMaxServices}, r)
+	assert.Equal(t, resolvedConfig{maxFlows: DefaultMaxFlows, maxSlots: DefaultMaxBackendSlots, maxServices: DefaultMaxServices}, r)
 	for _, c := range []Config{{MaxFlows: -1}, {MaxBackendSlots: MaxBackendSlots + 1}, {MaxServices: -3}} {
 		_, err := c.resolve()
 		assert.ErrorIs(t, err, ErrInvalid, "%+v", c)

@@ -62,6 +62,21 @@
 // on the peer of a veth when the peer runs none (in the peer's namespace,
 // found among the named ones), and its link removes both.
 //
+// # Pinning
+//
+// With Config.PinPath (a directory in a mounted bpffs) Load pins the state
+// maps (flows, backends, services, vips, tables, config and the control
+// plane's slot records) and Attach the links; a later Load on the same path
+// takes over every pinned map whose layout still matches and replaces the
+// others (Restore reports which, and FlowsLost when the flow table or the
+// slots its entries name went), and its Attach replaces the running
+// program through the pinned link (link update: never detached). Slot
+// records remember, per backend slot, the backend it holds (SlotOwner) and
+// the last ID it held, so that a restarted control plane gives each
+// backend its pinned ID back and every other one a later generation. The
+// program's clock continues from the pinned one (SetNow). Counters are not
+// pinned. Remove detaches and unpins.
+//
 // # What it passes
 //
 // Everything else goes up to the Go path with XDP_PASS, unchanged, counted

@@ -5,7 +5,6 @@ package xdp
 import (
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -21,7 +20,7 @@ const netnsDir = "/run/netns"
 // attachVethPeer attaches xdp_pass to the peer of the veth ifindex if the
 // peer has no XDP program (see Attach). It returns nil for an interface
 // that is not a veth or whose peer already runs one.
-func (p *Program) attachVethPeer(ifindex int) (io.Closer, error) {
+func (p *Program) attachVethPeer(ifindex int) (link.Link, error) {
 	l, err := netlink.LinkByIndex(ifindex)
 	if err != nil {
 		return nil, fmt.Errorf("xdp: interface %d: %w", ifindex, err)
@@ -38,7 +37,7 @@ func (p *Program) attachVethPeer(ifindex int) (io.Closer, error) {
 		return nil, fmt.Errorf("xdp: veth %s: %w", l.Attrs().Name, err)
 	}
 	defer ns.Close()
-	var peer io.Closer
+	var peer link.Link
 	err = inNamespace(ns, func() error {
 		pl, err := netlink.LinkByIndex(peerIndex)
 		if err != nil {
@@ -54,6 +53,20 @@ func (p *Program) attachVethPeer(ifindex int) (io.Closer, error) {
 		return nil, fmt.Errorf("xdp: veth %s: attach a pass-through program to its peer (XDP_TX needs NAPI there): %w", l.Attrs().Name, err)
 	}
 	return peer, nil
+}
+
+// vethPeerIndex returns the index of the peer of the veth ifindex (in the
+// peer's namespace), or 0 for an interface that is not a veth or whose
+// peer is gone.
+func vethPeerIndex(ifindex int) (int, error) {
+	l, err := netlink.LinkByIndex(ifindex)
+	if err != nil {
+		return 0, fmt.Errorf("xdp: interface %d: %w", ifindex, err)
+	}
+	if l.Type() != "veth" {
+		return 0, nil
+	}
+	return l.Attrs().ParentIndex, nil
 }
 
 // peerNamespace opens the namespace whose ID, as the current namespace

@@ -6,6 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -19,18 +23,32 @@ import (
 // Program is the loaded XDP program and its maps. Its methods are safe for
 // concurrent use.
 type Program struct {
-	cfg  resolvedConfig
-	objs xdpObjects
+	cfg   resolvedConfig
+	objs  xdpObjects
+	slots *ebpf.Map // slot records (slotValue), the control plane's own
+	lock  *os.File  // the pin directory, locked (nil without pinning)
 
 	mu       sync.Mutex
 	settings xdpSettings
 	services map[ServiceKey]uint32 // service key → index
 	vips     map[[16]byte]int      // VIP → number of its service keys
+	restore  Restore
+	// The program's clock continues the pinned one: kernel ticks are the
+	// caller's plus clockOffset, fixed by the first SetNow after a load
+	// that reused the settings (clockPending).
+	clockOffset  uint32
+	clockPending bool
 }
 
 // Load loads the program and creates its maps, sized by cfg (nil: the
 // defaults). It does not attach it. The balancer MAC is unset until
 // SetParams: until then every frame is passed.
+//
+// With cfg.PinPath, Load takes over the maps pinned there whose layout
+// still matches (with the flows, services, tables, backend slots and
+// settings they hold: the program forwards by the pinned plan until it is
+// given a new one), creates and pins the missing ones, and replaces those
+// of another layout; Restore says which, and whether flows were lost.
 func Load(cfg *Config) (*Program, error) {
 	r, err := cfg.resolve()
 	if err != nil {
@@ -53,35 +71,98 @@ func Load(cfg *Config) (*Program, error) {
 		spec.Maps[name].MaxEntries = uint32(n)
 	}
 	p := &Program{cfg: r, services: map[ServiceKey]uint32{}, vips: map[[16]byte]int{}}
-	if err := spec.LoadAndAssign(&p.objs, nil); err != nil {
+	sspec := slotSpec(r.maxSlots)
+	var opts ebpf.CollectionOptions
+	if r.pinPath != "" {
+		p.restore.Pinned = true
+		if err := checkBPFFS(r.pinPath); err != nil {
+			return nil, err
+		}
+		if p.lock, err = lockPinDir(r.pinPath); err != nil {
+			return nil, err
+		}
+		if err := preparePins(r.pinPath, spec, sspec, &p.restore); err != nil {
+			p.lock.Close()
+			return nil, err
+		}
+		for _, name := range stateMaps {
+			if ms := spec.Maps[name]; ms != nil {
+				ms.Pinning = ebpf.PinByName
+			}
+		}
+		sspec.Pinning = ebpf.PinByName
+		opts.Maps.PinPath = r.pinPath
+	}
+	if err := spec.LoadAndAssign(&p.objs, &opts); err != nil {
 		var ve *ebpf.VerifierError
+		p.unlock()
 		if errors.As(err, &ve) {
 			return nil, fmt.Errorf("xdp: the verifier refused the program: %+v", ve)
 		}
 		return nil, fmt.Errorf("xdp: load: %w", err)
 	}
-	timeouts, _ := flowtable.TimeoutTicks(nil)
-	p.settings.Timeouts = timeouts
-	p.settings.CsumMax = MaxChecksumLen
-	p.settings.Mac = [6]byte{}
-	// Until SetParams the MAC is all zeros, which no Ethernet sender uses as
-	// a destination: every frame passes.
-	if err := p.writeSettings(); err != nil {
+	if p.slots, err = ebpf.NewMapWithOptions(sspec, opts.Maps); err != nil {
 		p.objs.Close()
+		p.unlock()
+		return nil, fmt.Errorf("xdp: create the slots map: %w", err)
+	}
+	if slices.Contains(p.restore.Reused, xdpMapConfig) {
+		// The pinned settings stay in force (the program keeps forwarding
+		// with them) until SetParams; the clock continues from theirs.
+		if err := p.objs.Config.Lookup(uint32(0), &p.settings); err != nil {
+			p.Close()
+			return nil, fmt.Errorf("xdp: read the pinned settings: %w", err)
+		}
+		p.clockPending = true
+		p.restore.Seed, p.restore.Settings = p.settings.Seed, true
+	} else {
+		timeouts, _ := flowtable.TimeoutTicks(nil)
+		p.settings.Timeouts = timeouts
+		p.settings.Mac = [6]byte{}
+	}
+	p.settings.CsumMax = MaxChecksumLen
+	// Until SetParams the MAC is all zeros (without pinned settings), which
+	// no Ethernet sender uses as a destination: every frame passes.
+	if err := p.writeSettings(); err != nil {
+		p.Close()
 		return nil, err
+	}
+	if len(p.restore.Reused) > 0 {
+		if err := p.adoptPinned(); err != nil {
+			p.Close()
+			return nil, err
+		}
 	}
 	return p, nil
 }
 
-// Close detaches nothing (close the link Attach returned first) and
-// releases the program and its maps.
+// Close releases the program and its maps. It detaches nothing: close the
+// link Attach returned first (a pinned link stays attached, running the
+// program, and pinned maps stay with their content).
 func (p *Program) Close() error {
-	return p.objs.Close()
+	var err error
+	if p.slots != nil {
+		err = p.slots.Close()
+	}
+	err = errors.Join(p.objs.Close(), err)
+	p.unlock()
+	return err
+}
+
+// unlock releases the pin directory's lock.
+func (p *Program) unlock() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.lock != nil {
+		p.lock.Close()
+		p.lock = nil
+	}
 }
 
 // Attach attaches the program to the interface in native (driver) mode:
 // veth and most physical NICs' drivers support it; generic mode is never
-// used silently. Closing the returned link detaches it.
+// used silently. Closing the returned link detaches it, unless it is
+// pinned.
 //
 // On a veth, frames sent with XDP_TX reach the peer only if the peer runs
 // NAPI, which veth turns on for a peer with an XDP program or GRO enabled;
@@ -90,16 +171,66 @@ func (p *Program) Close() error {
 // when the peer has none, in the peer's namespace if that namespace is
 // named (in /run/netns) or is the current one, and detaches it on Close. A
 // peer it cannot reach or attach to is an error.
+//
+// With Config.PinPath, Attach pins both links there; when links of the
+// interface (and its peer) are pinned already, it replaces the programs
+// they run with this one (link update: the interface never runs without a
+// program, and flows keep flowing through the pinned maps). Closing the
+// returned link then detaches nothing: Remove does.
 func (p *Program) Attach(ifindex int) (io.Closer, error) {
-	l, err := link.AttachXDP(link.XDPOptions{
-		Program:   p.objs.XdpDsr,
-		Interface: ifindex,
-		Flags:     link.XDPDriverMode,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("xdp: attach to interface %d in native mode: %w", ifindex, err)
+	attach := func() (link.Link, error) {
+		l, err := link.AttachXDP(link.XDPOptions{
+			Program:   p.objs.XdpDsr,
+			Interface: ifindex,
+			Flags:     link.XDPDriverMode,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("xdp: attach to interface %d in native mode: %w", ifindex, err)
+		}
+		return l, nil
 	}
-	peer, err := p.attachVethPeer(ifindex)
+	dir := p.cfg.pinPath
+	if dir == "" {
+		l, err := attach()
+		if err != nil {
+			return nil, err
+		}
+		peer, err := p.attachVethPeer(ifindex)
+		if err != nil {
+			l.Close()
+			return nil, err
+		}
+		if peer == nil {
+			return l, nil
+		}
+		return &links{l, peer}, nil
+	}
+	l, updated, problem, err := attachPinned(dir, linkPin, ifindex, p.objs.XdpDsr, attach)
+	p.mu.Lock()
+	p.restore.LinkUpdated, p.restore.LinkProblem = updated, problem
+	p.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	peerIndex, err := vethPeerIndex(ifindex)
+	if err != nil {
+		l.Close()
+		return nil, err
+	}
+	if peerIndex == 0 {
+		// Not a veth (any more): a pinned peer link is stale.
+		_ = os.Remove(filepath.Join(dir, peerLinkPin))
+		return l, nil
+	}
+	peer, updated, problem, err := attachPinned(dir, peerLinkPin, peerIndex, p.objs.XdpPass, func() (link.Link, error) {
+		return p.attachVethPeer(ifindex)
+	})
+	p.mu.Lock()
+	p.restore.PeerLinkUpdated = updated
+	if problem != "" {
+		p.restore.LinkProblem = strings.TrimPrefix(p.restore.LinkProblem+"; "+problem, "; ")
+	}
+	p.mu.Unlock()
 	if err != nil {
 		l.Close()
 		return nil, err
@@ -147,11 +278,29 @@ func (p *Program) SetParams(pr Params) error {
 // SetNow sets the program's clock: the tick flows are stamped with and
 // expire by. The control plane advances it (every flowtable.TickDuration);
 // the program never reads a clock of its own, so tests control time.
+//
+// After a Load that took over pinned settings, the program's clock goes on
+// from the pinned one: the first SetNow fixes the offset between the
+// caller's ticks and the program's, and every method that takes or
+// returns a tick (FlowsPerBackend, Expired, Flow.LastSeen) speaks the
+// caller's. The time the maps spent without a control plane is not
+// counted: flows idle across a restart live that much longer.
 func (p *Program) SetNow(now flowtable.Tick) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.settings.Now = uint32(now)
+	if p.clockPending {
+		p.clockOffset = p.settings.Now - uint32(now)
+		p.clockPending = false
+	}
+	p.settings.Now = uint32(now) + p.clockOffset
 	return p.writeSettings()
+}
+
+// offset returns the clock offset (see SetNow).
+func (p *Program) offset() uint32 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.clockOffset
 }
 
 func serviceKeyOf(k ServiceKey) xdpServiceKey {
@@ -282,6 +431,12 @@ func (p *Program) SetBackend(slot uint32, b Backend) error {
 	if b.Usable {
 		e.Flags = 1
 	}
+	// The record first: a slot the maps use is always recorded with its
+	// latest ID, whatever happens to this process after.
+	rec := encodeSlot(b.ID, true, b.Owner)
+	if err := p.slots.Update(slot, &rec, ebpf.UpdateAny); err != nil {
+		return fmt.Errorf("xdp: backend slot %d: record: %w", slot, err)
+	}
 	if err := p.objs.Backends.Update(slot, &e, ebpf.UpdateAny); err != nil {
 		return fmt.Errorf("xdp: backend slot %d: %w", slot, err)
 	}
@@ -295,6 +450,18 @@ func (p *Program) ClearBackend(slot uint32) error {
 	}
 	if err := p.objs.Backends.Update(slot, &xdpBackendEntry{Id: NoBackend}, ebpf.UpdateAny); err != nil {
 		return fmt.Errorf("xdp: backend slot %d: %w", slot, err)
+	}
+	// The record keeps the last ID, so that the slot's next backend
+	// takes a later generation, and says the slot is free.
+	var rec slotValue
+	if err := p.slots.Lookup(slot, &rec); err != nil {
+		return fmt.Errorf("xdp: backend slot %d: record: %w", slot, err)
+	}
+	if rec.Flags&slotHeld != 0 {
+		rec.Flags &^= slotHeld
+		if err := p.slots.Update(slot, &rec, ebpf.UpdateAny); err != nil {
+			return fmt.Errorf("xdp: backend slot %d: record: %w", slot, err)
+		}
 	}
 	return nil
 }
@@ -428,8 +595,8 @@ func flowKeyOf(k *flowtable.Key) xdpFlowKey {
 	return xdpFlowKey{Src: k.Src, Dst: k.Dst, Sport: k.SrcPort, Dport: k.DstPort, Proto: k.Proto}
 }
 
-func flowOf(e *xdpFlowEntry) Flow {
-	return Flow{Backend: e.Backend, State: flowtable.State(e.State), LastSeen: flowtable.Tick(e.LastSeen)}
+func flowOf(e *xdpFlowEntry, offset uint32) Flow {
+	return Flow{Backend: e.Backend, State: flowtable.State(e.State), LastSeen: flowtable.Tick(e.LastSeen - offset)}
 }
 
 // LookupFlow returns the entry of flow k, expired or not (the program
@@ -444,7 +611,7 @@ func (p *Program) LookupFlow(k flowtable.Key) (Flow, bool, error) {
 	case err != nil:
 		return Flow{}, false, fmt.Errorf("xdp: look up flow: %w", err)
 	}
-	return flowOf(&e), true, nil
+	return flowOf(&e, p.offset()), true, nil
 }
 
 // DeleteFlow removes flow k and reports whether it was there.
@@ -465,10 +632,11 @@ func (p *Program) DeleteFlow(k flowtable.Key) (bool, error) {
 func (p *Program) Flows(fn func(k flowtable.Key, f Flow) bool) error {
 	var xk xdpFlowKey
 	var e xdpFlowEntry
+	off := p.offset()
 	it := p.objs.Flows.Iterate()
 	for it.Next(&xk, &e) {
 		k := flowtable.Key{Src: xk.Src, Dst: xk.Dst, SrcPort: xk.Sport, DstPort: xk.Dport, Proto: xk.Proto}
-		if !fn(k, flowOf(&e)) {
+		if !fn(k, flowOf(&e, off)) {
 			return nil
 		}
 	}

@@ -61,3 +61,21 @@ func (p *Program) Expired(uint8, Flow, flowtable.Tick) bool { return false }
 
 // CountersOf returns ErrUnsupported.
 func (p *Program) CountersOf([]uint32, []uint32) (Counters, error) { return Counters{}, ErrUnsupported }
+
+// Restore returns the zero Restore.
+func (p *Program) Restore() Restore { return Restore{} }
+
+// Slots returns ErrUnsupported.
+func (p *Program) Slots() ([]SlotRecord, error) { return nil, ErrUnsupported }
+
+// Remove returns ErrUnsupported.
+func Remove(string) error { return ErrUnsupported }
+
+// Services returns nil.
+func (p *Program) Services() map[ServiceKey]uint32 { return nil }
+
+// MaxBackendSlots returns 0.
+func (p *Program) MaxBackendSlots() int { return 0 }
+
+// MaxServices returns 0.
+func (p *Program) MaxServices() int { return 0 }
