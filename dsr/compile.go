@@ -87,7 +87,8 @@ func compileService(in *compileInput, st *svcState) (svcPlan, []beEntry, bool, e
 		bs := st.backends[be.Addr]
 		e := &bes[j]
 		*e = beEntry{id: bs.id, state: be.State, index: j, stats: bs.stats, healthy: bs.healthy(), healthErr: bs.healthError()}
-		if mac := macOf(be, in.resolved); mac != nil {
+		e.encap = compileEncap(s, be)
+		if mac := hopMAC(s, be, in.resolved); mac != nil {
 			e.mac, e.hasMAC = [6]byte(mac), true
 		}
 		if e.healthy && e.hasMAC && be.State == BackendActive {
@@ -211,6 +212,7 @@ func buildSnapshot(in *compileInput, sps []svcPlan, backends [][]beEntry) *snaps
 		for j := range backends[i] {
 			be := backends[i][j]
 			be.svc = e
+			e.l3 = e.l3 || be.encap != nil
 			e.ids[j] = be.id
 			e.addrs[j] = st.svc.Backends[j].Addr
 			snap.backends[be.id&idSlotMask] = be

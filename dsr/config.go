@@ -159,6 +159,23 @@ type Service struct {
 	// and active, telling the application to withdraw the VIP. Zero
 	// disables it.
 	MinHealthy int
+	// Mode is how frames reach the backends: ModeL2 rewrites MACs on one
+	// segment, ModeIPIP and ModeGUE encapsulate the client's packet to the
+	// backend's address (L3 DSR, see encap.go). Zero (ModeDefault) is L2.
+	Mode Mode
+	// TunnelSource is the outer source address of encapsulated packets:
+	// the balancer's own address, of the VIP's family. Required when the
+	// service or one of its backends uses an L3 mode; ignored otherwise.
+	TunnelSource netip.Addr
+	// Gateway is the next hop of encapsulated packets, of the VIP's family,
+	// on the balancer's segment. The zero Addr means each backend is on the
+	// segment itself and is its own next hop. Either way the next hop's MAC
+	// is resolved like an L2 backend's (Config.ARP), unless the backend
+	// configures MAC, which then names the next hop's MAC.
+	Gateway netip.Addr
+	// GUEPort is the UDP destination port of ModeGUE packets. Zero means
+	// DefaultGUEPort.
+	GUEPort uint16
 }
 
 // Key returns the service's key.
@@ -174,12 +191,17 @@ type Backend struct {
 	Addr netip.Addr
 	// MAC is the server's hardware address, the destination of forwarded
 	// frames. Nil means "not known yet": the backend takes no new flows
-	// until a MAC is set (see Balancer.SetBackendMAC).
+	// until a MAC is set (see Balancer.SetBackendMAC). For a backend in an
+	// L3 mode it is the MAC of its next hop (Service.Gateway, or the
+	// backend itself on the segment).
 	MAC net.HardwareAddr
 	// Weight is the backend's relative share of new flows. Zero means 1.
 	Weight uint32
 	// State is the administrative state; zero is BackendActive.
 	State BackendState
+	// Mode overrides the service's Mode for this backend. Zero
+	// (ModeDefault) means the service's mode.
+	Mode Mode
 }
 
 // MaxWeight is the largest accepted Backend.Weight.
@@ -247,6 +269,15 @@ type Config struct {
 	// flows of one backend in one second raise EventSYNRetransmits (when
 	// they are also at least half of its new flows). Zero means 20.
 	SYNRetransmitThreshold int
+	// MTU is the IP MTU of the interface frames to L3 backends leave by:
+	// a packet that exceeds it once encapsulated is answered with a
+	// too-big error. Zero means the forwarder's interface MTU when it
+	// reports one (PacketForwarder does), else 1500.
+	MTU int
+	// TooBigRate bounds the ICMP too-big answers of L3 modes, per
+	// forwarding worker per second (also the burst). Zero means
+	// DefaultTooBigRate; negative sends none (they are still counted).
+	TooBigRate int
 }
 
 // Sentinel errors. Errors returned by the configuration API wrap one of
@@ -326,6 +357,9 @@ func (c *Config) withDefaults() (Config, error) {
 	if out.Clock == nil {
 		out.Clock = time.Now
 	}
+	if out.MTU < 0 || out.MTU > 65535 || (out.MTU > 0 && out.MTU < 576) {
+		return out, fieldErr("MTU", "%d out of range 576..65535", out.MTU)
+	}
 	if out.SYNRetransmitThreshold < 0 {
 		return out, fieldErr("SYNRetransmitThreshold", "negative: %d", out.SYNRetransmitThreshold)
 	}
@@ -367,6 +401,9 @@ func validateService(field string, s *Service) error {
 	}
 	if s.MinHealthy < 0 {
 		return fieldErr(field+".min_healthy", "negative: %d", s.MinHealthy)
+	}
+	if err := validateL3(field, s); err != nil {
+		return err
 	}
 	seen := make(map[netip.Addr]int, len(s.Backends))
 	for i := range s.Backends {

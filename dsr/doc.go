@@ -44,6 +44,18 @@
 // counted. A new connection on the ports of a closed flow is a new flow,
 // placed by the current plan.
 //
+// # L3 DSR
+//
+// A service or backend with Mode ModeIPIP or ModeGUE is reached through
+// another network: the worker wraps the client's packet in an outer header
+// from Service.TunnelSource to the backend's address (plus UDP and GUE for
+// ModeGUE) and sends it to the next hop (Service.Gateway, or the backend),
+// whose MAC the Neighbours component resolves. A packet too big once
+// encapsulated is answered with ICMP fragmentation-needed or packet-too-big
+// from the VIP (rate-limited, Config.TooBigRate); GSO super-frames are cut
+// into segments. The XDP data plane does not take L3 services: their
+// frames pass up to the Go path. See encap.go, pmtu.go and segment.go.
+//
 // # Files
 //
 // balancer.go holds the Balancer and New; services.go the configuration

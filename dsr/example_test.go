@@ -96,5 +96,5 @@ func ExampleBalancer_Stats() {
 	fmt.Println("drop reasons:", len(dsr.DropReasons()))
 	// Output:
 	// 192.0.2.100:53/udp packets: 0 backends: 0
-	// drop reasons: 11
+	// drop reasons: 13
 }

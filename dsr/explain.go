@@ -99,6 +99,14 @@ type Explanation struct {
 	Backend    netip.Addr
 	BackendMAC net.HardwareAddr
 	Candidates []netip.Addr
+	// Mode is how the frame reaches Backend (ModeL2, ModeIPIP, ModeGUE),
+	// when forwarded. In L3 modes BackendMAC is the next hop's MAC, and
+	// TunnelSource, TunnelDest and NextHop are the outer source and
+	// destination addresses and the address whose MAC it is; GUEPort is
+	// the outer UDP destination port in ModeGUE.
+	Mode                              Mode
+	TunnelSource, TunnelDest, NextHop netip.Addr
+	GUEPort                           uint16
 	// Flow is the flow-table entry, when there is one.
 	Flow *FlowEntry
 	// Scheduler names the service's scheduler, and Placement says how a
@@ -367,6 +375,16 @@ func (e *Explanation) forwardTo(be *beEntry) {
 	e.Forward, e.Backend, e.BackendMAC = true, be.addr(), net.HardwareAddr(be.mac[:])
 	if !e.HasService {
 		e.Service, e.HasService = be.svc.key, true
+	}
+	e.Mode = ModeL2
+	if t := be.encap; t != nil {
+		e.Mode, e.TunnelSource, e.TunnelDest, e.NextHop = t.mode, t.src, t.dst, t.nextHop
+		if t.mode == ModeGUE {
+			e.GUEPort = t.port
+			e.step("encapsulated (%s) from %s to %s, UDP port %d, via next hop %s", t.mode, t.src, t.dst, t.port, t.nextHop)
+		} else {
+			e.step("encapsulated (%s) from %s to %s via next hop %s", t.mode, t.src, t.dst, t.nextHop)
+		}
 	}
 }
 

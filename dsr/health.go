@@ -30,7 +30,7 @@ func (b *Balancer) reconcileHealth() {
 		s := &st.svc
 		for _, be := range s.Backends {
 			bs := st.backends[be.Addr]
-			mac := macOf(&be, b.resolved)
+			mac := hopMAC(s, &be, b.resolved)
 			var keys []health.Key
 			// An unresolved backend takes no flows, and checks that need its
 			// MAC would only report a spurious failure: check it once it is
@@ -44,7 +44,7 @@ func (b *Balancer) reconcileHealth() {
 				if port == 0 {
 					port = s.Port
 				}
-				k, err := b.monitor.Add(health.Target{Addr: be.Addr, Port: port, VIP: s.VIP, MAC: mac}, hc.Checker)
+				k, err := b.monitor.Add(health.Target{Addr: be.Addr, Port: port, VIP: s.VIP, MAC: mac, Tunnel: healthTunnel(s, &be)}, hc.Checker)
 				if err != nil {
 					b.log.Error("health check registration failed", "backend", be.Addr, "err", err)
 					continue

@@ -72,20 +72,26 @@ func (b *Balancer) syncARP() {
 	seen := map[netip.Addr]bool{}
 	var bes []arp.Backend
 	for _, key := range b.order {
-		for _, be := range b.services[key].svc.Backends {
-			if seen[be.Addr] {
+		svc := &b.services[key].svc
+		for _, be := range svc.Backends {
+			// An L3 backend's frames go to its next hop: that is the
+			// address to resolve.
+			hop := nextHopOf(svc, &be)
+			if seen[hop] {
 				continue
 			}
-			seen[be.Addr] = true
+			seen[hop] = true
 			// The configured MAC only: a resolved one is the speaker's own.
-			bes = append(bes, arp.Backend{Addr: be.Addr, MAC: slices.Clone(be.MAC)})
+			bes = append(bes, arp.Backend{Addr: hop, MAC: slices.Clone(be.MAC)})
 		}
 	}
 	sp.SetBackends(bes)
 }
 
 // SetBackendMAC records the hardware address of the backend addr (in every
-// service that has it), as learned by an address resolver. A MAC configured
+// service that has it), or of the next hop addr of L3 backends (their
+// gateway, or themselves when on the segment), as learned by an address
+// resolver. A MAC configured
 // in the Service takes precedence. Nil forgets the address: a backend with
 // no MAC takes no new flows.
 func (b *Balancer) SetBackendMAC(addr netip.Addr, mac net.HardwareAddr) error {
@@ -97,8 +103,9 @@ func (b *Balancer) SetBackendMAC(addr netip.Addr, mac net.HardwareAddr) error {
 	defer b.unlockAndFlush()
 	found := false
 	for _, key := range b.order {
-		for _, be := range b.services[key].svc.Backends {
-			if be.Addr == addr {
+		svc := &b.services[key].svc
+		for _, be := range svc.Backends {
+			if be.Addr == addr || nextHopOf(svc, &be) == addr {
 				found = true
 			}
 		}

@@ -24,6 +24,7 @@ import (
 type PacketForwarder struct {
 	conn   *afpacket.Conn
 	ifname string
+	mtu    int
 	rmsgs  []afpacket.Message
 	wmsgs  []afpacket.Message
 }
@@ -61,6 +62,7 @@ func ListenPacket(ifname string, cfg *PacketConfig) (*PacketForwarder, error) {
 	return &PacketForwarder{
 		conn:   conn,
 		ifname: ifname,
+		mtu:    ifi.MTU,
 		rmsgs:  make([]afpacket.Message, batch),
 		wmsgs:  make([]afpacket.Message, batch),
 	}, nil
@@ -151,6 +153,10 @@ func (p *PacketForwarder) Stats() PacketStats {
 		SendDrops:   s.SendDrops,
 	}
 }
+
+// MTU returns the interface's IP MTU when the forwarder was opened: the
+// limit of packets encapsulated for L3 backends (see Config.MTU).
+func (p *PacketForwarder) MTU() int { return p.mtu }
 
 // Close closes the socket; a blocked ReadBatch returns an error.
 func (p *PacketForwarder) Close() error { return p.conn.Close() }

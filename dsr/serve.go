@@ -34,6 +34,10 @@ func (b *Balancer) Serve(ctx context.Context, fwd Forwarder) error {
 
 	w := &worker{b: b, mac: [6]byte(mac)}
 	w.slot = int(b.nextWorker.Add(1)-1) % len(b.workers)
+	w.mtu = b.cfg.MTU
+	if mr, ok := fwd.(mtuReporter); ok && w.mtu == 0 {
+		w.mtu = mr.MTU()
+	}
 	w.c = &b.workers[w.slot]
 	b.liveWorkers.Add(1)
 	defer b.liveWorkers.Add(-1)
@@ -66,9 +70,11 @@ func (b *Balancer) Serve(ctx context.Context, fwd Forwarder) error {
 			continue
 		}
 		sent, err := fwd.WriteBatch(out)
-		w.c.forwarded.Add(uint64(sent))
+		// Segments of a super-frame beyond its first and too-big
+		// answers are not input frames: Forwarded counts input frames.
+		w.c.forwarded.Add(uint64(max(sent-w.extra, 0)))
 		if sent < len(out) {
-			lost := uint64(len(out) - sent)
+			lost := uint64(min(len(out)-sent, len(out)-w.extra))
 			w.c.drops[DropTransmit].Add(lost)
 			if err != nil {
 				b.log.Debug("transmit failed", "err", err, "frames", lost)

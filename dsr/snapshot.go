@@ -49,6 +49,7 @@ type svcEntry struct {
 	// one backend whatever the service's scheduler.
 	frag  scheduler.Scheduler
 	turn  int          // the service's index into each worker's turn counters
+	l3    bool         // a backend is encapsulated (ModeIPIP, ModeGUE): not offloaded to XDP
 	ids   []uint32     // scheduler index → backend ID
 	addrs []netip.Addr // scheduler index → backend address
 	stats *serviceStats
@@ -63,6 +64,7 @@ type beEntry struct {
 	index  int // position in svc.ids, for FlowObserver
 	svc    *svcEntry
 	stats  *backendStats
+	encap  *encapInfo // nil in L2 mode; mac is then the next hop's
 
 	// Why the entry is as it is, for Explain and tests; workers read only
 	// the fields above.

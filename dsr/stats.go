@@ -44,6 +44,13 @@ const (
 	DropNoBackend
 	// DropTransmit: the forwarder failed to transmit the frame.
 	DropTransmit
+	// DropTooBig: the packet would exceed the MTU once encapsulated for
+	// an L3 backend. L3Stats says whether the client was answered.
+	DropTooBig
+	// DropEncap: the frame cannot be encapsulated for its L3 backend: a
+	// super-frame other than TCP, a family other than the service's, no
+	// room in the buffer.
+	DropEncap
 	numDropReasons
 )
 
@@ -59,6 +66,8 @@ var dropNames = [numDropReasons]string{
 	DropICMPNoFlow: "icmp_no_flow",
 	DropNoBackend:  "no_backend",
 	DropTransmit:   "transmit",
+	DropTooBig:     "too_big",
+	DropEncap:      "encap",
 }
 
 // String returns the reason's metric label, e.g. "no_backend".
@@ -105,6 +114,8 @@ type Stats struct {
 	// Stateless counts new flows forwarded without affinity state because
 	// the flow table was full of established flows.
 	Stateless uint64
+	// L3 counts the work of L3 modes (encapsulation, path MTU).
+	L3 L3Stats
 	// Services holds one entry per configured service, in configuration
 	// order.
 	Services []ServiceStats
@@ -114,6 +125,24 @@ type Stats struct {
 	// every service and backend; the frames they pass up are counted by the
 	// Go path when it handles them.
 	XDP *XDPStats
+}
+
+// L3Stats are the counters of L3 (ModeIPIP, ModeGUE) forwarding.
+type L3Stats struct {
+	// Encapsulated counts frames forwarded encapsulated; a GSO super-frame
+	// counts once, however many segments it was cut into.
+	Encapsulated uint64
+	// Segmented counts GSO super-frames cut into segments.
+	Segmented uint64
+	// TooBigAnswered counts packets too big once encapsulated that were
+	// answered with ICMP fragmentation needed or ICMPv6 packet too big.
+	TooBigAnswered uint64
+	// TooBigLimited counts those not answered because the rate limit
+	// (Config.TooBigRate) was reached.
+	TooBigLimited uint64
+	// TooBigUnanswered counts those never answered: IPv4 without DF
+	// (the balancer does not fragment) and ICMP errors.
+	TooBigUnanswered uint64
 }
 
 // ServiceStats are one service's counters.
@@ -128,7 +157,7 @@ type ServiceStats struct {
 // BackendStats are one backend's counters within a service.
 type BackendStats struct {
 	Addr           netip.Addr
-	MAC            net.HardwareAddr // configured or resolved; nil if unknown
+	MAC            net.HardwareAddr // configured or resolved (an L3 backend's next hop's); nil if unknown
 	State          BackendState
 	Healthy        bool   // all health checks pass (true without checks)
 	HealthError    string // why a failing check fails
@@ -205,9 +234,12 @@ type workerCounters struct {
 	received  atomic.Uint64
 	forwarded atomic.Uint64
 	stateless atomic.Uint64
-	drops     [numDropReasons]atomic.Uint64
-	malformed [frame.NumErrors]atomic.Uint64
-	_         [64]byte
+	// L3 modes.
+	encapsulated, segmented                         atomic.Uint64
+	tooBigAnswered, tooBigLimited, tooBigUnanswered atomic.Uint64
+	drops                                           [numDropReasons]atomic.Uint64
+	malformed                                       [frame.NumErrors]atomic.Uint64
+	_                                               [64]byte
 }
 
 // Stats returns a copy of all counters. It never pauses forwarding.
@@ -227,6 +259,11 @@ func (b *Balancer) Stats() Stats {
 		st.Received += c.received.Load()
 		st.Forwarded += c.forwarded.Load()
 		st.Stateless += c.stateless.Load()
+		st.L3.Encapsulated += c.encapsulated.Load()
+		st.L3.Segmented += c.segmented.Load()
+		st.L3.TooBigAnswered += c.tooBigAnswered.Load()
+		st.L3.TooBigLimited += c.tooBigLimited.Load()
+		st.L3.TooBigUnanswered += c.tooBigUnanswered.Load()
 		for r := range c.drops {
 			st.Drops[DropReason(r)] += c.drops[r].Load()
 		}
@@ -255,7 +292,7 @@ func (b *Balancer) Stats() Stats {
 		for _, be := range ss.svc.Backends {
 			bs := ss.backends[be.Addr]
 			out := BackendStats{Addr: be.Addr, State: be.State, Flows: bs.stats.totalFlows(), ActiveFlows: bs.stats.totalActive(),
-				Healthy: bs.healthy(), SYNRetransmits: bs.stats.totalSYN(), MAC: slices.Clone(macOf(&be, b.resolved))}
+				Healthy: bs.healthy(), SYNRetransmits: bs.stats.totalSYN(), MAC: slices.Clone(hopMAC(&ss.svc, &be, b.resolved))}
 			if err := bs.healthError(); err != nil {
 				out.HealthError = err.Error()
 			}

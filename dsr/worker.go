@@ -22,6 +22,15 @@ type worker struct {
 	// svcEntry.turn) for rotating schedulers. Only this worker writes it,
 	// so a rotation costs no write shared between workers.
 	turns []uint64
+
+	// L3 modes (encap.go, pmtu.go, segment.go).
+	mtu     int         // IP MTU of the interface; 0 means defaultMTU
+	ipID    uint16      // outer IPv4 Identification
+	ptb     tokenBucket // too-big answers
+	extra   int         // frames of the batch's output that are not forwarded input frames
+	segBufs [][]byte    // segment buffers, kept across batches
+	segUsed int         // segBufs used by this batch
+	segOut  []Frame     // the segments of the frame being processed
 }
 
 // processBatch runs the forwarding decision on each frame and appends the
@@ -50,9 +59,14 @@ func (w *worker) processBatch(in []Frame, out []Frame) []Frame {
 			w.b.flows.Prefetch(ps.hash)
 		}
 	}
+	w.extra, w.segUsed = 0, 0
 	for i := range in {
 		if w.process(&in[i], &w.parsed[i], s, now) {
 			out = append(out, in[i])
+		}
+		if len(w.segOut) > 0 {
+			out = append(out, w.segOut...)
+			w.segOut = w.segOut[:0]
 		}
 	}
 	w.flushCounts()
@@ -157,6 +171,9 @@ func (w *worker) process(f *Frame, ps *parsed, s *snapshot, now flowtable.Tick) 
 	}
 	if be == nil {
 		return false
+	}
+	if be.encap != nil {
+		return w.encapsulate(f, ps, be)
 	}
 	frame.SetMACs(data, be.mac, w.mac)
 	w.count(be, f.N)

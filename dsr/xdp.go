@@ -250,7 +250,8 @@ func (x *XDPForwarder) loadPlan(s *snapshot) error {
 		}
 		slot := kid & idSlotMask
 		live[slot] = true
-		want := xdp.Backend{ID: kid, Usable: be.usable && be.hasMAC, Service: uint32(be.svc.turn), Owner: owner}
+		// An L3 backend is encapsulated by the Go path only.
+		want := xdp.Backend{ID: kid, Usable: be.usable && be.hasMAC && be.encap == nil, Service: uint32(be.svc.turn), Owner: owner}
 		if be.hasMAC {
 			want.MAC = net.HardwareAddr(be.mac[:])
 		}
@@ -272,6 +273,9 @@ func (x *XDPForwarder) loadPlan(s *snapshot) error {
 	turns := map[int]bool{}
 	for lk, e := range s.services {
 		key := xdp.ServiceKey{VIP: netip.AddrFrom16(lk.vip).Unmap(), Port: lk.port, Proto: lk.proto}
+		if e.l3 {
+			continue // not offloaded: it misses in XDP and passes up (deleted below if it was pushed)
+		}
 		turns[e.turn] = true
 		index, ok := x.ids.service(e.turn, key)
 		if !ok {

@@ -30,6 +30,7 @@ type probe struct {
 	sport, dport   uint16
 	seq            uint32 // our initial sequence number
 	ipID           uint16
+	tun            Tunnel // L3 DSR: the encapsulation; zero for L2
 }
 
 // appendSYN appends the probe's SYN frame (with an MSS option) to b.
@@ -48,6 +49,11 @@ func (p *probe) appendRST(b []byte) []byte {
 }
 
 func (p *probe) appendTCP(b []byte, flags uint8, seq uint32, opts []byte) []byte {
+	start := len(b)
+	return p.tun.encapsulate(p.appendBareTCP(b, flags, seq, opts), start, p.sport)
+}
+
+func (p *probe) appendBareTCP(b []byte, flags uint8, seq uint32, opts []byte) []byte {
 	tcp := frame.TCPHeader{SrcPort: p.sport, DstPort: p.dport, Seq: seq, Flags: flags, Window: 64240, Options: opts}
 	eth := frame.EthernetHeader{Dst: p.dstMAC, Src: p.srcMAC, EtherType: frame.EtherTypeIPv4}
 	if p.dst.Is4() {

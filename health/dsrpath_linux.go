@@ -359,7 +359,7 @@ func (c *DSRPathChecker) Check(ctx context.Context, t Target) error {
 	_, _ = rand.Read(rnd[:])
 	p := probe{
 		srcMAC: c.srcMAC, dstMAC: [6]byte(t.MAC), src: src, dst: vip, dport: t.Port,
-		seq: binary.BigEndian.Uint32(rnd[0:]), ipID: binary.BigEndian.Uint16(rnd[4:]),
+		seq: binary.BigEndian.Uint32(rnd[0:]), ipID: binary.BigEndian.Uint16(rnd[4:]), tun: t.Tunnel,
 	}
 	ch := make(chan segment, 4)
 	c.mu.Lock()

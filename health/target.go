@@ -23,6 +23,10 @@ type Target struct {
 	// the DSR-path checker uses it: it addresses the probe frame to this MAC,
 	// as the balancer's data path does. Nil makes that checker fail.
 	MAC net.HardwareAddr
+	// Tunnel is the encapsulation of an L3 DSR backend, which the DSR-path
+	// checker applies to its probe; MAC is then the next hop's. The zero
+	// value means none (L2 DSR).
+	Tunnel Tunnel
 }
 
 // AddrPort returns the backend's address and Port, or def when Port is zero.
@@ -42,12 +46,14 @@ type TargetKey struct {
 	VIP  netip.Addr
 	// MAC holds the hardware address bytes (string for comparability).
 	MAC string
+	// Tunnel is the encapsulation.
+	Tunnel Tunnel
 }
 
 // Key returns the comparable identity of t, used by the Monitor to check a
 // backend only once when several services register it.
 func (t Target) Key() TargetKey {
-	return TargetKey{Addr: t.Addr.Unmap(), Port: t.Port, VIP: t.VIP.Unmap(), MAC: string(t.MAC)}
+	return TargetKey{Addr: t.Addr.Unmap(), Port: t.Port, VIP: t.VIP.Unmap(), MAC: string(t.MAC), Tunnel: t.Tunnel}
 }
 
 // String formats t for logs and errors: "addr:port", plus "vip=… mac=…"
@@ -62,6 +68,9 @@ func (t Target) String() string {
 	}
 	if len(t.MAC) > 0 {
 		s += " mac=" + t.MAC.String()
+	}
+	if t.Tunnel.Kind != TunnelNone {
+		s += " tunnel=" + t.Tunnel.String()
 	}
 	return s
 }

@@ -21,3 +21,20 @@ if ! git diff --exit-code --stat -- "${files[@]}"; then
 	exit 1
 fi
 echo "XDP program: committed output matches its source ($(clang --version | head -1))"
+
+# The real server's L3 decapsulation program (internal/decap), checked the
+# same way.
+decap=(internal/decap/decap_bpfel.o internal/decap/decap_bpfel.go)
+go generate ./internal/decap
+first=$(sha256sum "${decap[@]}")
+go generate ./internal/decap
+second=$(sha256sum "${decap[@]}")
+if [ "$first" != "$second" ]; then
+	echo "FAIL: two regenerations of the decapsulation program differ (the build is not reproducible)" >&2
+	exit 1
+fi
+if ! git diff --exit-code --stat -- "${decap[@]}"; then
+	echo "FAIL: the committed decapsulation program differs from its source; run scripts/bpf-generate.sh and commit the result" >&2
+	exit 1
+fi
+echo "decapsulation program: committed output matches its source"

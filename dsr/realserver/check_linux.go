@@ -180,6 +180,11 @@ func Check(ctx context.Context, cfg *Config) (*Report, error) {
 	if len(c.v6) > 0 {
 		checkNDP(ctx, &c, ndpSegs, r)
 	}
+
+	// 6. L3 modes: decapsulation and the advertised MSS.
+	if err := checkL3(ctx, &c, r); err != nil {
+		return nil, err
+	}
 	return r, nil
 }
 

@@ -77,6 +77,29 @@ type Config struct {
 	// Logger receives one line per change made by Prepare. Nil
 	// discards.
 	Logger *slog.Logger
+
+	// Mode is how the balancer forwards to this server (see l3.go). Zero
+	// means ModeL2. In ModeIPIP and ModeGUE, Prepare sets up
+	// decapsulation and lowers the advertised MSS, Check verifies both,
+	// and the ARP and neighbour-discovery probes do not run (the balancer
+	// is not on this segment).
+	Mode Mode
+	// Balancers are the balancers' own addresses, the outer source of
+	// their tunnel packets. Required in L3 modes.
+	Balancers []netip.Addr
+	// GUEPort is the UDP port of GUE packets. Zero means DefaultGUEPort.
+	GUEPort uint16
+	// Underlay is the interface the tunnel packets arrive on. Empty means
+	// the interface of the route to the first balancer.
+	Underlay string
+	// AdvMSS is the TCP MSS the server advertises on its gateway routes
+	// (default route included) out of Underlay in L3 modes, so that client
+	// packets fit once encapsulated. Zero means Mode.MSS of the underlay's
+	// MTU; negative leaves the routes alone (clients then rely on the
+	// balancer's too-big answers).
+	AdvMSS int
+	// Decap selects the decapsulation path. Zero means DecapAuto.
+	Decap Decap
 }
 
 // config is Config with defaults applied and inputs normalised.
@@ -146,6 +169,10 @@ func (c *Config) resolve(needVIPs bool) (config, error) {
 	}
 	if r.NDPWindow == 0 {
 		r.NDPWindow = DefaultNDPWindow
+	}
+	r.Balancers = append([]netip.Addr(nil), r.Balancers...)
+	if err := r.l3Resolve(); err != nil {
+		return r, err
 	}
 	return r, nil
 }

@@ -56,6 +56,17 @@
 // checked never passes silently. IPv6 forwarding is left alone: it matters
 // only together with proxy NDP, which Prepare turns off.
 //
+// # L3 DSR and Windows
+//
+// With Config.Mode ModeIPIP or ModeGUE the balancer is in another network
+// and encapsulates; Prepare also sets up decapsulation (kernel tunnel
+// devices where the modules exist, else the XDP program of internal/decap,
+// attached through netlink so it outlives the process) and lowers the MSS
+// advertised on the gateway routes; Check reports missing decapsulation,
+// its counters and drops, and a too-large MSS; Undo reverts both. See
+// l3.go. WindowsScript prints the PowerShell of a Windows L2 DSR server;
+// Windows cannot do L3 DSR.
+//
 // Everything needs Linux and CAP_NET_ADMIN (CAP_NET_RAW for the probes); on
 // other platforms the functions return ErrUnsupported.
 package realserver

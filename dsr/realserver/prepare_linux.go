@@ -47,6 +47,13 @@ func logger(l *slog.Logger) *slog.Logger {
 //     forwarding on), so a VIP on lo without proxying is never answered
 //     for; forwarding itself is left alone.
 //
+// In L3 modes (Config.Mode ModeIPIP or ModeGUE) it then sets up
+// decapsulation: the kernel's tunnel devices where the kernel has the
+// modules (ipip, ip6_tunnel, fou, fou6), else the decapsulation XDP program
+// on the underlay interface (see l3.go); and it sets advmss on the gateway
+// routes out of the underlay so that the server advertises an MSS whose
+// packets still fit once encapsulated (Config.AdvMSS).
+//
 // Prepare is idempotent: a second call finds nothing to change and leaves
 // st as it was. On error st still records everything changed so far, so
 // Undo can revert a partial Prepare.
@@ -162,7 +169,7 @@ func Prepare(cfg *Config, st *State) error {
 		}
 	}
 	if len(c.v6) == 0 {
-		return nil
+		return prepareL3(&c, st, log)
 	}
 	proxies, err := listProxies(links)
 	if err != nil {
@@ -178,7 +185,7 @@ func Prepare(cfg *Config, st *State) error {
 		st.recordProxy(Address{Interface: px.dev, Prefix: hostPrefix(px.addr)})
 		log.Info("realserver: deleted proxy neighbour entry", "addr", px.addr, "interface", px.dev)
 	}
-	return nil
+	return prepareL3(&c, st, log)
 }
 
 // applyParam makes the effective value of p on dev acceptable.
@@ -242,7 +249,7 @@ func Undo(st *State) error {
 	if st == nil {
 		return nil
 	}
-	var errs []error
+	errs := undoL3(st)
 
 	for len(st.Proxies) > 0 {
 		a := st.Proxies[len(st.Proxies)-1]

@@ -26,6 +26,30 @@ type State struct {
 	// Sysctls lists the kernel parameters Prepare wrote, in order, with
 	// their values before the first write.
 	Sysctls []SysctlChange `json:"sysctls,omitempty"`
+	// Decap lists interfaces Prepare attached the decapsulation program
+	// to; Undo detaches it.
+	Decap []string `json:"decap,omitempty"`
+	// Routes lists routes whose advertised MSS Prepare lowered; Undo
+	// restores the old value.
+	Routes []RouteChange `json:"routes,omitempty"`
+	// Commands lists the kernel-path commands Prepare ran that have
+	// something to revert; Undo runs their Undo commands in reverse order.
+	Commands []Command `json:"commands,omitempty"`
+}
+
+// RouteChange is one route whose advmss Prepare set.
+type RouteChange struct {
+	// Dst is the destination prefix; invalid for the default route.
+	Dst netip.Prefix `json:"dst,omitzero"`
+	// Gateway is the route's next hop.
+	Gateway netip.Addr `json:"gateway"`
+	// Interface is its output interface.
+	Interface string `json:"interface"`
+	// V6 tells the family of a default route.
+	V6 bool `json:"v6,omitempty"`
+	// Old is the advmss before (0: none); New what Prepare set.
+	Old int `json:"old"`
+	New int `json:"new"`
 }
 
 // Address is an address on an interface.
@@ -57,7 +81,8 @@ func (s *State) Empty() bool {
 
 // Len returns the number of changes the record holds.
 func (s *State) Len() int {
-	return len(s.Created) + len(s.SetUp) + len(s.Added) + len(s.Removed) + len(s.Proxies) + len(s.Sysctls)
+	return len(s.Created) + len(s.SetUp) + len(s.Added) + len(s.Removed) + len(s.Proxies) + len(s.Sysctls) +
+		len(s.Decap) + len(s.Routes) + len(s.Commands)
 }
 
 // recordSysctl notes a write. A key written before keeps its first Old

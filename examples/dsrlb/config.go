@@ -200,6 +200,17 @@ type ServiceConfig struct {
 	FailOpen bool `yaml:"fail_open"`
 	// MinHealthy logs and counts an event when fewer backends are healthy.
 	MinHealthy int `yaml:"min_healthy"`
+	// Mode is l2 (default), ipip or gue: L3 DSR encapsulates to the
+	// backends' addresses (see l3.go).
+	Mode string `yaml:"mode"`
+	// GUEPort is the UDP port of gue mode. Zero: 6080.
+	GUEPort uint16 `yaml:"gue_port"`
+	// Gateway is the next hop toward L3 backends. Empty: the backends are
+	// on the segment.
+	Gateway string `yaml:"gateway"`
+	// Source is the outer source address of L3 modes. Empty: the
+	// interface's first global address of the VIP's family.
+	Source string `yaml:"source"`
 }
 
 // BackendConfig is one real server.
@@ -208,6 +219,7 @@ type BackendConfig struct {
 	MAC    string `yaml:"mac"`
 	Weight uint32 `yaml:"weight"`
 	State  string `yaml:"state"` // active (default), draining, down
+	Mode   string `yaml:"mode"`  // empty: the service's; l2, ipip or gue
 }
 
 // Duration is a time.Duration written as "1m30s" in YAML.
@@ -347,6 +359,9 @@ func ParseConfig(name string, data []byte) (*Loaded, error) {
 			return nil, fail(f+".vip", "%q is not an IP address", sc.VIP)
 		}
 		svc.VIP = vip.Unmap()
+		if err := parseL3(&sc, &svc, f, fail); err != nil {
+			return nil, err
+		}
 		switch strings.ToLower(sc.Protocol) {
 		case "tcp":
 			svc.Protocol = dsr.TCP
@@ -377,6 +392,9 @@ func ParseConfig(name string, data []byte) (*Loaded, error) {
 				}
 				be.MAC = mac
 			}
+			if err := parseBackendMode(bcfg.Mode, &be, bf, fail); err != nil {
+				return nil, err
+			}
 			switch bcfg.State {
 			case "", "active":
 			case "draining":
@@ -390,6 +408,9 @@ func ParseConfig(name string, data []byte) (*Loaded, error) {
 		}
 		withChecks := svc
 		withChecks.Checks = nil
+		if needsSource(&svc) {
+			withChecks.TunnelSource = placeholderSource(svc.VIP) // the daemon uses the interface's
+		}
 		for j, cc := range sc.Checks {
 			c, err := buildChecker(cc, offlineDSRChecker)
 			if err != nil {

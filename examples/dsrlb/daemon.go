@@ -244,6 +244,13 @@ func (d *daemon) withChecks(cfg *Loaded) ([]dsr.Service, error) {
 			}
 			s.Checks = append(s.Checks, dsr.HealthCheck{Checker: c, Port: cc.Port})
 		}
+		if needsSource(&s) {
+			src, err := interfaceSource(cfg.File.Interface, s.VIP)
+			if err != nil {
+				return nil, cfg.errorAt(fmt.Sprintf("services[%d].source", i), err)
+			}
+			s.TunnelSource = src
+		}
 		out[i] = s
 	}
 	return out, nil

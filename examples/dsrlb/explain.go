@@ -144,6 +144,12 @@ type explanationJSON struct {
 	Table      uint64   `json:"scheduler_generation,omitempty"`
 	FlowState  string   `json:"flow_state,omitempty"`
 	Steps      []string `json:"steps"`
+	// L3 modes: how the frame travels, when forwarded encapsulated.
+	Mode         string `json:"mode,omitempty"`
+	TunnelSource string `json:"tunnel_source,omitempty"`
+	TunnelDest   string `json:"tunnel_dest,omitempty"`
+	NextHop      string `json:"next_hop,omitempty"`
+	GUEPort      uint16 `json:"gue_port,omitempty"`
 }
 
 func writeExplanation(w io.Writer, e *dsr.Explanation, asJSON bool) {
@@ -164,6 +170,12 @@ func writeExplanation(w io.Writer, e *dsr.Explanation, asJSON bool) {
 	}
 	if e.BackendMAC != nil {
 		j.MAC = e.BackendMAC.String()
+	}
+	if e.Forward {
+		j.Mode = e.Mode.String()
+	}
+	if e.TunnelDest.IsValid() {
+		j.TunnelSource, j.TunnelDest, j.NextHop, j.GUEPort = e.TunnelSource.String(), e.TunnelDest.String(), e.NextHop.String(), e.GUEPort
 	}
 	for _, c := range e.Candidates {
 		j.Candidates = append(j.Candidates, c.String())

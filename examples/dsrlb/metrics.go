@@ -43,6 +43,7 @@ type collector struct {
 	arpConflictPackets, arpSocketErrors, arpDrops                             *prometheus.Desc
 	haState, haMaster, haAdverts                                              *prometheus.Desc
 	bgpSessionUp, bgpAnnounced                                                *prometheus.Desc
+	l3Encapsulated, l3Segmented, l3TooBig                                     *prometheus.Desc
 }
 
 func newCollector(d *daemon) *collector {
@@ -54,6 +55,9 @@ func newCollector(d *daemon) *collector {
 	return &collector{
 		d:              d,
 		received:       desc("dsrlb_frames_received_total", "Frames handed to the balancer by its forwarders."),
+		l3Encapsulated: desc("dsrlb_l3_encapsulated_total", "Frames forwarded encapsulated to L3 (ipip, gue) backends; a GSO super-frame counts once."),
+		l3Segmented:    desc("dsrlb_l3_segmented_total", "GSO super-frames cut into encapsulated segments."),
+		l3TooBig:       desc("dsrlb_l3_too_big_total", "Packets too big once encapsulated, by outcome (answered with ICMP too-big, rate_limited, unanswered).", "outcome"),
 		forwarded:      desc("dsrlb_frames_forwarded_total", "Frames forwarded to a backend."),
 		drops:          desc("dsrlb_drops_total", "Frames not forwarded, by reason.", "reason"),
 		malformed:      desc("dsrlb_malformed_total", "Frames that failed to parse, by parser error.", "error"),
@@ -133,6 +137,11 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	gauge(c.flows, float64(st.Flows))
 	gauge(c.capacity, float64(st.FlowCapacity))
 	counter(c.stateless, st.Stateless)
+	counter(c.l3Encapsulated, st.L3.Encapsulated)
+	counter(c.l3Segmented, st.L3.Segmented)
+	counter(c.l3TooBig, st.L3.TooBigAnswered, "answered")
+	counter(c.l3TooBig, st.L3.TooBigLimited, "rate_limited")
+	counter(c.l3TooBig, st.L3.TooBigUnanswered, "unanswered")
 
 	v := c.d.view()
 	for _, s := range st.Services {

@@ -4,6 +4,17 @@
 //	realserver prepare --vip 192.0.2.100 --vip 2001:db8:1::100 --port 80
 //	realserver check   --vip 192.0.2.100 --vip 2001:db8:1::100 --port 80 [--balancer-mac 02:00:00:00:00:01] [--json]
 //	realserver undo
+//	realserver prepare --mode ipip|gue --balancer 203.0.113.2 [--gue-port 6080] [--underlay IFACE] [--decap kernel|program] --vip ...
+//	realserver prepare --os windows --vip 192.0.2.100 [--adapter Ethernet] [--loopback dsr-loopback]
+//
+// With --mode ipip or gue (L3 DSR, the balancer in another subnet) prepare
+// also sets up decapsulation (the kernel's tunnel devices where the modules
+// exist, else the decapsulation XDP program, which stays attached after the
+// command exits) and lowers the MSS the server advertises (--advmss), check
+// reports missing decapsulation, its counters and a too-large MSS, and undo
+// removes both. With --os windows, prepare and check print the PowerShell
+// for a Windows L2 DSR server instead of changing this host; L3 modes are
+// refused for Windows.
 //
 // IPv4 and IPv6 VIPs may be mixed; each is prepared and checked with what
 // its family needs (ARP settings for IPv4; no duplicate address detection,
@@ -49,6 +60,8 @@ func main() {
 
 type options struct {
 	cfg     realserver.Config
+	os      string
+	win     realserver.WindowsConfig
 	state   string
 	json    bool
 	timeout time.Duration
@@ -58,6 +71,8 @@ func usage(w io.Writer, fs *flag.FlagSet) {
 	fmt.Fprintln(w, "usage: realserver prepare|check|undo --vip ADDR [--vip ADDR...] [--port N] [--proto tcp|udp]")
 	fmt.Fprintln(w, "       [--interface lo|DUMMY] [--segment IFACE...] [--balancer-mac MAC] [--arp-window D] [--ndp-window D]")
 	fmt.Fprintln(w, "       [--state FILE] [--json]")
+	fmt.Fprintln(w, "       [--mode l2|ipip|gue --balancer ADDR... [--gue-port N] [--underlay IFACE] [--advmss N] [--decap kernel|program]]")
+	fmt.Fprintln(w, "       [--os linux|windows [--adapter NAME] [--loopback NAME]]")
 	if fs != nil {
 		fs.SetOutput(w)
 		fs.PrintDefaults()
@@ -121,6 +136,43 @@ func parse(args []string, stderr io.Writer) (string, *options, error) {
 	})
 	fs.DurationVar(&o.cfg.ARPWindow, "arp-window", realserver.DefaultARPWindow, "how long to wait for ARP replies (IPv4 VIPs); negative skips the ARP probe")
 	fs.DurationVar(&o.cfg.NDPWindow, "ndp-window", realserver.DefaultNDPWindow, "how long to wait for neighbour advertisements (IPv6 VIPs); negative skips the neighbour-discovery probe")
+	fs.Func("mode", "how the balancer forwards here: l2 (default), ipip or gue (L3 DSR)", func(s string) error {
+		switch m := realserver.Mode(s); m {
+		case realserver.ModeL2, realserver.ModeIPIP, realserver.ModeGUE:
+			o.cfg.Mode = m
+			return nil
+		}
+		return fmt.Errorf("bad mode %q (want l2, ipip or gue)", s)
+	})
+	fs.Func("balancer", "a balancer's own address, the outer source of its tunnel packets (repeatable; L3 modes)", func(s string) error {
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			return err
+		}
+		o.cfg.Balancers = append(o.cfg.Balancers, a)
+		return nil
+	})
+	fs.Func("gue-port", "UDP port of GUE packets (default 6080)", func(s string) error {
+		p, err := strconv.ParseUint(s, 10, 16)
+		if err != nil || p == 0 {
+			return fmt.Errorf("bad port %q", s)
+		}
+		o.cfg.GUEPort = uint16(p)
+		return nil
+	})
+	fs.StringVar(&o.cfg.Underlay, "underlay", "", "interface the tunnel packets arrive on (default: the route to the first balancer)")
+	fs.IntVar(&o.cfg.AdvMSS, "advmss", 0, "MSS to advertise on the gateway routes in L3 modes (0: from the MTU and the mode; -1: leave the routes alone)")
+	fs.Func("decap", "decapsulation path: kernel (tunnel devices) or program (XDP); default: kernel where the modules exist", func(s string) error {
+		switch d := realserver.Decap(s); d {
+		case realserver.DecapKernel, realserver.DecapProgram:
+			o.cfg.Decap = d
+			return nil
+		}
+		return fmt.Errorf("bad decap %q (want kernel or program)", s)
+	})
+	fs.StringVar(&o.os, "os", "linux", "the server's operating system: linux, or windows to print its PowerShell")
+	fs.StringVar(&o.win.Adapter, "adapter", "Ethernet", "with --os windows: the network adapter facing the segment")
+	fs.StringVar(&o.win.Loopback, "loopback", "dsr-loopback", "with --os windows: the loopback adapter's alias")
 	fs.StringVar(&o.state, "state", defaultState, "file recording what prepare changed, for undo")
 	fs.BoolVar(&o.json, "json", false, "print JSON instead of text")
 	fs.DurationVar(&o.timeout, "timeout", 30*time.Second, "overall time limit")
@@ -131,6 +183,17 @@ func parse(args []string, stderr io.Writer) (string, *options, error) {
 	if fs.NArg() > 0 {
 		usage(stderr, fs)
 		return "", nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	switch o.os {
+	case "linux":
+	case "windows":
+		if cmd == "undo" {
+			usage(stderr, fs)
+			return "", nil, errors.New("undo --os windows: remove what the printed script added by hand")
+		}
+	default:
+		usage(stderr, fs)
+		return "", nil, fmt.Errorf("bad --os %q (want linux or windows)", o.os)
 	}
 	if cmd != "undo" && len(o.cfg.VIPs) == 0 {
 		usage(stderr, fs)
@@ -157,6 +220,19 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return exitUsage
 		}
 		return exitFound
+	}
+	if o.os == "windows" {
+		o.win.VIPs, o.win.Mode = o.cfg.VIPs, o.cfg.Mode
+		script, err := realserver.WindowsScript(&o.win, cmd == "check")
+		if errors.Is(err, realserver.ErrWindowsL3) {
+			fmt.Fprintln(stderr, "realserver:", err)
+			return exitUsage
+		}
+		if err != nil {
+			return fail(err)
+		}
+		fmt.Fprint(stdout, script)
+		return exitOK
 	}
 	switch cmd {
 	case "prepare":
