@@ -180,7 +180,7 @@ func (b *Balancer) unlockAndFlush() {
 	b.pending = nil
 	b.mu.Unlock()
 	for _, e := range evs {
-		b.log.Info("event", "kind", e.Kind.String(), "event", e.String())
+		b.log.LogAttrs(context.Background(), e.LogLevel(), e.Kind.String(), e.LogAttrs()...)
 		if b.cfg.OnEvent != nil {
 			b.cfg.OnEvent(e)
 		}

@@ -2,6 +2,7 @@ package dsr
 
 import (
 	"fmt"
+	"log/slog"
 	"net"
 	"net/netip"
 	"time"
@@ -100,4 +101,44 @@ func (e Event) String() string {
 		s += " reason=" + e.Reason.Error()
 	}
 	return s
+}
+
+// LogAttrs returns the event's facts as separate log attributes, for
+// structured logs a pipeline can index: "event" names the kind (the stable
+// key, with the values of EventKind.String), then "service", "backend",
+// "vip", "mac", "count" and "reason", each present only when the kind sets
+// it. Embedders log it with slog.Logger.LogAttrs; the Balancer logs every
+// event this way. The slice is new on each call.
+func (e Event) LogAttrs() []slog.Attr {
+	attrs := make([]slog.Attr, 0, 7)
+	attrs = append(attrs, slog.String("event", e.Kind.String()))
+	if e.Service.VIP.IsValid() {
+		attrs = append(attrs, slog.String("service", e.Service.String()))
+	}
+	if e.Backend.IsValid() {
+		attrs = append(attrs, slog.String("backend", e.Backend.String()))
+	}
+	if e.VIP.IsValid() {
+		attrs = append(attrs, slog.String("vip", e.VIP.String()))
+	}
+	if e.MAC != nil {
+		attrs = append(attrs, slog.String("mac", e.MAC.String()))
+	}
+	if e.Count != 0 {
+		attrs = append(attrs, slog.Int("count", e.Count))
+	}
+	if e.Reason != nil {
+		attrs = append(attrs, slog.String("reason", e.Reason.Error()))
+	}
+	return attrs
+}
+
+// LogLevel is the level the Balancer logs the event at: Warn for the kinds
+// that mean traffic is (or may be) lost or misdirected, Info for the rest.
+func (e Event) LogLevel() slog.Level {
+	switch e.Kind {
+	case EventBackendDown, EventBelowMinHealthy, EventFailOpen, EventSYNRetransmits, EventUnresolved, EventVIPConflict:
+		return slog.LevelWarn
+	}
+	return slog.LevelInfo
 }

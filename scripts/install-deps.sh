@@ -13,6 +13,11 @@ command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v clang >/dev/null 2>&1 || need+=(clang llvm libbpf-dev)
 # The VRRP interop tests run the real keepalived as the other router.
 command -v keepalived >/dev/null 2>&1 || [ -x /usr/sbin/keepalived ] || need+=(keepalived)
+# The package test (packaging/) verifies the systemd unit with systemd-analyze and
+# runs the installed daemon under the unit's user and capabilities with setpriv.
+command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
+command -v setpriv >/dev/null 2>&1 || need+=(util-linux)
+command -v adduser >/dev/null 2>&1 || need+=(adduser)
 if [ "${#need[@]}" -gt 0 ]; then
 	if [ "$(id -u)" -ne 0 ]; then
 		echo "missing packages: ${need[*]} (run as root to install them)" >&2

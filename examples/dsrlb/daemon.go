@@ -154,12 +154,13 @@ func newDaemon(path string, cfg *Loaded, log *slog.Logger) (*daemon, error) {
 		return nil, fmt.Errorf("host check: %w", err)
 	}
 	for _, p := range problems {
-		log.Warn("host problem: this host's kernel would also handle VIP traffic", "problem", p.Problem, "fix", p.Fix)
+		logEvent(log, slog.LevelWarn, "host problem: this host's kernel would also handle VIP traffic", evHostProblem,
+			slog.String("problem", p.Problem), slog.String("fix", p.Fix))
 	}
 	if err := d.openForwarders(cfg, vips); err != nil {
 		return nil, err
 	}
-	log.Info("data plane", "dataplane", d.plane, "why", d.planeWhy)
+	logEvent(log, slog.LevelInfo, "data plane", evDataPlane, slog.String("dataplane", d.plane), slog.String("why", d.planeWhy))
 	d.rates = newRateSampler()
 	ok = true
 	return d, nil
@@ -184,12 +185,23 @@ func (d *daemon) openForwarders(cfg *Loaded, vips []netip.Addr) error {
 			d.removeStalePins(cfg.File)
 			d.log.Info("xdp: not pinning: a restart loses the XDP flows", "why", why)
 		}
-		x, err := dsr.ListenXDP(cfg.File.Interface, &dsr.XDPConfig{
-			Packet:   &dsr.PacketConfig{VIPs: vips},
-			MaxFlows: cfg.File.FlowTable.MaxFlows,
-			PinPath:  pin,
-			Logger:   d.log,
-		})
+		listen := func(pin string) (*dsr.XDPForwarder, error) {
+			return dsr.ListenXDP(cfg.File.Interface, &dsr.XDPConfig{
+				Packet:   &dsr.PacketConfig{VIPs: vips},
+				MaxFlows: cfg.File.FlowTable.MaxFlows,
+				PinPath:  pin,
+				Logger:   d.log,
+			})
+		}
+		x, err := listen(pin)
+		if err != nil && pin != "" && cfg.File.XDPPin == "" {
+			// The default pin directory may exist but be out of reach (a
+			// service user without access to the BPF filesystem's root):
+			// XDP without pinning beats no XDP.
+			d.log.Warn("xdp: not pinning: a restart loses the XDP flows", "why", fmt.Sprintf("pinning under %s failed: %v", pin, err))
+			pin = ""
+			x, err = listen(pin)
+		}
 		if err == nil {
 			d.fwds = append(d.fwds, x)
 			d.xdpPin = pin
@@ -346,6 +358,11 @@ func (d *daemon) onBGPEvent(e bgp.Event) {
 	d.mu.Lock()
 	d.events.add(r)
 	d.mu.Unlock()
+	lvl := slog.LevelInfo
+	if e.Kind == bgp.EventPeerDown {
+		lvl = slog.LevelWarn
+	}
+	logEvent(d.log, lvl, r.Kind, r.Kind, bgpAttrs(e)...)
 }
 
 // sampleLoop samples the counters once a second, for the rates and graphs
@@ -421,7 +438,7 @@ func (d *daemon) run(ctx context.Context, hup, term <-chan os.Signal) error {
 	if d.router != nil {
 		wg.Go(func() {
 			if err := d.router.Run(vrrpCtx); err != nil {
-				d.log.Error("vrrp stopped: this balancer no longer takes part in the ha group", "err", err)
+				logEvent(d.log, slog.LevelError, "vrrp stopped: this balancer no longer takes part in the ha group", evVRRPFailed, errAttrs(err)...)
 			}
 		})
 	}
@@ -445,28 +462,38 @@ func (d *daemon) run(ctx context.Context, hup, term <-chan os.Signal) error {
 	} else if srv != nil {
 		defer srv.Close()
 	}
-	d.log.Info("forwarding", "interface", d.cfg.File.Interface, "services", len(d.cfg.Services), "workers", len(d.fwds), "dataplane", d.plane)
+	logEvent(d.log, slog.LevelInfo, "forwarding", evStarted, slog.String("interface", d.cfg.File.Interface),
+		slog.Int("services", len(d.cfg.Services)), slog.Int("workers", len(d.fwds)), slog.String("dataplane", d.plane),
+		slog.String("version", d.version), slog.String("revision", d.revision))
+	d.notify("READY=1", fmt.Sprintf("STATUS=forwarding %d services on %s", len(d.cfg.Services), d.cfg.File.Interface))
 
 	for {
 		select {
 		case <-ctx.Done():
-			d.log.Info("stopping")
+			logEvent(d.log, slog.LevelInfo, "stopping", evStopping)
+			d.notify("STOPPING=1")
 			return nil
 		case err := <-errs:
 			return fmt.Errorf("forwarding failed: %w", err)
 		case err := <-bgpErr:
 			return err
 		case <-hup:
+			d.notify("RELOADING=1")
 			d.reload()
+			d.notify("READY=1")
 		case <-term:
+			d.mu.Lock()
+			stopIn := stopTimeoutOf(d.cfg)
+			d.mu.Unlock()
+			d.notify("STOPPING=1", extendTimeout(stopIn), "STATUS=draining")
 			stopVRRP()
 			if d.announcer != nil {
 				// Withdraw first: routers stop sending new flows here
 				// while the established ones drain.
 				if err := d.announcer.WithdrawAll(); err != nil {
-					d.log.Error("bgp: withdraw on SIGTERM", "err", err)
+					logEvent(d.log, slog.LevelError, "bgp: withdraw on SIGTERM", evBGPWithdrawAll, errAttrs(err)...)
 				}
-				d.log.Info("bgp: VIPs withdrawn; draining")
+				logEvent(d.log, slog.LevelInfo, "bgp: VIPs withdrawn; draining", evBGPWithdrawAll)
 			}
 			if d.xdpPin != "" {
 				// The pinned program goes on forwarding every established
@@ -517,28 +544,25 @@ func (d *daemon) reload() {
 		d.reloadFailed++
 		d.lastReload = reloadResult{At: now, Err: err.Error()}
 		d.events.add(recentEvent{At: now, Kind: "reload-rejected", Detail: err.Error() + " (the running configuration stays in force)", Severity: "bad"})
-		d.log.Error("reload rejected; the running configuration stays in force", "err", err)
+		logEvent(d.log, slog.LevelError, "reload rejected; the running configuration stays in force", evReloadRejected, errAttrs(err)...)
 		return
 	}
 	d.reloadOK++
 	d.lastReload = reloadResult{At: now, OK: true}
 	d.cfg = next
 	d.events.add(recentEvent{At: now, Kind: "reloaded", Detail: plural(len(next.Services), "service"), Severity: "ok"})
-	d.log.Info("reloaded", "services", len(next.Services))
+	logEvent(d.log, slog.LevelInfo, "reloaded", evReloaded, slog.Int("services", len(next.Services)))
 }
 
 // drain keeps forwarding until the flows go quiet (no packet for
 // quietPeriod) or the drain timeout passes, so that transfers in progress
 // complete while clients move elsewhere.
 func (d *daemon) drain(ctx context.Context) {
-	timeout := time.Duration(d.cfg.File.DrainTimeout)
-	if timeout == 0 {
-		timeout = 30 * time.Second
-	}
 	d.mu.Lock()
+	timeout := drainTimeoutOf(d.cfg)
 	d.draining = true
 	d.mu.Unlock()
-	d.log.Info("draining", "timeout", timeout)
+	logEvent(d.log, slog.LevelInfo, "draining", evDraining, slog.Duration("timeout", timeout))
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
 	tick := time.NewTicker(200 * time.Millisecond)
@@ -558,7 +582,7 @@ func (d *daemon) drain(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-deadline.C:
-			d.log.Warn("drain timeout passed; stopping with flows still active")
+			logEvent(d.log, slog.LevelWarn, "drain timeout passed; stopping with flows still active", evDrainTimeout, slog.Duration("timeout", timeout))
 			return
 		case now := <-tick.C:
 			cur := servicePackets()
@@ -566,7 +590,7 @@ func (d *daemon) drain(ctx context.Context) {
 				last, quietSince = cur, now
 			}
 			if now.Sub(quietSince) >= quietPeriod {
-				d.log.Info("drained: no traffic for the quiet period", "quiet", quietPeriod)
+				logEvent(d.log, slog.LevelInfo, "drained: no traffic for the quiet period", evDrained, slog.Duration("quiet", quietPeriod))
 				return
 			}
 		}
@@ -598,7 +622,7 @@ func (d *daemon) serveHTTP() (*http.Server, error) {
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			d.log.Error("http server failed", "err", err)
+			logEvent(d.log, slog.LevelError, "http server failed", evHTTPFailed, errAttrs(err)...)
 		}
 	}()
 	d.log.Info("metrics and status page", "addr", ln.Addr().String())
@@ -704,4 +728,15 @@ func (d *daemon) onVRRPEvent(e vrrp.Event) {
 		d.haState, d.haSince, d.haReason = e.State, e.At, e.Reason
 	}
 	d.events.add(recentEvent{At: e.At, Kind: "vrrp " + e.Kind.String(), Detail: e.Reason, Severity: sev})
+	var vips []string
+	if e.Kind != vrrp.Reasserted {
+		for _, v := range d.cfg.HAVIPs() {
+			vips = append(vips, v.String())
+		}
+	}
+	lvl := slog.LevelInfo
+	if sev != "ok" {
+		lvl = slog.LevelWarn
+	}
+	logEvent(d.log, lvl, "vrrp "+e.Kind.String(), vrrpEventName(e.Kind), vrrpAttrs(e, vips)...)
 }

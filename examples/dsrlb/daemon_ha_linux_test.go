@@ -73,6 +73,9 @@ func startHAPair(t *testing.T, bin string) *haPair {
 	p.a.waitMetric(`dsrlb_vrrp_state{state="master",vrid="9"}`, 1)
 	p.b = startOn(t, lab, lab.Clients[1], bin, haConfig(lab, 100))
 	p.b.waitMetric(`dsrlb_vrrp_state{state="backup",vrid="9"}`, 1)
+	vip := lab.VIPs[0].String()
+	p.a.waitEvent("ha-became-master", map[string]any{"state": "master", "vips": vip, "vip_owner": "this balancer"})
+	p.b.waitEvent("ha-became-backup", map[string]any{"state": "backup", "vips": vip, "vip_owner": "peer"})
 	return p
 }
 

@@ -2,10 +2,10 @@ package main
 
 import (
 	"net/netip"
-	"runtime/debug"
 	"time"
 
 	"github.com/dsrlb/dsrlb/dsr"
+	buildinfo "github.com/dsrlb/dsrlb/internal/version"
 )
 
 // maxEvents bounds the recent-events list of the status page: enough for
@@ -125,30 +125,9 @@ func eventFromDSR(e dsr.Event) recentEvent {
 }
 
 // buildVersion returns the module version and VCS revision the binary was
-// built from: "(devel)" for the version when the build recorded none.
+// built from (internal/version): "(devel)" for the version when the build
+// recorded none.
 func buildVersion() (version, revision string) {
-	version = "(devel)"
-	info, ok := debug.ReadBuildInfo()
-	if !ok {
-		return version, ""
-	}
-	if v := info.Main.Version; v != "" {
-		version = v
-	}
-	modified := false
-	for _, s := range info.Settings {
-		switch s.Key {
-		case "vcs.revision":
-			revision = s.Value
-		case "vcs.modified":
-			modified = s.Value == "true"
-		}
-	}
-	if len(revision) > 12 {
-		revision = revision[:12]
-	}
-	if revision != "" && modified {
-		revision += "+modified"
-	}
-	return version, revision
+	v := buildinfo.Get()
+	return v.Version, v.Revision
 }

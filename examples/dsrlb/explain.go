@@ -57,7 +57,7 @@ func runExplain(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("dsrlb explain", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprintln(stderr, explainUsage); fs.PrintDefaults() }
-	configPath := fs.String("config", "/etc/dsrlb.yaml", "configuration file")
+	configPath := fs.String("config", defaultConfigPath, "configuration file")
 	asJSON := fs.Bool("json", false, "print the explanation as JSON")
 	if err := fs.Parse(args); err != nil {
 		return 2

@@ -65,7 +65,7 @@ func (d *daemon) removeStalePins(cfg *Config) {
 func runXDPCleanup(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("dsrlb xdp-cleanup", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	configPath := fs.String("config", "/etc/dsrlb.yaml", "configuration file")
+	configPath := fs.String("config", defaultConfigPath, "configuration file")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}

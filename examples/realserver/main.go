@@ -15,6 +15,7 @@
 // removes both. With --os windows, prepare and check print the PowerShell
 // for a Windows L2 DSR server instead of changing this host; L3 modes are
 // refused for Windows.
+//	realserver -version
 //
 // IPv4 and IPv6 VIPs may be mixed; each is prepared and checked with what
 // its family needs (ARP settings for IPv4; no duplicate address detection,
@@ -73,6 +74,7 @@ func usage(w io.Writer, fs *flag.FlagSet) {
 	fmt.Fprintln(w, "       [--state FILE] [--json]")
 	fmt.Fprintln(w, "       [--mode l2|ipip|gue --balancer ADDR... [--gue-port N] [--underlay IFACE] [--advmss N] [--decap kernel|program]]")
 	fmt.Fprintln(w, "       [--os linux|windows [--adapter NAME] [--loopback NAME]]")
+	fmt.Fprintln(w, "       realserver -version")
 	if fs != nil {
 		fs.SetOutput(w)
 		fs.PrintDefaults()
@@ -204,6 +206,9 @@ func parse(args []string, stderr io.Writer) (string, *options, error) {
 
 // run is main without the process: it returns the exit status.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if isVersion(args) {
+		return printVersion(stdout)
+	}
 	cmd, o, err := parse(args, stderr)
 	if err != nil {
 		if !errors.Is(err, flag.ErrHelp) {
