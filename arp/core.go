@@ -33,17 +33,21 @@ func (s *Speaker) handle(fr []byte, now time.Time, b *batch) {
 		s.drop(DropOwnFrame)
 		return
 	}
-	if _, ok := s.vips[v.spa]; ok {
+	// Every address below is looked up on the frame's VLAN: a VLAN is a
+	// network of its own, whose hosts may reuse another VLAN's addresses.
+	vlan := frameVLAN(fr)
+	spa, tpa := VIP{Addr: v.spa, VLAN: vlan}, VIP{Addr: v.tpa, VLAN: vlan}
+	if _, ok := s.vips[spa]; ok {
 		// Another host speaks for a VIP: a reply (to our probe or to a
 		// client), an announcement, or a request sent from the VIP (a
 		// server with arp_announce=0), which also updates peers' caches.
-		s.conflict(v.spa, v.sha, now, b)
+		s.conflict(spa, v.sha, now, b)
 		return
 	}
-	if st := s.backends[v.spa]; st != nil && st.static == nil {
+	if st := s.backends[spa]; st != nil && st.static == nil {
 		if v.op == arp.OperationReply && v.tpa == s.cfg.ip && v.tha == s.cfg.mac &&
 			st.pending && now.Sub(st.sentAt) <= s.cfg.resolveTimeout {
-			s.resolve(v.spa, st, v.sha, now, b)
+			s.resolve(spa, st, v.sha, now, b)
 			return
 		}
 		s.hint(st, v.sha, now, b)
@@ -52,7 +56,7 @@ func (s *Speaker) handle(fr []byte, now time.Time, b *batch) {
 		s.drop(DropUnsolicited)
 		return
 	}
-	if _, ok := s.vips[v.tpa]; !ok {
+	if _, ok := s.vips[tpa]; !ok {
 		s.drop(DropNotOurs)
 		return
 	}
@@ -62,7 +66,7 @@ func (s *Speaker) handle(fr []byte, now time.Time, b *batch) {
 	}
 	// Unicast reply to the asker, also for RFC 5227 probes (sender IP
 	// 0.0.0.0): answering those is how an owner defends its address.
-	b.frames = append(b.frames, s.frame(v.sha, arp.OperationReply, v.tpa, v.sha, v.spa, &s.stats.replies))
+	b.frames = append(b.frames, s.frame(vlan, v.sha, arp.OperationReply, v.tpa, v.sha, v.spa, &s.stats.replies))
 }
 
 func (s *Speaker) drop(r DropReason) { s.stats.drops[r].Add(1) }
@@ -70,7 +74,7 @@ func (s *Speaker) drop(r DropReason) { s.stats.drops[r].Add(1) }
 // conflict counts a foreign claim on a VIP and, at most once per dedup
 // window for the same VIP and MAC, raises an event and defends the VIP with
 // one announcement so that hosts which just learned the other MAC move back.
-func (s *Speaker) conflict(vip netip.Addr, mac [6]byte, now time.Time, b *batch) {
+func (s *Speaker) conflict(vip VIP, mac [6]byte, now time.Time, b *batch) {
 	s.stats.conflicts.Add(1)
 	key := conflictKey{vip: vip, mac: mac}
 	if last, ok := s.conflicts[key]; ok && now.Sub(last) < s.cfg.conflictDedup {
@@ -79,32 +83,36 @@ func (s *Speaker) conflict(vip netip.Addr, mac [6]byte, now time.Time, b *batch)
 	s.conflicts[key] = now
 	b.events = append(b.events, Event{
 		Kind:    Conflict,
-		Addr:    vip,
+		Addr:    vip.Addr,
+		VLAN:    vip.VLAN,
 		MAC:     slices.Clone(mac[:]),
-		Backend: s.backendByMAC(mac),
+		Backend: s.backendByMAC(vip.VLAN, mac),
 		At:      now,
 	})
 	b.frames = append(b.frames, s.announcement(vip))
 }
 
-// backendByMAC returns the backend (lowest address, for a stable answer when
-// one host has several) whose static or resolved MAC is mac.
-func (s *Speaker) backendByMAC(mac [6]byte) netip.Addr {
+// backendByMAC returns the backend on vlan (lowest address, for a stable
+// answer when one host has several) whose static or resolved MAC is mac.
+func (s *Speaker) backendByMAC(vlan uint16, mac [6]byte) netip.Addr {
 	var found netip.Addr
 	for a, st := range s.backends {
+		if a.VLAN != vlan {
+			continue
+		}
 		m := st.static
 		if m == nil {
 			m = st.mac
 		}
-		if bytes.Equal(m, mac[:]) && (!found.IsValid() || a.Less(found)) {
-			found = a
+		if bytes.Equal(m, mac[:]) && (!found.IsValid() || a.Addr.Less(found)) {
+			found = a.Addr
 		}
 	}
 	return found
 }
 
 // resolve accepts the answer to our outstanding request for addr.
-func (s *Speaker) resolve(addr netip.Addr, st *backendState, mac [6]byte, now time.Time, b *batch) {
+func (s *Speaker) resolve(addr VIP, st *backendState, mac [6]byte, now time.Time, b *batch) {
 	st.pending = false
 	st.misses = 0
 	st.next = now.Add(s.cfg.resolveInterval)
@@ -112,10 +120,10 @@ func (s *Speaker) resolve(addr netip.Addr, st *backendState, mac [6]byte, now ti
 	switch {
 	case !st.resolved:
 		st.mac, st.resolved, st.reported = slices.Clone(mac[:]), true, false
-		b.events = append(b.events, Event{Kind: Resolved, Addr: addr, MAC: slices.Clone(mac[:]), OldMAC: slices.Clone(old), At: now})
+		b.events = append(b.events, Event{Kind: Resolved, Addr: addr.Addr, VLAN: addr.VLAN, MAC: slices.Clone(mac[:]), OldMAC: slices.Clone(old), At: now})
 	case !bytes.Equal(old, mac[:]):
 		st.mac = slices.Clone(mac[:])
-		b.events = append(b.events, Event{Kind: MACChanged, Addr: addr, MAC: slices.Clone(mac[:]), OldMAC: slices.Clone(old), At: now})
+		b.events = append(b.events, Event{Kind: MACChanged, Addr: addr.Addr, VLAN: addr.VLAN, MAC: slices.Clone(mac[:]), OldMAC: slices.Clone(old), At: now})
 	}
 }
 
@@ -186,7 +194,7 @@ func (s *Speaker) tick(now time.Time, b *batch) time.Time {
 				st.next = now.Add(s.cfg.resolveInterval)
 				if !st.reported {
 					st.reported, st.resolved = true, false
-					b.events = append(b.events, Event{Kind: Unresolved, Addr: addr, OldMAC: slices.Clone(st.mac), At: now})
+					b.events = append(b.events, Event{Kind: Unresolved, Addr: addr.Addr, VLAN: addr.VLAN, OldMAC: slices.Clone(st.mac), At: now})
 				}
 			}
 		}
@@ -217,33 +225,33 @@ var (
 // announcement), which every Linux and BSD host and every switch accepts
 // as an update of an existing cache entry; for an IPv6 VIP it is an
 // unsolicited Neighbor Advertisement.
-func (s *Speaker) announcement(vip netip.Addr) outFrame {
-	if vip.Is6() {
+func (s *Speaker) announcement(vip VIP) outFrame {
+	if vip.Addr.Is6() {
 		return s.ndAnnouncement(vip)
 	}
-	return s.frame(bcast, arp.OperationRequest, vip, zeroMAC, vip, &s.stats.announcements)
+	return s.frame(vip.VLAN, bcast, arp.OperationRequest, vip.Addr, zeroMAC, vip.Addr, &s.stats.announcements)
 }
 
 // probe asks who holds vip, from our own address, so that any other owner
 // answers us.
-func (s *Speaker) probe(vip netip.Addr) outFrame {
-	if vip.Is6() {
+func (s *Speaker) probe(vip VIP) outFrame {
+	if vip.Addr.Is6() {
 		return s.ndSolicit(vip, &s.stats.conflictProbes)
 	}
-	return s.frame(bcast, arp.OperationRequest, s.cfg.ip, zeroMAC, vip, &s.stats.conflictProbes)
+	return s.frame(vip.VLAN, bcast, arp.OperationRequest, s.cfg.ip, zeroMAC, vip.Addr, &s.stats.conflictProbes)
 }
 
 // resolveRequest asks backend addr for its MAC.
-func (s *Speaker) resolveRequest(addr netip.Addr) outFrame {
-	if addr.Is6() {
+func (s *Speaker) resolveRequest(addr VIP) outFrame {
+	if addr.Addr.Is6() {
 		return s.ndSolicit(addr, &s.stats.resolveRequests)
 	}
-	return s.frame(bcast, arp.OperationRequest, s.cfg.ip, zeroMAC, addr, &s.stats.resolveRequests)
+	return s.frame(addr.VLAN, bcast, arp.OperationRequest, s.cfg.ip, zeroMAC, addr.Addr, &s.stats.resolveRequests)
 }
 
 // frame builds an Ethernet frame from our MAC carrying an ARP packet from
-// our MAC and senderIP.
-func (s *Speaker) frame(dst [6]byte, op arp.Operation, senderIP netip.Addr, targetMAC [6]byte, targetIP netip.Addr, ctr *atomic.Uint64) outFrame {
+// our MAC and senderIP, tagged with vlan unless it is 0.
+func (s *Speaker) frame(vlan uint16, dst [6]byte, op arp.Operation, senderIP netip.Addr, targetMAC [6]byte, targetIP netip.Addr, ctr *atomic.Uint64) outFrame {
 	p := arp.Packet{
 		HardwareType:       hwTypeEther,
 		ProtocolType:       uint16(ethernet.EtherTypeIPv4),
@@ -258,7 +266,7 @@ func (s *Speaker) frame(dst [6]byte, op arp.Operation, senderIP netip.Addr, targ
 	payload, _ := p.MarshalBinary() // never fails
 	f := ethernet.Frame{Destination: dst[:], Source: s.cfg.mac[:], EtherType: ethernet.EtherTypeARP, Payload: payload}
 	fb, _ := f.MarshalBinary() // cannot fail: addresses are 6 bytes, no VLAN
-	return outFrame{dst: dst, b: fb, ctr: ctr}
+	return outFrame{dst: dst, b: tagFrame(fb, vlan), ctr: ctr}
 }
 
 // hwAddr is the destination address packet.Conn.WriteTo expects.

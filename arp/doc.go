@@ -33,6 +33,11 @@
 // limit 255, checksum, code, lengths, options), and drops are counted by
 // reason like ARP's.
 //
+// On a trunk carrying several VLANs, every VIP and backend names its VLAN
+// (SetVLANVIPs, Backend.VLAN): each VLAN is a network of its own, served
+// with frames tagged for it, and events say which VLAN they are on. See
+// vlan.go.
+//
 // The sockets are injected as net.PacketConns carrying whole Ethernet frames
 // (New, Config.NDPConn), so the package is testable without privileges;
 // Listen opens the production AF_PACKET sockets on Linux. Packets are parsed and validated

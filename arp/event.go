@@ -55,6 +55,9 @@ type Event struct {
 	Kind EventKind
 	// Addr is the VIP (Conflict) or the backend (all other kinds).
 	Addr netip.Addr
+	// VLAN is the VLAN ID Addr is on (the tag of the frames that told);
+	// zero means untagged.
+	VLAN uint16
 	// MAC is the claimant (Conflict) or the backend's current address.
 	MAC net.HardwareAddr
 	// OldMAC is the backend's previous address, nil if none was known.
@@ -67,8 +70,16 @@ type Event struct {
 	At time.Time
 }
 
-// String formats the event for logs.
+// String formats the event for logs; an event on a VLAN ends in
+// " on VLAN N".
 func (e Event) String() string {
+	if e.VLAN != 0 {
+		return e.describe() + fmt.Sprintf(" on VLAN %d", e.VLAN)
+	}
+	return e.describe()
+}
+
+func (e Event) describe() string {
 	switch e.Kind {
 	case Conflict:
 		if e.Backend.IsValid() {

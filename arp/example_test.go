@@ -136,3 +136,35 @@ func ExampleConfig_ipv6() {
 	defer cancel()
 	_ = s.Run(ctx)
 }
+
+// On a trunk carrying several VLANs, each VIP and backend names its VLAN: the
+// same address on two VLANs is answered, announced and resolved separately,
+// with frames tagged for each.
+func ExampleSpeaker_SetVLANVIPs() {
+	ifi, err := net.InterfaceByName("trunk0")
+	if err != nil {
+		log.Fatal(err)
+	}
+	s, err := arp.Listen(ifi, &arp.Config{
+		OnEvent: func(e arp.Event) {
+			if e.Kind == arp.Conflict {
+				log.Printf("VIP %s claimed by %s on VLAN %d", e.Addr, e.MAC, e.VLAN)
+			}
+		},
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer s.Close()
+	vip := netip.MustParseAddr("192.0.2.100")
+	s.SetVLANVIPs([]arp.VIP{{Addr: vip, VLAN: 10}, {Addr: vip, VLAN: 20}})
+	s.SetBackends([]arp.Backend{
+		{Addr: netip.MustParseAddr("192.0.2.21"), VLAN: 10},
+		{Addr: netip.MustParseAddr("192.0.2.21"), VLAN: 20}, // another host
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := s.Run(ctx); err != nil {
+		log.Print(err)
+	}
+}

@@ -5,13 +5,11 @@ import (
 	"net"
 	"net/netip"
 	"slices"
-
-	"github.com/mdlayher/packet"
-	"golang.org/x/sys/unix"
 )
 
 // Listen opens an AF_PACKET socket for ARP on ifi and returns a Speaker on
-// it. A nil cfg.HardwareAddr is taken from ifi, a zero cfg.IP from ifi's
+// it. The socket sees ARP of every VLAN on ifi, tagged as on the wire (see
+// SetVLANVIPs). A nil cfg.HardwareAddr is taken from ifi, a zero cfg.IP from ifi's
 // first IPv4 address and a zero cfg.IP6 from ifi's link-local address. The
 // socket sees only ARP frames of ifi (and, through PACKET_IGNORE_OUTGOING,
 // not our own transmissions). Unless cfg.NDPConn is set, Listen also opens
@@ -41,12 +39,11 @@ func Listen(ifi *net.Interface, cfg *Config) (*Speaker, error) {
 	if _, err := c.settings(); err != nil {
 		return nil, fmt.Errorf("arp: listen on %s: %w", ifi.Name, err)
 	}
-	conn, err := packet.Listen(ifi, packet.Raw, unix.ETH_P_ARP, nil)
+	conn, err := listenVLAN(ifi, arpFilter)
 	if err != nil {
 		return nil, fmt.Errorf("arp: listen on %s: %w", ifi.Name, err)
 	}
-	ignoreOutgoing(conn)
-	var nd *packet.Conn
+	var nd *vlanConn
 	if c.NDPConn == nil {
 		if nd, err = listenND(ifi); err != nil {
 			conn.Close()
@@ -63,7 +60,7 @@ func Listen(ifi *net.Interface, cfg *Config) (*Speaker, error) {
 		return nil, fmt.Errorf("arp: listen on %s: %w", ifi.Name, err)
 	}
 	if nd != nil {
-		m := &memberships{conn: nd, ifindex: ifi.Index, joined: make(map[[6]byte]bool)}
+		m := &memberships{conn: nd.Conn, ifindex: ifi.Index, joined: make(map[[6]byte]bool)}
 		s.joinGroups = m.set
 	}
 	return s, nil

@@ -2,7 +2,6 @@ package arp
 
 import (
 	"bytes"
-	"net/netip"
 	"slices"
 	"sync/atomic"
 	"time"
@@ -32,16 +31,18 @@ func (s *Speaker) handleND(fr []byte, now time.Time, b *batch) {
 		s.drop(DropOwnFrame)
 		return
 	}
+	vlan := frameVLAN(fr)
+	target, src := VIP{Addr: v.target, VLAN: vlan}, VIP{Addr: v.src, VLAN: vlan}
 	if v.typ == icmpTypeNA {
-		if _, ok := s.vips[v.target]; ok {
+		if _, ok := s.vips[target]; ok {
 			// Another host advertises a VIP: an answer to our probe or to
 			// a client, or an announcement of its own.
-			s.conflict(v.target, mac, now, b)
+			s.conflict(target, mac, now, b)
 			return
 		}
-		if st := s.backends[v.target]; st != nil && st.static == nil {
+		if st := s.backends[target]; st != nil && st.static == nil {
 			if s.answersUs(&v) && st.pending && now.Sub(st.sentAt) <= s.cfg.resolveTimeout {
-				s.resolve(v.target, st, mac, now, b)
+				s.resolve(target, st, mac, now, b)
 				return
 			}
 			s.hint(st, mac, now, b)
@@ -49,16 +50,16 @@ func (s *Speaker) handleND(fr []byte, now time.Time, b *batch) {
 		s.drop(DropUnsolicited)
 		return
 	}
-	if _, ok := s.vips[v.src]; ok {
+	if _, ok := s.vips[src]; ok {
 		// A solicitation sent from a VIP updates the neighbour caches of
 		// the hosts that receive it, like an ARP request from the VIP.
-		s.conflict(v.src, mac, now, b)
+		s.conflict(src, mac, now, b)
 		return
 	}
-	if st := s.backends[v.src]; st != nil && st.static == nil && v.hasLLA {
+	if st := s.backends[src]; st != nil && st.static == nil && v.hasLLA {
 		s.hint(st, mac, now, b)
 	}
-	if _, ok := s.vips[v.target]; !ok {
+	if _, ok := s.vips[target]; !ok {
 		s.drop(DropNotOurs)
 		return
 	}
@@ -66,7 +67,7 @@ func (s *Speaker) handleND(fr []byte, now time.Time, b *batch) {
 		s.drop(r)
 		return
 	}
-	b.frames = append(b.frames, s.ndAdvert(&v, mac))
+	b.frames = append(b.frames, s.ndAdvert(vlan, &v, mac))
 }
 
 // answersUs reports whether an advertisement is the answer to a
@@ -86,34 +87,34 @@ func (s *Speaker) answersUs(v *ndView) bool {
 // unspecified address is another host's duplicate address detection: the
 // answer goes to all nodes and is not marked solicited (RFC 4861 section
 // 7.2.4), which is how the owner defends its address.
-func (s *Speaker) ndAdvert(v *ndView, mac [6]byte) outFrame {
+func (s *Speaker) ndAdvert(vlan uint16, v *ndView, mac [6]byte) outFrame {
 	dst, flags := v.src, uint8(naSolicited|naOverride)
 	if v.src.IsUnspecified() {
 		dst, flags, mac = allNodes, naOverride, multicastMAC(allNodes)
 	}
-	return outFrame{dst: mac, b: ndMessage(s.cfg.mac, mac, v.target, dst, icmpTypeNA, flags, v.target, ndOptTargetLLA), ctr: &s.stats.replies, nd: true}
+	return outFrame{dst: mac, b: tagFrame(ndMessage(s.cfg.mac, mac, v.target, dst, icmpTypeNA, flags, v.target, ndOptTargetLLA), vlan), ctr: &s.stats.replies, nd: true}
 }
 
 // ndAnnouncement is an unsolicited, overriding advertisement of vip to all
 // nodes: hosts that have vip in their neighbour cache move it to our MAC
 // (RFC 4861 section 7.2.6), and switches learn our port.
-func (s *Speaker) ndAnnouncement(vip netip.Addr) outFrame {
+func (s *Speaker) ndAnnouncement(vip VIP) outFrame {
 	dst := multicastMAC(allNodes)
-	return outFrame{dst: dst, b: ndMessage(s.cfg.mac, dst, vip, allNodes, icmpTypeNA, naOverride, vip, ndOptTargetLLA), ctr: &s.stats.announcements, nd: true}
+	return outFrame{dst: dst, b: tagFrame(ndMessage(s.cfg.mac, dst, vip.Addr, allNodes, icmpTypeNA, naOverride, vip.Addr, ndOptTargetLLA), vip.VLAN), ctr: &s.stats.announcements, nd: true}
 }
 
 // ndSolicit is a Neighbor Solicitation for target, sent to its
 // solicited-node group from our IPv6 address with our MAC in a source
 // link-layer address option, or, without an address, in the duplicate
 // address detection form (unspecified source, no option).
-func (s *Speaker) ndSolicit(target netip.Addr, ctr *atomic.Uint64) outFrame {
-	group := solicitedNode(target)
+func (s *Speaker) ndSolicit(target VIP, ctr *atomic.Uint64) outFrame {
+	group := solicitedNode(target.Addr)
 	dst := multicastMAC(group)
 	var opt uint8
 	if !s.cfg.ip6.IsUnspecified() {
 		opt = ndOptSourceLLA
 	}
-	return outFrame{dst: dst, b: ndMessage(s.cfg.mac, dst, s.cfg.ip6, group, icmpTypeNS, 0, target, opt), ctr: ctr, nd: true}
+	return outFrame{dst: dst, b: tagFrame(ndMessage(s.cfg.mac, dst, s.cfg.ip6, group, icmpTypeNS, 0, target.Addr, opt), target.VLAN), ctr: ctr, nd: true}
 }
 
 // groupMACs returns the Ethernet groups of the solicited-node addresses of
@@ -122,8 +123,8 @@ func (s *Speaker) ndSolicit(target netip.Addr, ctr *atomic.Uint64) outFrame {
 func (s *Speaker) groupMACs() [][6]byte {
 	var out [][6]byte
 	for v := range s.vips {
-		if v.Is6() {
-			out = append(out, multicastMAC(solicitedNode(v)))
+		if v.Addr.Is6() {
+			out = append(out, multicastMAC(solicitedNode(v.Addr)))
 		}
 	}
 	slices.SortFunc(out, func(a, b [6]byte) int { return bytes.Compare(a[:], b[:]) })

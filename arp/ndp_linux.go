@@ -12,21 +12,12 @@ import (
 )
 
 // listenND opens the neighbour discovery socket on ifi: an AF_PACKET socket
-// for ETH_P_IPV6 whose kernel filter passes only Neighbor Solicitations and
+// (ETH_P_ALL, for the VLAN tags: see vlanConn) whose kernel filter passes only Neighbor Solicitations and
 // Advertisements (see ndFilter), so the IPv6 traffic the balancer forwards
 // is never copied to it. The filter is attached before the socket is bound,
 // so no other frame is ever queued.
-func listenND(ifi *net.Interface) (*packet.Conn, error) {
-	filter, err := assembledNDFilter()
-	if err != nil {
-		return nil, err
-	}
-	conn, err := packet.Listen(ifi, packet.Raw, unix.ETH_P_IPV6, &packet.Config{Filter: filter})
-	if err != nil {
-		return nil, err
-	}
-	ignoreOutgoing(conn)
-	return conn, nil
+func listenND(ifi *net.Interface) (*vlanConn, error) {
+	return listenVLAN(ifi, ndFilter)
 }
 
 // ignoreOutgoing asks the kernel not to show the socket the frames sent on

@@ -24,6 +24,11 @@ type Backend struct {
 	// Addr by ARP or neighbour discovery; a static MAC is never probed nor
 	// overridden.
 	MAC net.HardwareAddr
+	// VLAN is the 802.1Q VLAN ID the backend is on (1..MaxVLAN): its
+	// requests go out tagged and only tagged answers resolve it. The same
+	// address on two VLANs is two backends. Zero is the untagged VLAN;
+	// a backend with a VLAN above MaxVLAN is ignored.
+	VLAN uint16
 }
 
 // Speaker owns VIPs on one Ethernet segment: it answers ARP for them,
@@ -45,8 +50,8 @@ type Speaker struct {
 	extra   []*handler // AddEventHandler's, guarded by evMu
 
 	mu        sync.Mutex
-	vips      map[netip.Addr]*vipState
-	backends  map[netip.Addr]*backendState
+	vips      map[VIP]*vipState
+	backends  map[VIP]*backendState
 	conflicts map[conflictKey]time.Time // last Conflict event per VIP and MAC
 	limit     limiter
 
@@ -77,7 +82,7 @@ type backendState struct {
 }
 
 type conflictKey struct {
-	vip netip.Addr
+	vip VIP
 	mac [6]byte
 }
 
@@ -123,8 +128,8 @@ func New(conn net.PacketConn, cfg *Config) (*Speaker, error) {
 		log:       st.log,
 		now:       time.Now,
 		wake:      make(chan struct{}, 1),
-		vips:      make(map[netip.Addr]*vipState),
-		backends:  make(map[netip.Addr]*backendState),
+		vips:      make(map[VIP]*vipState),
+		backends:  make(map[VIP]*backendState),
 		conflicts: make(map[conflictKey]time.Time),
 		limit:     newLimiter(st.replyRate, st.replyBurst, MaxRequesters),
 	}, nil
@@ -155,7 +160,8 @@ func (s *Speaker) family(a netip.Addr) bool {
 	return a.Is4() || (s.ndpConn != nil && a.Is6() && a.Zone() == "")
 }
 
-// SetVIPs replaces the set of VIPs the Speaker answers for. A VIP that is
+// SetVIPs replaces the set of VIPs the Speaker answers for with vips, all
+// on the untagged VLAN (SetVLANVIPs serves VIPs on VLANs). A VIP that is
 // new gets a burst of gratuitous ARPs (unsolicited Neighbor Advertisements
 // for IPv6) and an immediate conflict probe; a VIP that is gone is neither
 // answered nor announced any more (the next owner's announcements, or the
@@ -163,12 +169,24 @@ func (s *Speaker) family(a netip.Addr) bool {
 // neighbour discovery socket; with one, the socket joins their
 // solicited-node multicast groups.
 func (s *Speaker) SetVIPs(vips []netip.Addr) {
+	vs := make([]VIP, len(vips))
+	for i, a := range vips {
+		vs[i] = VIP{Addr: a}
+	}
+	s.SetVLANVIPs(vs)
+}
+
+// SetVLANVIPs replaces the set of VIPs the Speaker answers for, each on its
+// VLAN, as SetVIPs does for untagged ones: a VIP on VLAN N is answered,
+// announced and conflict-checked only with frames tagged N. VIPs with a
+// VLAN above MaxVLAN are ignored.
+func (s *Speaker) SetVLANVIPs(vips []VIP) {
 	now := s.now()
 	s.mu.Lock()
-	keep := make(map[netip.Addr]bool, len(vips))
+	keep := make(map[VIP]bool, len(vips))
 	for _, v := range vips {
-		v = v.Unmap()
-		if !s.family(v) {
+		v.Addr = v.Addr.Unmap()
+		if !s.family(v.Addr) || v.VLAN > MaxVLAN {
 			continue
 		}
 		keep[v] = true
@@ -186,27 +204,42 @@ func (s *Speaker) SetVIPs(vips []netip.Addr) {
 	s.nudge()
 }
 
-// VIPs returns the VIPs currently served, sorted.
+// VIPs returns the addresses of the VIPs currently served, on any VLAN,
+// sorted and without duplicates.
 func (s *Speaker) VIPs() []netip.Addr {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	out := make([]netip.Addr, 0, len(s.vips))
 	for v := range s.vips {
-		out = append(out, v)
+		out = append(out, v.Addr)
 	}
 	slices.SortFunc(out, netip.Addr.Compare)
+	return slices.Compact(out)
+}
+
+// VLANVIPs returns the VIPs currently served with their VLANs, sorted by
+// VLAN, then address.
+func (s *Speaker) VLANVIPs() []VIP {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]VIP, 0, len(s.vips))
+	for v := range s.vips {
+		out = append(out, v)
+	}
+	slices.SortFunc(out, VIP.compare)
 	return out
 }
 
-// Takeover restarts the gratuitous burst for the given VIPs, or for every
-// served VIP when none are given: call it when this balancer takes over from
-// another one, so that hosts and switches move to our MAC at once instead of
-// at their cache expiry. VIPs not served (see SetVIPs) are ignored.
+// Takeover restarts the gratuitous burst for the given VIPs (on every VLAN
+// they are served on), or for every served VIP when none are given: call it
+// when this balancer takes over from another one, so that hosts and
+// switches move to our MAC at once instead of at their cache expiry. VIPs
+// not served (see SetVIPs) are ignored.
 func (s *Speaker) Takeover(vips ...netip.Addr) {
 	now := s.now()
 	s.mu.Lock()
 	for v, st := range s.vips {
-		if len(vips) == 0 || slices.Contains(vips, v) {
+		if len(vips) == 0 || slices.Contains(vips, v.Addr) {
 			st.burstLeft = s.cfg.announceCount
 			st.nextAnnounce = now
 		}
@@ -220,12 +253,12 @@ func (s *Speaker) Takeover(vips ...netip.Addr) {
 func (s *Speaker) SetBackends(backends []Backend) {
 	now := s.now()
 	s.mu.Lock()
-	keep := make(map[netip.Addr]bool, len(backends))
+	keep := make(map[VIP]bool, len(backends))
 	for _, b := range backends {
-		a := b.Addr.Unmap()
-		if !s.family(a) {
+		if !s.family(b.Addr.Unmap()) || b.VLAN > MaxVLAN {
 			continue
 		}
+		a := VIP{Addr: b.Addr.Unmap(), VLAN: b.VLAN}
 		keep[a] = true
 		st, ok := s.backends[a]
 		if !ok {
@@ -250,13 +283,18 @@ func (s *Speaker) SetBackends(backends []Backend) {
 	s.nudge()
 }
 
-// Lookup returns the MAC to forward to backend addr: its static MAC, or the
-// resolved one. ok is false while the backend is unknown, not yet resolved
-// or Unresolved.
+// Lookup returns the MAC to forward to backend addr on the untagged VLAN:
+// its static MAC, or the resolved one. ok is false while the backend is
+// unknown, not yet resolved or Unresolved.
 func (s *Speaker) Lookup(addr netip.Addr) (mac net.HardwareAddr, ok bool) {
+	return s.LookupVLAN(0, addr)
+}
+
+// LookupVLAN is Lookup for a backend on a VLAN.
+func (s *Speaker) LookupVLAN(vlan uint16, addr netip.Addr) (mac net.HardwareAddr, ok bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	st := s.backends[addr.Unmap()]
+	st := s.backends[VIP{Addr: addr.Unmap(), VLAN: vlan}]
 	switch {
 	case st == nil:
 		return nil, false

@@ -49,7 +49,7 @@ type Balancer struct {
 	filteredVIPs []netip.Addr     // the VIP set the forwarders' filters hold
 
 	// Runtime state, guarded by mu.
-	resolved     map[netip.Addr]net.HardwareAddr // MACs learned by address resolution
+	resolved     map[nbKey]net.HardwareAddr // MACs learned by address resolution, per VLAN
 	monitor      *health.Monitor
 	orphanChecks []health.Key // registrations of removed backends, to remove
 	pending      []Event      // events to deliver once mu is released
@@ -97,7 +97,7 @@ func New(cfg *Config) (*Balancer, error) {
 		workers:      make([]workerCounters, c.Workers),
 		services:     map[ServiceKey]*svcState{},
 		forwarders:   map[Forwarder]struct{}{},
-		resolved:     map[netip.Addr]net.HardwareAddr{},
+		resolved:     map[nbKey]net.HardwareAddr{},
 		synThreshold: c.SYNRetransmitThreshold,
 	}
 	var hc health.MonitorConfig

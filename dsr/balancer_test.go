@@ -157,8 +157,13 @@ func TestForwardRewritesOnlyMACs(t *testing.T) {
 	assert.Equal(t, 2, st.Flows)
 }
 
+// A tagged frame keeps its tag, priority bits included. The service is on
+// the frame's VLAN (100): tagged frames no longer match untagged services
+// (see vlan_test.go).
 func TestVLANTagPreserved(t *testing.T) {
-	h := newHarness(t, nil, web4(2))
+	svc := web4(2)
+	svc.VLAN = 100
+	h := newHarness(t, nil, svc)
 	in := ft.Build(
 		ft.Ethernet{Dst: lbMAC, Src: clientMAC},
 		ft.VLAN{TCI: 0x2064},

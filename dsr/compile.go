@@ -23,7 +23,7 @@ import (
 type compileInput struct {
 	now       time.Time
 	services  []*svcState // in configuration order
-	resolved  map[netip.Addr]net.HardwareAddr
+	resolved  map[nbKey]net.HardwareAddr
 	fragments FragmentPolicy
 	slots     int    // backend ID slots allocated: the size of the snapshot's backend table
 	turns     int    // turn indices allocated
@@ -223,8 +223,8 @@ func buildSnapshot(in *compileInput, sps []svcPlan, backends [][]beEntry) *snaps
 			snap.vipList = append(snap.vipList, key.VIP)
 		}
 		for _, proto := range protoNumbers(key.Protocol) {
-			snap.services[svcLookup{vip: vip, port: key.Port, proto: proto}] = e
-			fk := fragLookup{vip: vip, proto: proto}
+			snap.services[svcLookup{vip: vip, port: key.Port, proto: proto, vlan: key.VLAN}] = e
+			fk := fragLookup{vip: vip, proto: proto, vlan: key.VLAN}
 			prev, seen := snap.frag[fk]
 			switch {
 			case !seen:

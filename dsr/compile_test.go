@@ -38,7 +38,7 @@ func (c *compileCase) input() (*compileInput, *svcState) {
 		st.sched, st.fragSched, st.schedName, st.schedCfg, st.schedInput, st.schedGen =
 			c.prev.sched, c.prev.fragSched, c.prev.schedName, c.prev.schedCfg, c.prev.schedInput, c.prev.schedGen
 	}
-	resolved := map[netip.Addr]net.HardwareAddr{}
+	resolved := map[nbKey]net.HardwareAddr{}
 	for j, be := range st.svc.Backends {
 		bs := &beState{id: uint32(j), stats: &backendStats{traffic: newTraffic(1)}, joined: t0.Add(-time.Hour), failing: map[health.Key]error{}}
 		if at, ok := c.joined[j]; ok {
@@ -49,7 +49,7 @@ func (c *compileCase) input() (*compileInput, *svcState) {
 		}
 		st.backends[be.Addr] = bs
 		if m := c.resolved[j]; m != nil {
-			resolved[be.Addr] = m
+			resolved[nbKey{addr: be.Addr, vlan: c.svc.VLAN}] = m
 		}
 	}
 	now := c.now

@@ -98,22 +98,29 @@ func (f FragmentPolicy) String() string {
 	return fmt.Sprintf("FragmentPolicy(%d)", uint8(f))
 }
 
-// ServiceKey identifies a service: a VIP, a protocol and a port (0 for all
-// ports).
+// ServiceKey identifies a service: a VIP, a protocol, a port (0 for all
+// ports) and a VLAN (0 for untagged traffic).
 type ServiceKey struct {
 	VIP      netip.Addr
 	Protocol Protocol
 	Port     uint16
+	// VLAN is the service's VLAN ID; zero is the untagged (native) VLAN.
+	VLAN uint16
 }
 
+// String formats the key as "vip:port/proto", with "@vlanN" appended for a
+// service on VLAN N.
 func (k ServiceKey) String() string {
-	if k.Port != 0 {
-		return netip.AddrPortFrom(k.VIP, k.Port).String() + "/" + k.Protocol.String()
+	var s string
+	switch {
+	case k.Port != 0:
+		s = netip.AddrPortFrom(k.VIP, k.Port).String() + "/" + k.Protocol.String()
+	case k.VIP.Is6():
+		s = "[" + k.VIP.String() + "]:*/" + k.Protocol.String()
+	default:
+		s = k.VIP.String() + ":*/" + k.Protocol.String()
 	}
-	if k.VIP.Is6() {
-		return "[" + k.VIP.String() + "]:*/" + k.Protocol.String()
-	}
-	return k.VIP.String() + ":*/" + k.Protocol.String()
+	return s + vlanSuffix(k.VLAN)
 }
 
 // Service is one balanced service: traffic to VIP with Protocol and Port is
@@ -176,11 +183,18 @@ type Service struct {
 	// GUEPort is the UDP destination port of ModeGUE packets. Zero means
 	// DefaultGUEPort.
 	GUEPort uint16
+	// VLAN is the 802.1Q VLAN ID (1..MaxVLAN) of the service on a trunk:
+	// only frames tagged with it match, forwarded frames keep their tag,
+	// and the backends, their ARP/NDP and their health probes are on that
+	// VLAN. Zero is the untagged (native) VLAN: the service matches
+	// untagged and priority-tagged (VLAN ID 0) frames only. The same VIP
+	// and port may be one service per VLAN. See vlan.go for the details.
+	VLAN uint16
 }
 
 // Key returns the service's key.
 func (s *Service) Key() ServiceKey {
-	return ServiceKey{VIP: s.VIP.Unmap(), Protocol: s.Protocol, Port: s.Port}
+	return ServiceKey{VIP: s.VIP.Unmap(), Protocol: s.Protocol, Port: s.Port, VLAN: s.VLAN}
 }
 
 // Backend is a real server of a service. It must hold the VIP on a loopback
@@ -378,6 +392,9 @@ func validateService(field string, s *Service) error {
 	if vip.IsUnspecified() || vip.IsMulticast() || vip.IsLoopback() || vip.IsLinkLocalUnicast() {
 		return fieldErr(field+".vip", "%s is not a unicast service address", vip)
 	}
+	if s.VLAN > MaxVLAN {
+		return fieldErr(field+".vlan", "%d out of range 0..%d (0: untagged)", s.VLAN, MaxVLAN)
+	}
 	if !s.Protocol.valid() {
 		return fieldErr(field+".protocol", "must be TCP, UDP or TCPAndUDP, got %d", s.Protocol)
 	}
@@ -450,7 +467,7 @@ func validateService(field string, s *Service) error {
 			port = s.Port
 		}
 		for j := range s.Backends {
-			t := health.Target{Addr: s.Backends[j].Addr.Unmap(), Port: port, VIP: vip}
+			t := health.Target{Addr: s.Backends[j].Addr.Unmap(), Port: port, VIP: vip, VLAN: s.VLAN}
 			if err := sup.Validate(t); err != nil {
 				return fieldErr(fmt.Sprintf("%s.checks[%d]", field, i), "backends[%d]: %w", j, err)
 			}
@@ -476,7 +493,7 @@ func cloneService(s Service) Service {
 
 // overlaps reports whether two service keys would claim the same packets.
 func overlaps(a, b ServiceKey) bool {
-	if a.VIP != b.VIP || a.Port != b.Port {
+	if a.VIP != b.VIP || a.Port != b.Port || a.VLAN != b.VLAN {
 		return false
 	}
 	return a.Protocol == b.Protocol || a.Protocol == TCPAndUDP || b.Protocol == TCPAndUDP

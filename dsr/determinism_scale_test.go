@@ -65,7 +65,7 @@ func buildScale(t *testing.T, seed uint64, order []int, rng *rand.Rand) *Balance
 // lookupEntry finds a service's entry in the Balancer's live plan.
 func lookupEntry(t *testing.T, b *Balancer, svc Service) *svcEntry {
 	t.Helper()
-	e := b.snap.Load().service(svc.VIP, frame.ProtoTCP, svc.Port)
+	e := b.snap.Load().service(svc.VIP, frame.ProtoTCP, svc.Port, 0)
 	require.NotNil(t, e, "no entry for %s", svc.Key())
 	return e
 }

@@ -16,6 +16,15 @@
 // address resolution through Config.ARP, drains, slow start, flow expiry).
 // Stats, OnEvent and Explain say what it does and why.
 //
+// # VLAN trunks
+//
+// Service.VLAN puts a service on a VLAN of a trunk interface: frames match
+// only the services of their VLAN (untagged and priority-tagged frames are
+// VLAN 0), keep their tag when forwarded, and the service's backends are
+// resolved and health-checked on that VLAN. The same VIP and port may be
+// one service per VLAN. Config.ARP must be a VLANNeighbours (an
+// *arp.Speaker is) for services on VLANs.
+//
 // # How a frame flows
 //
 // Each Serve goroutine is a worker. It reads a batch, parses every frame

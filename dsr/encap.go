@@ -193,14 +193,14 @@ func compileEncap(s *Service, be *Backend) *encapInfo {
 
 // hopMAC is the MAC forwarded frames of backend be go to: its configured
 // MAC, else the resolved MAC of its next hop.
-func hopMAC(s *Service, be *Backend, resolved map[netip.Addr]net.HardwareAddr) net.HardwareAddr {
+func hopMAC(s *Service, be *Backend, resolved map[nbKey]net.HardwareAddr) net.HardwareAddr {
 	if !modeOf(s, be).L3() {
-		return macOf(be, resolved)
+		return macOf(be, s.VLAN, resolved)
 	}
 	if be.MAC != nil {
 		return be.MAC
 	}
-	return resolved[nextHopOf(s, be)]
+	return resolved[nbKey{addr: nextHopOf(s, be), vlan: s.VLAN}]
 }
 
 // defaultMTU is the IP MTU assumed when neither Config.MTU nor the

@@ -342,7 +342,7 @@ func TestEncapPerBackendMode(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, b.AddService(s))
 	snap := b.snap.Load()
-	svc := snap.service(vip4, frame.ProtoTCP, 80)
+	svc := snap.service(vip4, frame.ProtoTCP, 80, 0)
 	require.NotNil(t, svc)
 	assert.Equal(t, ModeGUE, snap.backend(svc.ids[0]).encap.mode)
 	assert.Nil(t, snap.backend(svc.ids[1]).encap, "an L2 backend is not encapsulated")

@@ -76,8 +76,13 @@ type Event struct {
 	Backend netip.Addr
 	VIP     netip.Addr
 	MAC     net.HardwareAddr
-	Reason  error
-	Count   int
+	// VLAN is the VLAN ID of VIP (EventVIPConflict) or Backend
+	// (EventMACResolved, EventUnresolved) for events of address
+	// resolution; zero means untagged. Events about a service carry its
+	// VLAN in Service.VLAN.
+	VLAN   uint16
+	Reason error
+	Count  int
 }
 
 func (e Event) String() string {
@@ -93,6 +98,9 @@ func (e Event) String() string {
 	}
 	if e.MAC != nil {
 		s += " mac=" + e.MAC.String()
+	}
+	if e.VLAN != 0 {
+		s += fmt.Sprintf(" vlan=%d", e.VLAN)
 	}
 	if e.Count != 0 {
 		s += fmt.Sprintf(" count=%d", e.Count)

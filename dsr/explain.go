@@ -18,10 +18,12 @@ type Tuple struct {
 	Src, Dst netip.AddrPort
 	// Protocol is TCP or UDP.
 	Protocol Protocol
+	// VLAN is the VLAN ID the flow arrives on; zero means untagged.
+	VLAN uint16
 }
 
 func (t Tuple) String() string {
-	return fmt.Sprintf("%s → %s/%s", t.Src, t.Dst, t.Protocol)
+	return fmt.Sprintf("%s → %s/%s%s", t.Src, t.Dst, t.Protocol, vlanSuffix(t.VLAN))
 }
 
 // Why is the reason of a forwarding decision.
@@ -152,12 +154,18 @@ func (b *Balancer) ExplainFlow(t Tuple) (Explanation, error) {
 	if proto == 0 || !src.IsValid() || !dst.IsValid() || src.Is4() != dst.Is4() {
 		return Explanation{Tuple: t}, fmt.Errorf("%w: %s", ErrNotAFlow, t)
 	}
+	if t.VLAN > MaxVLAN {
+		return Explanation{Tuple: t}, fmt.Errorf("%w: %s: VLAN %d out of range 0..%d", ErrNotAFlow, t, t.VLAN, MaxVLAN)
+	}
 	var p frame.Packet
 	p.Src, p.Dst, p.SrcPort, p.DstPort, p.Proto = src, dst, t.Src.Port(), t.Dst.Port(), proto
+	if t.VLAN != 0 {
+		p.Tagged, p.VLAN = true, t.VLAN
+	}
 	if proto == frame.ProtoTCP {
 		p.TCPFlags = frame.FlagACK
 	}
-	e := Explanation{Tuple: Tuple{Src: netip.AddrPortFrom(src, t.Src.Port()), Dst: netip.AddrPortFrom(dst, t.Dst.Port()), Protocol: t.Protocol}}
+	e := Explanation{Tuple: Tuple{Src: netip.AddrPortFrom(src, t.Src.Port()), Dst: netip.AddrPortFrom(dst, t.Dst.Port()), Protocol: t.Protocol, VLAN: t.VLAN}}
 	b.explain(&p, &e)
 	return e, nil
 }
@@ -184,7 +192,7 @@ func (b *Balancer) Explain(f []byte) Explanation {
 		e.drop(DropNotIP, "EtherType %#04x", p.EtherType)
 		return e
 	}
-	e.Tuple = Tuple{Src: netip.AddrPortFrom(p.Src, p.SrcPort), Dst: netip.AddrPortFrom(p.Dst, p.DstPort), Protocol: protocolOf(p.Proto)}
+	e.Tuple = Tuple{Src: netip.AddrPortFrom(p.Src, p.SrcPort), Dst: netip.AddrPortFrom(p.Dst, p.DstPort), Protocol: protocolOf(p.Proto), VLAN: frameVLAN(&p)}
 	b.explain(&p, &e)
 	return e
 }
@@ -217,7 +225,7 @@ func (b *Balancer) explain(p *frame.Packet, e *Explanation) {
 		return
 	}
 	e.step("%s", e.Tuple)
-	svc := s.service(p.Dst, p.Proto, p.DstPort)
+	svc := s.service(p.Dst, p.Proto, p.DstPort, frameVLAN(p))
 	if svc != nil {
 		e.Service, e.HasService, e.Scheduler, e.SchedulerGeneration = svc.key, true, svc.schedName, svc.schedGen
 		e.step("service %s, scheduler %s (built by plan %d; live plan %d)", svc.key, svc.schedName, svc.schedGen, s.gen)
@@ -236,6 +244,9 @@ func (b *Balancer) explain(p *frame.Packet, e *Explanation) {
 		case flags&(frame.FlagSYN|frame.FlagACK) == frame.FlagSYN && ent.State == flowtable.Closing:
 			e.Why = WhyReopened
 			e.step("a bare SYN after the flow closed opens a new connection: the current plan places it")
+		case old != nil && old.usable && old.svc.key.VLAN != frameVLAN(p):
+			e.Why = WhyRescheduled
+			e.step("its backend is on VLAN %d, the packet on VLAN %d: rescheduled", old.svc.key.VLAN, frameVLAN(p))
 		case old != nil && old.usable:
 			e.Why = WhyFlowHit
 			e.forwardTo(old)
@@ -308,7 +319,7 @@ func explainPick(s *snapshot, svc *svcEntry, sched scheduler.Scheduler, fl *sche
 
 func (b *Balancer) explainICMP(p *frame.Packet, s *snapshot, now flowtable.Tick, e *Explanation) {
 	in := &p.Inner
-	e.Tuple = Tuple{Src: netip.AddrPortFrom(in.Dst, in.DstPort), Dst: netip.AddrPortFrom(in.Src, in.SrcPort), Protocol: protocolOf(in.Proto)}
+	e.Tuple = Tuple{Src: netip.AddrPortFrom(in.Dst, in.DstPort), Dst: netip.AddrPortFrom(in.Src, in.SrcPort), Protocol: protocolOf(in.Proto), VLAN: frameVLAN(p)}
 	e.step("ICMP error from %s about %s → %s", p.Src, in.Src, in.Dst)
 	if !s.isVIP(in.Src) {
 		e.drop(DropNotVIP, "the packet it quotes was not sent from a VIP")
@@ -330,6 +341,10 @@ func (b *Balancer) explainICMP(p *frame.Packet, s *snapshot, now flowtable.Tick,
 		e.drop(DropICMPNoFlow, "the flow's backend cannot take it (%s)", unusableReason(be))
 		return
 	}
+	if be.svc.key.VLAN != frameVLAN(p) {
+		e.drop(DropICMPNoFlow, "the flow's backend is on VLAN %d, the error on VLAN %d", be.svc.key.VLAN, frameVLAN(p))
+		return
+	}
 	e.Why = WhyICMPError
 	e.Service, e.HasService = be.svc.key, true
 	e.forwardTo(be)
@@ -337,13 +352,13 @@ func (b *Balancer) explainICMP(p *frame.Packet, s *snapshot, now flowtable.Tick,
 }
 
 func (b *Balancer) explainFragment(p *frame.Packet, s *snapshot, e *Explanation) {
-	e.Tuple = Tuple{Src: netip.AddrPortFrom(p.Src, 0), Dst: netip.AddrPortFrom(p.Dst, 0), Protocol: protocolOf(p.Proto)}
+	e.Tuple = Tuple{Src: netip.AddrPortFrom(p.Src, 0), Dst: netip.AddrPortFrom(p.Dst, 0), Protocol: protocolOf(p.Proto), VLAN: frameVLAN(p)}
 	e.step("IP fragment %s → %s, protocol %d", p.Src, p.Dst, p.Proto)
 	if b.cfg.Fragments != FragmentsHash {
 		e.drop(DropFragment, "the fragment policy is %s", b.cfg.Fragments)
 		return
 	}
-	svc, ok := s.frag[fragLookup{vip: p.Dst.As16(), proto: p.Proto}]
+	svc, ok := s.frag[fragLookup{vip: p.Dst.As16(), proto: p.Proto, vlan: frameVLAN(p)}]
 	if !ok {
 		explainMiss(s, p.Dst, e, "")
 		return

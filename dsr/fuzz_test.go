@@ -19,6 +19,10 @@ func FuzzProcess(f *testing.F) {
 		ft.Build(ft.Ethernet{Dst: lbMAC, Src: clientMAC}, ft.IPv4{Src: client4, Dst: vip4, MF: true}, ft.UDP{SrcPort: 1, DstPort: 53}),
 		ft.Build(ft.Ethernet{Dst: lbMAC, Src: clientMAC}, ft.VLAN{TCI: 7}, ft.IPv6{Src: client6, Dst: vip6}, ft.IPv6Fragment{Offset: 8}, ft.Raw("x")),
 		ft.Build(ft.Ethernet{Dst: [6]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, Src: clientMAC}, ft.ARP{SenderMAC: clientMAC, SenderIP: client4, TargetIP: vip4}),
+		tcp4Tagged(40000, frame.FlagSYN, false, 3<<13|10), // the VLAN 10 service
+		tcp4Tagged(40000, frame.FlagACK, true, 10),        // 802.1ad tag
+		tcp4Tagged(40001, frame.FlagSYN, false, 5<<13),    // priority tag: untagged
+		tcp4Tagged(40002, frame.FlagSYN, false, 20),       // a VLAN without service
 		{},
 	}
 	for _, s := range seeds {
@@ -26,7 +30,12 @@ func FuzzProcess(f *testing.F) {
 	}
 	udp := Service{VIP: vip4, Protocol: UDP, Port: 53, Backends: backends(2, false)}
 	web6 := Service{VIP: vip6, Protocol: TCP, Port: 443, Backends: backends(2, true)}
-	h := newHarness(f, &Config{Fragments: FragmentsHash, MaxFlows: 4096}, web4(3), udp, web6)
+	vlan10 := web4(2)
+	vlan10.VLAN = 10
+	for i := range vlan10.Backends {
+		vlan10.Backends[i].MAC = backendMAC(10 + i)
+	}
+	h := newHarness(f, &Config{Fragments: FragmentsHash, MaxFlows: 4096}, web4(3), udp, web6, vlan10)
 	f.Fuzz(func(t *testing.T, in []byte) {
 		if len(in) > MaxFrameSize {
 			return

@@ -44,7 +44,7 @@ func (b *Balancer) reconcileHealth() {
 				if port == 0 {
 					port = s.Port
 				}
-				k, err := b.monitor.Add(health.Target{Addr: be.Addr, Port: port, VIP: s.VIP, MAC: mac, Tunnel: healthTunnel(s, &be)}, hc.Checker)
+				k, err := b.monitor.Add(health.Target{Addr: be.Addr, Port: port, VIP: s.VIP, MAC: mac, Tunnel: healthTunnel(s, &be), VLAN: s.VLAN}, hc.Checker)
 				if err != nil {
 					b.log.Error("health check registration failed", "backend", be.Addr, "err", err)
 					continue

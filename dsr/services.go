@@ -187,5 +187,8 @@ func (b *Balancer) change(edit func([]Service) ([]Service, error)) error {
 	if err := validateServices(next); err != nil {
 		return err
 	}
+	if err := b.validateVLANs(next); err != nil {
+		return err
+	}
 	return b.commit(next)
 }

@@ -27,11 +27,13 @@ type svcLookup struct {
 	vip   [16]byte
 	port  uint16
 	proto uint8
+	vlan  uint16
 }
 
 type fragLookup struct {
 	vip   [16]byte
 	proto uint8
+	vlan  uint16
 }
 
 // svcEntry is the forwarding view of one service.
@@ -112,10 +114,10 @@ func protoNumbers(p Protocol) []uint8 {
 	return nil
 }
 
-// service finds the service for a destination: the exact port first, then
-// the VIP's all-ports service.
-func (s *snapshot) service(dst netip.Addr, proto uint8, port uint16) *svcEntry {
-	k := svcLookup{vip: dst.As16(), port: port, proto: proto}
+// service finds the service for a destination on a VLAN (0: untagged): the
+// exact port first, then the VIP's all-ports service.
+func (s *snapshot) service(dst netip.Addr, proto uint8, port, vlan uint16) *svcEntry {
+	k := svcLookup{vip: dst.As16(), port: port, proto: proto, vlan: vlan}
 	if e := s.services[k]; e != nil {
 		return e
 	}

@@ -70,11 +70,12 @@ func (bs *beState) healthError() error {
 	return nil
 }
 
-// macOf is a backend's hardware address: the configured one, else the one
-// address resolution learned, else nil. The result is shared, not copied.
-func macOf(be *Backend, resolved map[netip.Addr]net.HardwareAddr) net.HardwareAddr {
+// macOf is the hardware address of a backend on vlan: the configured one,
+// else the one address resolution learned on that VLAN, else nil. The
+// result is shared, not copied.
+func macOf(be *Backend, vlan uint16, resolved map[nbKey]net.HardwareAddr) net.HardwareAddr {
 	if be.MAC != nil {
 		return be.MAC
 	}
-	return resolved[be.Addr]
+	return resolved[nbKey{addr: be.Addr, vlan: vlan}]
 }

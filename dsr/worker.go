@@ -225,7 +225,7 @@ func (w *worker) flow(ps *parsed, s *snapshot, now flowtable.Tick) *beEntry {
 				}
 			}
 		}
-		if be := s.backend(id); be != nil && be.usable {
+		if be := s.backend(id); be != nil && be.usable && be.svc.key.VLAN == frameVLAN(p) {
 			return be
 		}
 		return w.reschedule(p, s, k, h, id)
@@ -252,7 +252,7 @@ func (w *worker) flow(ps *parsed, s *snapshot, now flowtable.Tick) *beEntry {
 		}
 	default:
 		// Another worker inserted the same flow first: follow it.
-		if other := s.backend(got); other != nil && other.usable {
+		if other := s.backend(got); other != nil && other.usable && other.svc.key.VLAN == frameVLAN(p) {
 			return other
 		}
 		return w.reschedule(p, s, k, h, got)
@@ -264,7 +264,7 @@ func (w *worker) flow(ps *parsed, s *snapshot, now flowtable.Tick) *beEntry {
 // counts why it cannot (not a VIP, no service, no backend) and returns a nil
 // backend.
 func (w *worker) schedule(p *frame.Packet, s *snapshot, k *flowtable.Key) (*svcEntry, int, *beEntry) {
-	svc := s.service(p.Dst, p.Proto, p.DstPort)
+	svc := s.service(p.Dst, p.Proto, p.DstPort, frameVLAN(p))
 	if svc == nil {
 		w.missReason(s, p.Dst)
 		return nil, 0, nil
@@ -390,7 +390,7 @@ func (w *worker) icmpError(p *frame.Packet, s *snapshot, now flowtable.Tick) *be
 		return nil
 	}
 	be := s.backend(id)
-	if be == nil || !be.usable {
+	if be == nil || !be.usable || be.svc.key.VLAN != frameVLAN(p) {
 		w.drop(DropICMPNoFlow)
 		return nil
 	}
@@ -404,7 +404,7 @@ func (w *worker) fragment(p *frame.Packet, s *snapshot) *beEntry {
 		w.drop(DropFragment)
 		return nil
 	}
-	svc, ok := s.frag[fragLookup{vip: p.Dst.As16(), proto: p.Proto}]
+	svc, ok := s.frag[fragLookup{vip: p.Dst.As16(), proto: p.Proto, vlan: frameVLAN(p)}]
 	if !ok {
 		return w.missReason(s, p.Dst)
 	}

@@ -92,7 +92,7 @@ type XDPForwarder struct {
 	svcBase map[uint32]xdp.ServiceCounters
 	full    bool // a service did not fit MaxServices (logged once)
 	// hints are the backend MACs of the pinned maps (see macHinter).
-	hints map[netip.Addr]net.HardwareAddr
+	hints map[nbKey]net.HardwareAddr
 }
 
 type pushedService struct {
@@ -251,7 +251,7 @@ func (x *XDPForwarder) loadPlan(s *snapshot) error {
 		slot := kid & idSlotMask
 		live[slot] = true
 		// An L3 backend is encapsulated by the Go path only.
-		want := xdp.Backend{ID: kid, Usable: be.usable && be.hasMAC && be.encap == nil, Service: uint32(be.svc.turn), Owner: owner}
+		want := xdp.Backend{ID: kid, Usable: be.usable && be.hasMAC && be.encap == nil, Service: uint32(be.svc.turn), Owner: owner, VLAN: be.svc.key.VLAN}
 		if be.hasMAC {
 			want.MAC = net.HardwareAddr(be.mac[:])
 		}
@@ -271,8 +271,9 @@ func (x *XDPForwarder) loadPlan(s *snapshot) error {
 	}
 	seen := map[xdp.ServiceKey]bool{}
 	turns := map[int]bool{}
+	trunk := hasVLANs(s)
 	for lk, e := range s.services {
-		key := xdp.ServiceKey{VIP: netip.AddrFrom16(lk.vip).Unmap(), Port: lk.port, Proto: lk.proto}
+		key := xdp.ServiceKey{VIP: netip.AddrFrom16(lk.vip).Unmap(), Port: lk.port, Proto: lk.proto, VLAN: lk.vlan}
 		if e.l3 {
 			continue // not offloaded: it misses in XDP and passes up (deleted below if it was pushed)
 		}
@@ -286,7 +287,11 @@ func (x *XDPForwarder) loadPlan(s *snapshot) error {
 		}
 		seen[key] = true
 		tabled, isTabled := e.sched.(scheduler.Tabled)
-		capable := isTabled && scheduler.FollowsFlow(e.sched)
+		// With services on VLANs the interface is a trunk, and untagged
+		// services stay on the Go path: a tag that VLAN offload moved out
+		// of the frame is invisible to the program, which would take
+		// that VLAN's frames for untagged ones and send them untagged.
+		capable := isTabled && scheduler.FollowsFlow(e.sched) && !(lk.vlan == 0 && trunk)
 		if p := x.services[key]; p != nil && p.sched == e.sched && p.index == index && p.capable == capable && slices.Equal(p.ids, e.ids) {
 			continue
 		}
@@ -350,7 +355,7 @@ func (x *XDPForwarder) loadPlan(s *snapshot) error {
 
 // ownerOf names a backend of the plan as the slot records remember it.
 func ownerOf(be *beEntry) xdp.SlotOwner {
-	o := xdp.SlotOwner{VIP: be.svc.key.VIP.Unmap(), Port: be.svc.key.Port, Proto: uint8(be.svc.key.Protocol)}
+	o := xdp.SlotOwner{VIP: be.svc.key.VIP.Unmap(), Port: be.svc.key.Port, Proto: uint8(be.svc.key.Protocol), VLAN: be.svc.key.VLAN}
 	if be.index >= 0 && be.index < len(be.svc.addrs) {
 		o.Addr = be.svc.addrs[be.index].Unmap()
 	}
@@ -358,7 +363,7 @@ func ownerOf(be *beEntry) xdp.SlotOwner {
 }
 
 func sameBackend(a, b xdp.Backend) bool {
-	return a.ID == b.ID && a.Usable == b.Usable && a.Service == b.Service && string(a.MAC) == string(b.MAC)
+	return a.ID == b.ID && a.Usable == b.Usable && a.Service == b.Service && a.VLAN == b.VLAN && string(a.MAC) == string(b.MAC)
 }
 
 // XDPStats are an XDP forwarder's program counters: every frame the

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/netip"
 	"slices"
 
 	"github.com/dsrlb/dsrlb/internal/xdp"
@@ -129,10 +128,10 @@ func (x *XDPForwarder) initIDsLocked() error {
 			x.services[key] = &pushedService{index: idx}
 		}
 	}
-	x.hints = map[netip.Addr]net.HardwareAddr{}
+	x.hints = map[nbKey]net.HardwareAddr{}
 	for _, r := range recs {
 		if r.Held && r.Owner.Addr.IsValid() && len(r.MAC) == 6 {
-			x.hints[r.Owner.Addr] = r.MAC
+			x.hints[nbKey{addr: r.Owner.Addr, vlan: r.Owner.VLAN}] = r.MAC
 		}
 	}
 	return nil
@@ -142,10 +141,10 @@ func (x *XDPForwarder) initIDsLocked() error {
 // Balancer's address resolution does: the pinned maps of a restarted
 // forwarder.
 type macHinter interface {
-	macHints() map[netip.Addr]net.HardwareAddr
+	macHints() map[nbKey]net.HardwareAddr
 }
 
-func (x *XDPForwarder) macHints() map[netip.Addr]net.HardwareAddr {
+func (x *XDPForwarder) macHints() map[nbKey]net.HardwareAddr {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	return x.hints
@@ -156,7 +155,7 @@ func (x *XDPForwarder) macHints() map[netip.Addr]net.HardwareAddr {
 // address resolution answers, those backends would otherwise be unusable,
 // and the flows the pinned maps hold on them would be moved elsewhere (and
 // reset). Resolution overrides them as soon as it answers.
-func (b *Balancer) adoptMACHints(hints map[netip.Addr]net.HardwareAddr) {
+func (b *Balancer) adoptMACHints(hints map[nbKey]net.HardwareAddr) {
 	if len(hints) == 0 {
 		return
 	}
@@ -164,12 +163,16 @@ func (b *Balancer) adoptMACHints(hints map[netip.Addr]net.HardwareAddr) {
 	defer b.unlockAndFlush()
 	changed := 0
 	for _, key := range b.order {
-		for _, be := range b.services[key].svc.Backends {
-			mac, ok := hints[be.Addr]
-			if !ok || len(be.MAC) != 0 || b.resolved[be.Addr] != nil {
+		svc := &b.services[key].svc
+		for _, be := range svc.Backends {
+			// L3 backends are not forwarded by the program: their next
+			// hop is resolved as usual.
+			k := nbKey{addr: be.Addr, vlan: svc.VLAN}
+			mac, ok := hints[k]
+			if !ok || len(be.MAC) != 0 || b.resolved[k] != nil || modeOf(svc, &be).L3() {
 				continue
 			}
-			b.resolved[be.Addr] = slices.Clone(mac)
+			b.resolved[k] = slices.Clone(mac)
 			changed++
 		}
 	}

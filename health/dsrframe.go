@@ -31,6 +31,7 @@ type probe struct {
 	seq            uint32 // our initial sequence number
 	ipID           uint16
 	tun            Tunnel // L3 DSR: the encapsulation; zero for L2
+	vlan           uint16 // the backend's VLAN: the frames are tagged unless 0
 }
 
 // appendSYN appends the probe's SYN frame (with an MSS option) to b.
@@ -49,13 +50,16 @@ func (p *probe) appendRST(b []byte) []byte {
 }
 
 func (p *probe) appendTCP(b []byte, flags uint8, seq uint32, opts []byte) []byte {
-	start := len(b)
-	return p.tun.encapsulate(p.appendBareTCP(b, flags, seq, opts), start, p.sport)
+	l3 := len(b) + frame.EthernetHeaderLen // where the IP header starts
+	if p.vlan != 0 {
+		l3 += frame.VLANTagLen
+	}
+	return p.tun.encapsulate(p.appendBareTCP(b, flags, seq, opts), l3, p.sport)
 }
 
 func (p *probe) appendBareTCP(b []byte, flags uint8, seq uint32, opts []byte) []byte {
 	tcp := frame.TCPHeader{SrcPort: p.sport, DstPort: p.dport, Seq: seq, Flags: flags, Window: 64240, Options: opts}
-	eth := frame.EthernetHeader{Dst: p.dstMAC, Src: p.srcMAC, EtherType: frame.EtherTypeIPv4}
+	eth := frame.EthernetHeader{Dst: p.dstMAC, Src: p.srcMAC, EtherType: frame.EtherTypeIPv4, Tagged: p.vlan != 0, VLAN: p.vlan}
 	if p.dst.Is4() {
 		b = frame.AppendEthernet(b, eth)
 		b = frame.AppendIPv4(b, frame.IPv4Header{Src: p.src, Dst: p.dst, Proto: frame.ProtoTCP, ID: p.ipID, DontFragment: true}, tcp.Len())

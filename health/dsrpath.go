@@ -29,6 +29,14 @@ type DSRPathConfig struct {
 	Source6 netip.Addr
 	// SourceMAC is the probe frames' source MAC. Nil means Interface's MAC.
 	SourceMAC net.HardwareAddr
+	// VLANSources are the probe source addresses for targets on VLANs of
+	// a trunk (Target.VLAN): for each VLAN ID (1..4094), at most one IPv4
+	// and one IPv6 address, each in the backends' subnet on that VLAN and
+	// used by no host there. The host has no interface on those VLANs, so
+	// the checker answers ARP and neighbour solicitations for these
+	// addresses itself, with frames tagged for the VLAN, and tags its
+	// probes. Nil means targets on VLANs cannot be probed (Support says so).
+	VLANSources map[uint16][]netip.Addr
 }
 
 // CheckKey implements Keyer. Every DSR-path checker is distinct: each owns
@@ -47,5 +55,16 @@ func (c *DSRPathChecker) Support() Support {
 		return Support{Name: "dsr", NeedsPort: true, NeedsVIP: true, NeedsMAC: true}
 	}
 	fam, why := c.families()
-	return Support{Name: "dsr", Families: fam, FamiliesNote: why, NeedsPort: true, NeedsVIP: true, NeedsMAC: true}
+	vf := make(map[uint16]Families, len(c.vlanSrc))
+	for vlan, s := range c.vlanSrc {
+		var f Families
+		if s.v4.IsValid() {
+			f |= IPv4
+		}
+		if s.v6.IsValid() {
+			f |= IPv6
+		}
+		vf[vlan] = f
+	}
+	return Support{Name: "dsr", Families: fam, FamiliesNote: why, NeedsPort: true, NeedsVIP: true, NeedsMAC: true, VLANFamilies: vf}
 }

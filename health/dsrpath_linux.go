@@ -11,12 +11,14 @@ import (
 	"os"
 	"slices"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/mdlayher/packet"
 	"golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
 
+	"github.com/dsrlb/dsrlb/internal/afpacket"
 	"github.com/dsrlb/dsrlb/internal/frame"
 )
 
@@ -73,6 +75,13 @@ type DSRPathChecker struct {
 	src4, src6          netip.Addr
 	srcMAC              [6]byte
 	answerARP, answerND bool
+	// vlanSrc are the probe sources on VLANs of a trunk, which the
+	// checker always answers ARP and neighbour solicitations for.
+	vlanSrc map[uint16]vlanSource
+	// rc reads frames with their PACKET_AUXDATA, for the VLAN tag the
+	// kernel took out of received frames; oob is the reader's buffer.
+	rc  syscall.RawConn
+	oob []byte
 
 	mu      sync.Mutex
 	waiters map[dsrWaitKey]chan segment
@@ -86,6 +95,7 @@ type dsrWaitKey struct {
 	vip   netip.Addr
 	vport uint16
 	sport uint16
+	vlan  uint16
 }
 
 // NewDSRPathChecker returns a checker using cfg.Interface, looked up in the
@@ -143,6 +153,9 @@ func NewDSRPathChecker(cfg *DSRPathConfig) (*DSRPathChecker, error) {
 	if !c.src4.IsValid() && !c.src6.IsValid() {
 		return nil, fmt.Errorf("health: dsr-path checker: %s has no IPv4 or IPv6 address to send probes from: add one, or set DSRPathConfig.Source4 or Source6", ifi.Name)
 	}
+	if c.vlanSrc, err = parseVLANSources(cfg.VLANSources); err != nil {
+		return nil, fmt.Errorf("health: dsr-path checker: %w", err)
+	}
 	if c.conn == nil {
 		c.conn, err = packet.Listen(ifi, packet.Raw, unix.ETH_P_ALL, nil)
 		if err != nil {
@@ -161,6 +174,31 @@ func NewDSRPathChecker(cfg *DSRPathConfig) (*DSRPathChecker, error) {
 			c.closeConn()
 			return nil, fmt.Errorf("health: dsr-path checker: joining the solicited-node group of %v: %w", c.src6, err)
 		}
+	}
+	for _, s := range c.vlanSrc {
+		if s.v6.IsValid() {
+			if err := joinGroup(c.conn, ifi.Index, solicitedNodeMAC(s.v6)); err != nil {
+				c.closeConn()
+				return nil, fmt.Errorf("health: dsr-path checker: joining the solicited-node group of %v: %w", s.v6, err)
+			}
+		}
+	}
+	if len(c.vlanSrc) > 0 {
+		// Received tags come back through PACKET_AUXDATA: the kernel
+		// takes them out of the frame.
+		if c.rc, err = c.conn.SyscallConn(); err == nil {
+			var serr error
+			if err = c.rc.Control(func(fd uintptr) {
+				serr = unix.SetsockoptInt(int(fd), unix.SOL_PACKET, unix.PACKET_AUXDATA, 1)
+			}); err == nil {
+				err = serr
+			}
+		}
+		if err != nil {
+			c.closeConn()
+			return nil, fmt.Errorf("health: dsr-path checker: PACKET_AUXDATA for VLAN tags: %w", err)
+		}
+		c.oob = make([]byte, afpacket.AuxSpace)
 	}
 	c.id = fmt.Sprintf("%s/%v/%v/%p", ifi.Name, c.src4, c.src6, c)
 	go c.read()
@@ -287,7 +325,7 @@ func (c *DSRPathChecker) read() {
 	buf := make([]byte, 1<<16)
 	var out []byte
 	for {
-		n, _, err := c.conn.ReadFrom(buf)
+		n, vlan, err := c.readFrame(buf)
 		if err != nil {
 			c.mu.Lock()
 			closed := c.closed
@@ -301,30 +339,39 @@ func (c *DSRPathChecker) read() {
 			continue
 		}
 		f := buf[:n]
-		if c.answerARP {
+		if vlan == 0 {
+			vlan = frameVLAN(f)
+		}
+		src4, src6 := c.src4, c.src6
+		answerARP, answerND := c.answerARP, c.answerND
+		if vlan != 0 {
+			vs := c.vlanSrc[vlan]
+			src4, src6, answerARP, answerND = vs.v4, vs.v6, vs.v4.IsValid(), vs.v6.IsValid()
+		}
+		if answerARP {
 			if req, err := parseARPRequest(f); err == nil {
-				if req.targetIP == c.src4 {
-					out = appendARPReply(out[:0], req, c.src4, c.srcMAC)
-					_, _ = c.conn.WriteTo(out, &packet.Addr{HardwareAddr: req.senderMAC[:]})
+				if req.targetIP == src4 {
+					out = appendARPReply(out[:0], req, src4, c.srcMAC)
+					_, _ = c.conn.WriteTo(tagFrame(out, vlan), &packet.Addr{HardwareAddr: req.senderMAC[:]})
 				}
 				continue
 			}
 		}
-		if c.answerND {
+		if answerND {
 			if ns, err := parseNeighborSolicitation(f); err == nil {
-				if ns.target == c.src6 {
+				if ns.target == src6 {
 					out = appendNeighborAdvertisement(out[:0], ns, c.srcMAC)
-					_, _ = c.conn.WriteTo(out, &packet.Addr{HardwareAddr: out[0:6]})
+					_, _ = c.conn.WriteTo(tagFrame(out, vlan), &packet.Addr{HardwareAddr: out[0:6]})
 				}
 				continue
 			}
 		}
 		s, err := parseSegment(f)
-		if err != nil || (s.dst != c.src4 && s.dst != c.src6) {
+		if err != nil || !s.dst.IsValid() || (s.dst != src4 && s.dst != src6) {
 			continue
 		}
 		c.mu.Lock()
-		ch := c.waiters[dsrWaitKey{vip: s.src, vport: s.sport, sport: s.dport}]
+		ch := c.waiters[dsrWaitKey{vip: s.src, vport: s.sport, sport: s.dport, vlan: vlan}]
 		c.mu.Unlock()
 		if ch != nil {
 			select {
@@ -336,6 +383,32 @@ func (c *DSRPathChecker) read() {
 }
 
 func isTimeout(err error) bool { return errors.Is(err, os.ErrDeadlineExceeded) }
+
+// readFrame reads one frame into buf and returns, when the checker serves
+// VLANs, the VLAN ID of the tag the kernel took out of it (0 when there
+// was none; a tag still in the frame is read from the frame).
+func (c *DSRPathChecker) readFrame(buf []byte) (n int, vlan uint16, err error) {
+	if c.rc == nil {
+		n, _, err = c.conn.ReadFrom(buf)
+		return n, 0, err
+	}
+	var oobn int
+	var rerr error
+	err = c.rc.Read(func(fd uintptr) bool {
+		n, oobn, _, _, rerr = unix.Recvmsg(int(fd), buf, c.oob, 0)
+		return !errors.Is(rerr, unix.EAGAIN)
+	})
+	if err == nil {
+		err = rerr
+	}
+	if err != nil {
+		return 0, 0, err
+	}
+	if _, tci, ok := afpacket.VLANFromAux(c.oob[:oobn]); ok {
+		vlan = tci & 0x0fff
+	}
+	return n, vlan, nil
+}
 
 // Check implements Checker.
 func (c *DSRPathChecker) Check(ctx context.Context, t Target) error {
@@ -352,6 +425,16 @@ func (c *DSRPathChecker) Check(ctx context.Context, t Target) error {
 	if vip.Is6() {
 		src, v = c.src6, 6
 	}
+	if t.VLAN != 0 {
+		vs := c.vlanSrc[t.VLAN]
+		src = vs.v4
+		if vip.Is6() {
+			src = vs.v6
+		}
+		if !src.IsValid() {
+			return fmt.Errorf("health: dsr-path check of %v: no IPv%d probe source address on VLAN %d (set DSRPathConfig.VLANSources): %w", t, v, t.VLAN, ErrUnsupportedTarget)
+		}
+	}
 	if !src.IsValid() {
 		return fmt.Errorf("health: dsr-path check of %v: %s: %w", t, c.missingSource(v), ErrUnsupportedTarget)
 	}
@@ -359,7 +442,7 @@ func (c *DSRPathChecker) Check(ctx context.Context, t Target) error {
 	_, _ = rand.Read(rnd[:])
 	p := probe{
 		srcMAC: c.srcMAC, dstMAC: [6]byte(t.MAC), src: src, dst: vip, dport: t.Port,
-		seq: binary.BigEndian.Uint32(rnd[0:]), ipID: binary.BigEndian.Uint16(rnd[4:]), tun: t.Tunnel,
+		seq: binary.BigEndian.Uint32(rnd[0:]), ipID: binary.BigEndian.Uint16(rnd[4:]), tun: t.Tunnel, vlan: t.VLAN,
 	}
 	ch := make(chan segment, 4)
 	c.mu.Lock()
@@ -374,14 +457,14 @@ func (c *DSRPathChecker) Check(ctx context.Context, t Target) error {
 	}
 	sport := 32768 + binary.BigEndian.Uint16(rnd[6:])%(61000-32768)
 	for {
-		k := dsrWaitKey{vip: vip, vport: t.Port, sport: sport}
+		k := dsrWaitKey{vip: vip, vport: t.Port, sport: sport, vlan: t.VLAN}
 		if c.waiters[k] == nil {
 			c.waiters[k] = ch
 			break
 		}
 		sport = 32768 + (sport-32768+1)%(61000-32768)
 	}
-	key := dsrWaitKey{vip: vip, vport: t.Port, sport: sport}
+	key := dsrWaitKey{vip: vip, vport: t.Port, sport: sport, vlan: t.VLAN}
 	c.mu.Unlock()
 	defer func() {
 		c.mu.Lock()

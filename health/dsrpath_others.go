@@ -9,7 +9,10 @@ import (
 
 // DSRPathChecker is only available on Linux; elsewhere NewDSRPathChecker
 // returns ErrUnsupported.
-type DSRPathChecker struct{ id string }
+type DSRPathChecker struct {
+	id      string
+	vlanSrc map[uint16]vlanSource
+}
 
 // NewDSRPathChecker returns ErrUnsupported outside Linux.
 func NewDSRPathChecker(cfg *DSRPathConfig) (*DSRPathChecker, error) {

@@ -83,3 +83,27 @@ func ExampleNewDSRPathChecker() {
 	})
 	fmt.Println(err == nil)
 }
+
+// On a trunk, the DSR-path checker probes a backend of VLAN 10 with tagged
+// frames, from a probe source it claims on that VLAN.
+func ExampleNewDSRPathChecker_vlan() {
+	c, err := health.NewDSRPathChecker(&health.DSRPathConfig{
+		Interface:   "trunk0",
+		VLANSources: map[uint16][]netip.Addr{10: {netip.MustParseAddr("198.51.100.250")}},
+	})
+	if err != nil {
+		return // no such interface, no CAP_NET_RAW, or not Linux
+	}
+	defer c.Close()
+	mac, _ := net.ParseMAC("02:00:00:00:00:21")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	err = c.Check(ctx, health.Target{
+		Addr: netip.MustParseAddr("198.51.100.21"),
+		Port: 80,
+		VIP:  netip.MustParseAddr("192.0.2.100"),
+		MAC:  mac,
+		VLAN: 10,
+	})
+	fmt.Println(err == nil)
+}

@@ -71,6 +71,22 @@ type Support struct {
 	// address. The balancer fills Target.MAC at run time, once the MAC is
 	// known, so Validate does not require it.
 	NeedsMAC bool
+	// HostStack is set by checkers that probe through the host's own IP
+	// stack (sockets, routes). Such a probe cannot reach a backend on a
+	// VLAN (Target.VLAN non-zero) that the balancer only sees tagged on a
+	// trunk: Validate refuses the combination. It does so even where the
+	// host happens to have a route to the backend (a VLAN interface, a
+	// gateway), since that probe would then take another path than the
+	// balancer's forwarded frames and could pass while they are lost; the
+	// DSR-path checker, which tags its frames, is the check for VLAN
+	// services.
+	HostStack bool
+	// VLANFamilies, when not nil, are the families the checker can probe
+	// on each VLAN of a trunk (targets with a non-zero Target.VLAN): a
+	// VLAN missing from it cannot be probed at all. Nil means every VLAN,
+	// with Families. The DSR-path checker sets it from the probe sources
+	// it has per VLAN (DSRPathConfig.VLANSources).
+	VLANFamilies map[uint16]Families
 }
 
 // Supporter is implemented by checkers that cannot probe every target. All
@@ -94,8 +110,8 @@ func SupportOf(c Checker) Support {
 var ErrUnsupportedTarget = errors.New("health: the check cannot probe this target")
 
 // Validate reports whether a checker with support s can probe t, as far as
-// configuration tells: the families of t.Addr and (if needed) t.VIP, and the
-// port. It does not require t.MAC, which is learned at run time. The error
+// configuration tells: the families of t.Addr and (if needed) t.VIP, the
+// port, and the VLAN. It does not require t.MAC, which is learned at run time. The error
 // says what is wrong and how to fix it, and wraps ErrUnsupportedTarget.
 func (s Support) Validate(t Target) error {
 	name := s.Name
@@ -123,6 +139,22 @@ func (s Support) Validate(t Target) error {
 			problems = append(problems, fmt.Sprintf("it probes %s only and VIP %s is %s%s", s.Families, t.VIP.Unmap(), familyOf(t.VIP), note))
 		}
 	}
+	if s.HostStack && t.VLAN != 0 {
+		problems = append(problems, fmt.Sprintf("it probes through the host's IP stack, which does not reach backends on VLAN %d of the trunk: use the dsr check, which sends tagged frames", t.VLAN))
+	}
+	if t.VLAN != 0 && s.VLANFamilies != nil {
+		fam, ok := s.VLANFamilies[t.VLAN]
+		probed := t.Addr
+		if s.NeedsVIP {
+			probed = t.VIP
+		}
+		switch {
+		case !ok:
+			problems = append(problems, fmt.Sprintf("it has no probe source address on VLAN %d (set DSRPathConfig.VLANSources)", t.VLAN))
+		case probed.IsValid() && !fam.Has(probed):
+			problems = append(problems, fmt.Sprintf("it has no %s probe source address on VLAN %d (set DSRPathConfig.VLANSources)", familyOf(probed), t.VLAN))
+		}
+	}
 	if s.NeedsPort && t.Port == 0 {
 		problems = append(problems, "it needs a port and none is set: the service balances every port, so give the check a port")
 	}
@@ -147,22 +179,22 @@ func familyOf(a netip.Addr) string {
 }
 
 // Support implements Supporter: a port on either family.
-func (c *TCPChecker) Support() Support { return Support{Name: "tcp", NeedsPort: true} }
+func (c *TCPChecker) Support() Support { return Support{Name: "tcp", NeedsPort: true, HostStack: true} }
 
 // Support implements Supporter: a port on either family.
-func (c *UDPChecker) Support() Support { return Support{Name: "udp", NeedsPort: true} }
+func (c *UDPChecker) Support() Support { return Support{Name: "udp", NeedsPort: true, HostStack: true} }
 
 // Support implements Supporter: either family; the port defaults to 53.
-func (c *DNSChecker) Support() Support { return Support{Name: "dns"} }
+func (c *DNSChecker) Support() Support { return Support{Name: "dns", HostStack: true} }
 
 // Support implements Supporter: either family; the port defaults to 80 or
 // 443.
 func (c *HTTPChecker) Support() Support {
 	if c.HTTPS {
-		return Support{Name: "https"}
+		return Support{Name: "https", HostStack: true}
 	}
-	return Support{Name: "http"}
+	return Support{Name: "http", HostStack: true}
 }
 
 // Support implements Supporter: either family, no port.
-func (c *ICMPChecker) Support() Support { return Support{Name: "icmp"} }
+func (c *ICMPChecker) Support() Support { return Support{Name: "icmp", HostStack: true} }

@@ -3,6 +3,7 @@ package health
 import (
 	"net"
 	"net/netip"
+	"strconv"
 )
 
 // Target is what a Checker probes: one backend, described with everything the
@@ -27,6 +28,11 @@ type Target struct {
 	// checker applies to its probe; MAC is then the next hop's. The zero
 	// value means none (L2 DSR).
 	Tunnel Tunnel
+	// VLAN is the 802.1Q VLAN ID the backend is on, seen from the
+	// balancer's trunk; zero means untagged. The DSR-path checker tags its
+	// probe frames with it; checkers that use the host's IP stack cannot
+	// reach a non-zero VLAN (see Support.HostStack).
+	VLAN uint16
 }
 
 // AddrPort returns the backend's address and Port, or def when Port is zero.
@@ -48,12 +54,14 @@ type TargetKey struct {
 	MAC string
 	// Tunnel is the encapsulation.
 	Tunnel Tunnel
+	// VLAN is Target.VLAN.
+	VLAN uint16
 }
 
 // Key returns the comparable identity of t, used by the Monitor to check a
 // backend only once when several services register it.
 func (t Target) Key() TargetKey {
-	return TargetKey{Addr: t.Addr.Unmap(), Port: t.Port, VIP: t.VIP.Unmap(), MAC: string(t.MAC), Tunnel: t.Tunnel}
+	return TargetKey{Addr: t.Addr.Unmap(), Port: t.Port, VIP: t.VIP.Unmap(), MAC: string(t.MAC), Tunnel: t.Tunnel, VLAN: t.VLAN}
 }
 
 // String formats t for logs and errors: "addr:port", plus "vip=… mac=…"
@@ -71,6 +79,9 @@ func (t Target) String() string {
 	}
 	if t.Tunnel.Kind != TunnelNone {
 		s += " tunnel=" + t.Tunnel.String()
+	}
+	if t.VLAN != 0 {
+		s += " vlan=" + strconv.Itoa(int(t.VLAN))
 	}
 	return s
 }

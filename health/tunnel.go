@@ -46,14 +46,13 @@ func (t Tunnel) String() string {
 	return ""
 }
 
-// encapsulate wraps the IP packet that follows the 14-byte Ethernet header
-// starting at b[start:] in t's outer headers, using sport to pick the outer
+// encapsulate wraps the IP packet that starts at b[l3:] (after the
+// Ethernet header and any VLAN tag) in t's outer headers, using sport to pick the outer
 // UDP source port as a flow hash would.
-func (t Tunnel) encapsulate(b []byte, start int, sport uint16) []byte {
+func (t Tunnel) encapsulate(b []byte, l3 int, sport uint16) []byte {
 	if t.Kind == TunnelNone {
 		return b
 	}
-	l3 := start + frame.EthernetHeaderLen
 	inner := append([]byte(nil), b[l3:]...)
 	b = b[:l3]
 	v6 := t.Src.Is6()

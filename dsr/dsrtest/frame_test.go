@@ -142,9 +142,11 @@ func TestFrameThroughBalancer(t *testing.T) {
 	web := seg.NewPort(net.HardwareAddr{2, 0, 0, 0, 0, 0x21})
 	b, err := dsr.New(nil)
 	require.NoError(t, err)
-	for _, vip := range []string{"192.0.2.100", "2001:db8::100"} {
+	// The IPv6 service is on VLAN 7, the VLAN of the tagged frame below: a
+	// tagged frame matches only its VLAN's services.
+	for vip, vlan := range map[string]uint16{"192.0.2.100": 0, "2001:db8::100": 7} {
 		require.NoError(t, b.AddService(dsr.Service{
-			VIP: netip.MustParseAddr(vip), Protocol: dsr.TCPAndUDP, Port: 80,
+			VIP: netip.MustParseAddr(vip), Protocol: dsr.TCPAndUDP, Port: 80, VLAN: vlan,
 			Backends: []dsr.Backend{{Addr: netip.MustParseAddr("192.0.2.21"), MAC: web.HardwareAddr()}},
 		}))
 	}

@@ -154,6 +154,18 @@ type HealthConfig struct {
 	Timeout  Duration `yaml:"timeout"`
 	Rise     int      `yaml:"rise"`
 	Fall     int      `yaml:"fall"`
+	// VLANSources are the dsr checks' probe source addresses on VLANs:
+	// the balancer has no address there, so the check claims these. A
+	// service on a VLAN with a dsr check needs one of its VIP's family.
+	VLANSources []VLANSourceConfig `yaml:"vlan_sources"`
+}
+
+// VLANSourceConfig gives the dsr check's probe sources on one VLAN: at most
+// one IPv4 and one IPv6 address, each an unused address of the backends'
+// subnet on that VLAN.
+type VLANSourceConfig struct {
+	VLAN  uint16   `yaml:"vlan"`
+	Addrs []string `yaml:"addrs"`
 }
 
 // CheckConfig is one health check of a service's backends.
@@ -183,10 +195,16 @@ type CheckConfig struct {
 type ServiceConfig struct {
 	// Name labels the service in logs, metrics and the status page.
 	// Empty means the service key (vip:port/protocol).
-	Name      string          `yaml:"name"`
-	VIP       string          `yaml:"vip"`
-	Protocol  string          `yaml:"protocol"` // tcp, udp, tcp+udp
-	Port      uint16          `yaml:"port"`     // 0: all ports
+	Name     string `yaml:"name"`
+	VIP      string `yaml:"vip"`
+	Protocol string `yaml:"protocol"` // tcp, udp, tcp+udp
+	Port     uint16 `yaml:"port"`     // 0: all ports
+	// VLAN is the 802.1Q VLAN ID (1-4094) of the service when the
+	// interface is a trunk: only frames tagged with it match, and its
+	// backends, their ARP/NDP and their health probes are on that VLAN.
+	// Zero (absent) means untagged. The same vip and port may be one
+	// service per VLAN.
+	VLAN      uint16          `yaml:"vlan"`
 	Scheduler string          `yaml:"scheduler"`
 	Backends  []BackendConfig `yaml:"backends"`
 	// Checks are run against every backend; see CheckConfig.
@@ -251,6 +269,9 @@ type Loaded struct {
 	// DSR-path checker needs a socket).
 	Services []dsr.Service
 	Names    map[dsr.ServiceKey]string
+	// VLANSources are health.vlan_sources, parsed: the DSR-path
+	// checker's probe sources per VLAN.
+	VLANSources map[uint16][]netip.Addr
 	// BGP is the speaker's configuration, nil without a bgp section;
 	// BGPVIPs the VIPs it may announce (nil: all).
 	BGP     *bgp.Config
@@ -341,6 +362,9 @@ func ParseConfig(name string, data []byte) (*Loaded, error) {
 	if cfg.Health.Fall < 0 {
 		return nil, fail("health.fall", "%d is negative", cfg.Health.Fall)
 	}
+	if err := out.parseVLANSources(); err != nil {
+		return nil, err
+	}
 	out.Balancer = bc
 	if err := out.checkHA(); err != nil {
 		return nil, err
@@ -350,7 +374,7 @@ func ParseConfig(name string, data []byte) (*Loaded, error) {
 	for i, sc := range cfg.Services {
 		f := fmt.Sprintf("services[%d]", i)
 		svc := dsr.Service{Port: sc.Port, Scheduler: sc.Scheduler, SlowStart: time.Duration(sc.SlowStart),
-			DrainTimeout: time.Duration(sc.DrainTimeout), FailOpen: sc.FailOpen, MinHealthy: sc.MinHealthy}
+			DrainTimeout: time.Duration(sc.DrainTimeout), FailOpen: sc.FailOpen, MinHealthy: sc.MinHealthy, VLAN: sc.VLAN}
 		vip, err := netip.ParseAddr(sc.VIP)
 		if err != nil {
 			if sc.VIP == "" {
@@ -416,6 +440,9 @@ func ParseConfig(name string, data []byte) (*Loaded, error) {
 			if err != nil {
 				return nil, out.within(fmt.Sprintf("%s.checks[%d]", f, j), err)
 			}
+			if err := out.checkVLANSource(fmt.Sprintf("%s.checks[%d]", f, j), cc, svc); err != nil {
+				return nil, err
+			}
 			withChecks.Checks = append(withChecks.Checks, dsr.HealthCheck{Checker: c, Port: cc.Port})
 		}
 		checked = append(checked, withChecks)
@@ -423,11 +450,19 @@ func ParseConfig(name string, data []byte) (*Loaded, error) {
 		if name == "" {
 			name = svc.Key().String()
 		}
+		if _, sameKey := out.Names[svc.Key()]; !sameKey { // else an overlap, reported below
+			if err := out.uniqueName(f, name); err != nil {
+				return nil, err
+			}
+		}
 		out.Names[svc.Key()] = name
 		out.Services = append(out.Services, svc)
 	}
 	if err := dsr.ValidateServices(checked); err != nil {
 		return nil, out.locate(err)
+	}
+	if err := out.checkVLANsWithHA(); err != nil {
+		return nil, err
 	}
 	if cfg.HA != nil && len(out.HAVIPs()) == 0 {
 		return nil, fail("ha", "needs at least one service with an IPv4 VIP: VRRP advertises IPv4 addresses only")

@@ -39,6 +39,7 @@ type daemon struct {
 	bgp        *bgp.Speaker   // nil without a bgp section
 	announcer  *bgp.Announcer // nil without a bgp section
 	dsrChecker *health.DSRPathChecker
+	dsrSources map[uint16][]netip.Addr // the VLAN sources dsrChecker was opened with
 	// router and gate are set with an ha section: the gate serves the
 	// VIPs on the speaker only while the router is master.
 	router *vrrp.Router
@@ -239,12 +240,15 @@ func (d *daemon) withChecks(cfg *Loaded) ([]dsr.Service, error) {
 	for i, s := range cfg.Services {
 		for j, cc := range cfg.File.Services[i].Checks {
 			field := fmt.Sprintf("services[%d].checks[%d]", i, j)
+			if cc.Type == "dsr" && d.dsrChecker != nil && !sameVLANSources(d.dsrSources, cfg.VLANSources) {
+				return nil, cfg.errorAt("health.vlan_sources", errVLANSourcesChanged)
+			}
 			if cc.Type == "dsr" && d.dsrChecker == nil {
-				c, err := health.NewDSRPathChecker(&health.DSRPathConfig{Interface: cfg.File.Interface})
+				c, err := health.NewDSRPathChecker(&health.DSRPathConfig{Interface: cfg.File.Interface, VLANSources: cfg.VLANSources})
 				if err != nil {
 					return nil, cfg.errorAt(field, err)
 				}
-				d.dsrChecker = c
+				d.dsrChecker, d.dsrSources = c, cfg.VLANSources
 			}
 			var dc health.Checker = offlineDSRChecker
 			if d.dsrChecker != nil {

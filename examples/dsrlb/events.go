@@ -2,6 +2,7 @@ package main
 
 import (
 	"net/netip"
+	"strconv"
 	"time"
 
 	"github.com/dsrlb/dsrlb/dsr"
@@ -120,6 +121,11 @@ func eventFromDSR(e dsr.Event) recentEvent {
 		} else {
 			r.Detail = "drain deadline passed: " + r.Detail
 		}
+	}
+	if e.VLAN != 0 {
+		// Address resolution and conflicts are per VLAN: the same address
+		// may be another host on another VLAN.
+		r.Detail += " on VLAN " + strconv.Itoa(int(e.VLAN))
 	}
 	return r
 }

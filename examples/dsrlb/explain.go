@@ -10,22 +10,25 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"strconv"
 	"strings"
 
 	"github.com/dsrlb/dsrlb/dsr"
 )
 
 // explainUsage is the synopsis of the explain command.
-const explainUsage = `usage: dsrlb explain [-config FILE] [-json] SRC:PORT DST:PORT/PROTO
+const explainUsage = `usage: dsrlb explain [-config FILE] [-json] SRC:PORT DST:PORT/PROTO[@vlanN]
 
 Says which service a flow from SRC:PORT to DST:PORT matches and which
 backend it would get, and why, from the configuration file alone: every
 backend counts as healthy, and backends without a configured MAC as resolved.
-PROTO is tcp or udp. A running daemon answers the same question for its live
+PROTO is tcp or udp; @vlanN says the flow arrives tagged with VLAN N (on a
+trunk), and its absence that it arrives untagged. A running daemon answers the same question for its live
 state (flow table, health, drains) on its status page and at
 /explain?flow=SRC:PORT+DST:PORT/PROTO.`
 
-// parseTuple reads "SRC:PORT DST:PORT/PROTO" (IPv6 addresses in brackets).
+// parseTuple reads "SRC:PORT DST:PORT/PROTO[@vlanN]" (IPv6 addresses in
+// brackets).
 func parseTuple(src, dst string) (dsr.Tuple, error) {
 	var t dsr.Tuple
 	s, err := netip.ParseAddrPort(src)
@@ -39,6 +42,13 @@ func parseTuple(src, dst string) (dsr.Tuple, error) {
 	dp, err := netip.ParseAddrPort(d)
 	if err != nil {
 		return t, fmt.Errorf("destination %q: want ADDR:PORT/PROTO ([ADDR]:PORT/PROTO for IPv6)", dst)
+	}
+	if p, vlan, ok := strings.Cut(proto, "@vlan"); ok {
+		n, err := strconv.ParseUint(vlan, 10, 16)
+		if err != nil || n == 0 || n > dsr.MaxVLAN {
+			return t, fmt.Errorf("destination %q: VLAN %q: want @vlanN with N in 1..%d", dst, vlan, dsr.MaxVLAN)
+		}
+		proto, t.VLAN = p, uint16(n)
 	}
 	switch strings.ToLower(proto) {
 	case "tcp":
@@ -143,6 +153,7 @@ type explanationJSON struct {
 	Plan       uint64   `json:"plan_generation"`
 	Table      uint64   `json:"scheduler_generation,omitempty"`
 	FlowState  string   `json:"flow_state,omitempty"`
+	VLAN       uint16   `json:"vlan,omitempty"`
 	Steps      []string `json:"steps"`
 	// L3 modes: how the frame travels, when forwarded encapsulated.
 	Mode         string `json:"mode,omitempty"`
@@ -158,7 +169,7 @@ func writeExplanation(w io.Writer, e *dsr.Explanation, asJSON bool) {
 		return
 	}
 	j := explanationJSON{Flow: e.Tuple.String(), Forward: e.Forward, Why: e.Why.String(), Scheduler: e.Scheduler,
-		Plan: e.PlanGeneration, Table: e.SchedulerGeneration, Steps: e.Steps}
+		Plan: e.PlanGeneration, Table: e.SchedulerGeneration, Steps: e.Steps, VLAN: e.Tuple.VLAN}
 	if !e.Forward {
 		j.Drop = e.Drop.String()
 	}

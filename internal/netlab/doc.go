@@ -16,6 +16,10 @@
 // topologies where clients reach the VIP through a router (ECMP in front of
 // several balancers); Host.AddRoute gives the servers their way back.
 //
+// Lab.SetAccessVLAN and Lab.SetTrunkVLANs make the bridge VLAN-aware (access
+// and trunk ports) for VLAN trunk tests; see vlan_linux.go for how, on
+// kernels without the bridge's own VLAN filtering.
+//
 // Programs and test binaries that use netlab must call RunChildIfRequested
 // first thing in main or TestMain, because that is where the child roles run.
 //

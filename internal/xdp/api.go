@@ -135,9 +135,21 @@ type ServiceKey struct {
 	Port uint16
 	// Proto is 6 (TCP) or 17 (UDP).
 	Proto uint8
+	// VLAN is the VLAN ID (up to MaxVLAN) of the frames the service
+	// matches: the 802.1Q or 802.1ad tag's VLAN ID as the program sees it
+	// in the frame. Zero matches untagged and priority-tagged frames. A
+	// tag the kernel or the NIC moved out of the frame before the program
+	// runs (VLAN offload) is not seen: such a frame looks untagged.
+	VLAN uint16
 }
 
+// MaxVLAN is the largest VLAN ID of a ServiceKey; 4095 is reserved.
+const MaxVLAN = 4094
+
 func (k ServiceKey) String() string {
+	if k.VLAN != 0 {
+		return fmt.Sprintf("%s/%d@vlan%d", netip.AddrPortFrom(k.VIP, k.Port), k.Proto, k.VLAN)
+	}
 	return fmt.Sprintf("%s/%d", netip.AddrPortFrom(k.VIP, k.Port), k.Proto)
 }
 
@@ -147,6 +159,9 @@ func (k ServiceKey) validate() error {
 	}
 	if k.Proto != 6 && k.Proto != 17 {
 		return fmt.Errorf("%w: service %v: protocol %d is neither TCP (6) nor UDP (17)", ErrInvalid, k, k.Proto)
+	}
+	if k.VLAN > MaxVLAN {
+		return fmt.Errorf("%w: service %v: VLAN %d out of range 0..%d", ErrInvalid, k, k.VLAN, MaxVLAN)
 	}
 	return nil
 }
@@ -166,6 +181,11 @@ type Backend struct {
 	// Service is the index of the backend's service, kept for the control
 	// plane; the program does not read it.
 	Service uint32
+	// VLAN is the VLAN ID of the backend's service: a flow-table hit on
+	// this backend from a frame of another VLAN is rescheduled (the same
+	// 5-tuple on two VLANs), and so is an ICMP error about it. Zero is
+	// untagged.
+	VLAN uint16
 	// Owner names the backend the slot holds, remembered beside the maps
 	// (and pinned with them) so that a control plane restarted on pinned
 	// maps can give each backend back the slot and ID its flows name

@@ -23,6 +23,9 @@ func TestServiceKeyValidate(t *testing.T) {
 	assert.NoError(t, ServiceKey{VIP: vip, Port: 80, Proto: 6}.validate())
 	assert.ErrorIs(t, ServiceKey{Port: 80, Proto: 6}.validate(), ErrInvalid)
 	assert.ErrorIs(t, ServiceKey{VIP: vip, Proto: 1}.validate(), ErrInvalid)
+	assert.NoError(t, ServiceKey{VIP: vip, Port: 80, Proto: 6, VLAN: MaxVLAN}.validate())
+	assert.ErrorIs(t, ServiceKey{VIP: vip, Port: 80, Proto: 6, VLAN: MaxVLAN + 1}.validate(), ErrInvalid, "4095 is reserved")
+	assert.Equal(t, "192.0.2.100:80/6@vlan10", ServiceKey{VIP: netip.MustParseAddr("192.0.2.100"), Port: 80, Proto: 6, VLAN: 10}.String())
 }
 
 func TestReasonNames(t *testing.T) {

@@ -465,18 +465,39 @@ func TestIntegrationDecisionICMPError(t *testing.T) {
 	pl.passed(frag4(vip4, 40000), PassICMPNoFlow)
 }
 
+// A service matches the frames of its VLAN only (the tag's VLAN ID, of an
+// 802.1Q or 802.1ad tag, priority bits aside; untagged and priority-tagged
+// frames are VLAN 0), and a flow-table hit on another VLAN's backend is
+// rescheduled.
 func TestIntegrationDecisionVLAN(t *testing.T) {
 	pl := newPlan(t)
+	tagged := func(tci uint16, qinq bool, sport uint16, flags uint8) []byte {
+		return ft.Build(ethTo(ourMAC), ft.VLAN{TCI: tci, QinQ: qinq}, ft.IPv4{Src: client4, Dst: vip4},
+			ft.TCP{SrcPort: sport, DstPort: 80, Flags: flags})
+	}
+	// The plan's services are untagged: VLAN 100 has none.
+	pl.passed(tagged(100, false, 40000, frame.FlagSYN), PassNoService)
+	// Priority-tagged is untagged.
+	pl.forwarded(tagged(5<<13, false, 40000, frame.FlagSYN), pl.pick(client4, vip4, 40000, 80, frame.ProtoTCP))
+
+	// VLAN 100's service has backend 4 alone, of VLAN 100.
+	be100 := pl.backends[4]
+	require.NoError(t, pl.p.SetBackend(be100.id&IDSlotMask, Backend{ID: be100.id, MAC: be100.mac[:], Usable: true, Service: 2, VLAN: 100}))
+	table := []uint32{be100.id, be100.id, be100.id, be100.id, be100.id, be100.id, be100.id}
+	require.NoError(t, pl.p.SetService(ServiceKey{VIP: vip4, Port: 80, Proto: frame.ProtoTCP, VLAN: 100}, 2, true, table))
 	for _, qinq := range []bool{false, true} {
-		sport := uint16(40000)
+		sport := uint16(40010)
 		if qinq {
 			sport++
 		}
-		want := pl.pick(client4, vip4, sport, 80, frame.ProtoTCP)
-		in := ft.Build(ethTo(ourMAC), ft.VLAN{TCI: 100, QinQ: qinq}, ft.IPv4{Src: client4, Dst: vip4},
-			ft.TCP{SrcPort: sport, DstPort: 80, Flags: frame.FlagSYN})
-		pl.forwarded(in, want) // the tag is among the bytes kept
+		pl.forwarded(tagged(3<<13|100, qinq, sport, frame.FlagSYN), be100) // the tag is among the bytes kept
+		pl.passed(tagged(200, qinq, sport, frame.FlagACK), PassNoService)
 	}
+	// The same 5-tuple untagged is the untagged service's flow, not VLAN
+	// 100's, and back.
+	pl.forwarded(tagged(0, false, 40010, frame.FlagACK), pl.pick(client4, vip4, 40010, 80, frame.ProtoTCP))
+	pl.forwarded(tagged(100, false, 40010, frame.FlagACK), be100)
+	require.Error(t, pl.p.SetService(ServiceKey{VIP: vip4, Port: 80, Proto: frame.ProtoTCP, VLAN: 4095}, 3, true, table))
 	// Two tags: the Go path decides.
 	pl.passed(ft.Build(ethTo(ourMAC), ft.VLAN{TCI: 100, QinQ: true}, ft.VLAN{TCI: 200}, ft.IPv4{Src: client4, Dst: vip4},
 		ft.TCP{SrcPort: 40002, DstPort: 80, Flags: frame.FlagSYN}), PassOther)

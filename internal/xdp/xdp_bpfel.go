@@ -27,7 +27,7 @@ type xdpBackendEntry struct {
 	Flags   uint32
 	Service uint32
 	Mac     [6]uint8
-	Pad     [2]uint8
+	Vlan    uint16
 }
 
 type xdpFlowEntry struct {
@@ -76,6 +76,7 @@ type xdpServiceKey struct {
 	Port  uint16
 	Proto uint8
 	Pad   uint8
+	Vlan  uint16
 }
 
 type xdpSettings struct {

@@ -304,7 +304,7 @@ func (p *Program) offset() uint32 {
 }
 
 func serviceKeyOf(k ServiceKey) xdpServiceKey {
-	return xdpServiceKey{Vip: k.VIP.Unmap().As16(), Port: k.Port, Proto: k.Proto}
+	return xdpServiceKey{Vip: k.VIP.Unmap().As16(), Port: k.Port, Proto: k.Proto, Vlan: k.VLAN}
 }
 
 // SetService adds or replaces a service. index selects its table and
@@ -421,7 +421,7 @@ func (p *Program) SetBackend(slot uint32, b Backend) error {
 	if b.ID&IDSlotMask != slot {
 		return fmt.Errorf("%w: backend ID %#x is not of slot %d", ErrInvalid, b.ID, slot)
 	}
-	e := xdpBackendEntry{Id: b.ID, Service: b.Service}
+	e := xdpBackendEntry{Id: b.ID, Service: b.Service, Vlan: b.VLAN}
 	switch {
 	case len(b.MAC) == 6:
 		e.Mac = [6]byte(b.MAC)

@@ -87,6 +87,7 @@ struct service_key {
 	__u16 port; /* host byte order; 0: the VIP's all-ports service */
 	__u8 proto;
 	__u8 pad;
+	__u16 vlan; /* VLAN ID; 0: untagged or priority-tagged */
 };
 
 struct service_entry {
@@ -99,7 +100,7 @@ struct backend_entry {
 	__u32 flags;   /* BACKEND_USABLE */
 	__u32 service; /* service index, for the control plane */
 	__u8 mac[6];
-	__u8 pad[2];
+	__u16 vlan; /* its service's VLAN: a flow of another VLAN is rescheduled */
 };
 
 struct settings {
@@ -285,6 +286,7 @@ static __always_inline struct backend_entry *usable_backend(__u32 id)
 struct verdict {
 	int action;
 	__u32 reason; /* enum pass_reason or drop_reason */
+	__u16 vlan;   /* the frame's VLAN ID (input), 0 when untagged */
 	struct backend_entry *be;
 	/* A TCP or UDP segment whose checksum is partial (csum_len > 0): where
 	 * it starts in the frame, its length and the offset of the checksum
@@ -342,6 +344,7 @@ static __always_inline struct backend_entry *schedule(const struct settings *cfg
 	__builtin_memcpy(sk.vip, k->dst, 16);
 	sk.port = k->dport;
 	sk.proto = k->proto;
+	sk.vlan = v->vlan;
 	struct service_entry *svc = bpf_map_lookup_elem(&services, &sk);
 	if (!svc) {
 		sk.port = 0;
@@ -437,7 +440,7 @@ static __always_inline int flow(const struct settings *cfg, const struct flow_ke
 			}
 		}
 		struct backend_entry *be = usable_backend(id);
-		if (be)
+		if (be && be->vlan == v->vlan)
 			return forward(v, be);
 		return move_flow(cfg, k, f, 1, v);
 	}
@@ -670,7 +673,7 @@ static __always_inline int icmp_error(const struct settings *cfg, __u8 version, 
 	if (st != f->state)
 		f->state = st;
 	struct backend_entry *be = usable_backend(f->backend);
-	if (!be)
+	if (!be || be->vlan != v->vlan)
 		return pass(v, PASS_ICMP_NO_FLOW);
 	return forward(v, be);
 }
@@ -701,6 +704,7 @@ static __always_inline int decide(struct xdp_md *ctx, const struct settings *cfg
 	if (et == ETH_P_8021Q || et == ETH_P_8021AD) {
 		if ((void *)(eth + 18) > end)
 			return pass(v, PASS_MALFORMED);
+		v->vlan = bpf_ntohs(*(__u16 *)(eth + 14)) & 0x0fff;
 		et = bpf_ntohs(*(__u16 *)(eth + 16));
 		l3 = eth + 18;
 	}
