@@ -15,6 +15,7 @@
 // removes both. With --os windows, prepare and check print the PowerShell
 // for a Windows L2 DSR server instead of changing this host; L3 modes are
 // refused for Windows.
+//
 //	realserver -version
 //
 // IPv4 and IPv6 VIPs may be mixed; each is prepared and checked with what
