@@ -5,6 +5,7 @@
 //	realserver check   --vip 192.0.2.100 --vip 2001:db8:1::100 --port 80 [--balancer-mac 02:00:00:00:00:01] [--json]
 //	realserver undo
 //	realserver prepare --mode ipip|gue --balancer 203.0.113.2 [--gue-port 6080] [--underlay IFACE] [--decap kernel|program] --vip ...
+//	realserver -version
 //	realserver prepare --os windows --vip 192.0.2.100 [--adapter Ethernet] [--loopback dsr-loopback]
 //
 // With --mode ipip or gue (L3 DSR, the balancer in another subnet) prepare
@@ -15,8 +16,6 @@
 // removes both. With --os windows, prepare and check print the PowerShell
 // for a Windows L2 DSR server instead of changing this host; L3 modes are
 // refused for Windows.
-//
-//	realserver -version
 //
 // IPv4 and IPv6 VIPs may be mixed; each is prepared and checked with what
 // its family needs (ARP settings for IPv4; no duplicate address detection,
