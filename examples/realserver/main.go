@@ -5,8 +5,8 @@
 //	realserver check   --vip 192.0.2.100 --vip 2001:db8:1::100 --port 80 [--balancer-mac 02:00:00:00:00:01] [--json]
 //	realserver undo
 //	realserver prepare --mode ipip|gue --balancer 203.0.113.2 [--gue-port 6080] [--underlay IFACE] [--decap kernel|program] --vip ...
-//	realserver -version
 //	realserver prepare --os windows --vip 192.0.2.100 [--adapter Ethernet] [--loopback dsr-loopback]
+//	realserver -version
 //
 // With --mode ipip or gue (L3 DSR, the balancer in another subnet) prepare
 // also sets up decapsulation (the kernel's tunnel devices where the modules
