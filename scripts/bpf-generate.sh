@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Regenerates the XDP program's committed object and Go bindings
-# (internal/xdp/xdp_bpfel.{o,go}) with clang and fails when they differ from
+# (internal/xdp/xdp_bpfel.{o,go}, and the benchmark-only
+# internal/xdp/xdpbench_bpfel_test.{o,go}) with clang and fails when they differ from
 # what is committed: the committed files must be exactly what the C source
 # compiles to. Compiling twice must also give identical bytes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-files=(internal/xdp/xdp_bpfel.o internal/xdp/xdp_bpfel.go)
+files=(internal/xdp/xdp_bpfel.o internal/xdp/xdp_bpfel.go
+	internal/xdp/xdpbench_bpfel_test.o internal/xdp/xdpbench_bpfel_test.go)
 go generate ./internal/xdp
 first=$(sha256sum "${files[@]}")
 go generate ./internal/xdp

@@ -6,6 +6,10 @@
 // (Load), fill its maps (SetParams, SetNow, SetService, SetBackend), attach
 // it (Attach, native mode only), read its counters and flows, and run it on
 // a frame without a network (Run, through BPF_PROG_TEST_RUN).
+// bpf/bench.c holds benchmark-only programs that run the same code in a
+// form BPF_PROG_TEST_RUN can repeat; its object (xdpbench_bpfel_test.o)
+// is embedded only in the package's test binary (BenchmarkRun,
+// docs/PERFORMANCE.md).
 //
 // # What the program handles
 //
@@ -46,7 +50,7 @@
 // frame.CompleteChecksum does (bpf_csum_diff over 512-byte chunks, up to
 // MaxChecksumLen bytes of segment; 0 is stored as 0xffff). A frame with a
 // full checksum pays one pseudo-header sum and a compare (no measurable
-// cost per frame); completing a 1500-byte packet adds about 200 ns
+// cost per frame); completing a 1500-byte packet adds about 120-150 ns
 // (BenchmarkRun, hit vs hit-partial1500). A correct checksum that happens
 // to equal the pseudo-header sum (one frame in 2^16) is rewritten to the
 // value it had; a UDP checksum of 0 stays 0. A partial segment longer
