@@ -460,9 +460,9 @@ func TestIntegrationL3HealthCheck(t *testing.T) {
 }
 
 // TestIntegrationL3NotOffloadedToXDP: with the XDP data plane, an L3
-// service is not loaded into the program: its frames pass up to the Go
-// path, which encapsulates them, and the transfer works as with packet
-// sockets.
+// service is known to the program as one it does not run: its frames pass
+// up to the Go path (counted as not_capable), which encapsulates them, and
+// the transfer works as with packet sockets.
 func TestIntegrationL3NotOffloadedToXDP(t *testing.T) {
 	netlab.RequirePrivileged(t)
 	l := newL3Lab(t, 1, realserver.ModeIPIP, 0)
@@ -473,5 +473,7 @@ func TestIntegrationL3NotOffloadedToXDP(t *testing.T) {
 	assert.Zero(t, st.XDP.Forwarded, "the program forwarded nothing of the L3 service")
 	assert.NotZero(t, st.XDP.Received)
 	assert.NotZero(t, st.L3.Encapsulated, "the Go path encapsulated it")
+	assert.NotZero(t, st.XDP.Passed["not_capable"], "passed up as a service the program does not run")
+	assert.Zero(t, st.XDP.Passed["not_vip"], "the program knows the VIP")
 	t.Logf("xdp: %+v; L3: %+v", *st.XDP, st.L3)
 }

@@ -274,9 +274,6 @@ func (x *XDPForwarder) loadPlan(s *snapshot) error {
 	trunk := hasVLANs(s)
 	for lk, e := range s.services {
 		key := xdp.ServiceKey{VIP: netip.AddrFrom16(lk.vip).Unmap(), Port: lk.port, Proto: lk.proto, VLAN: lk.vlan}
-		if e.l3 {
-			continue // not offloaded: it misses in XDP and passes up (deleted below if it was pushed)
-		}
 		turns[e.turn] = true
 		index, ok := x.ids.service(e.turn, key)
 		if !ok {
@@ -291,7 +288,9 @@ func (x *XDPForwarder) loadPlan(s *snapshot) error {
 		// services stay on the Go path: a tag that VLAN offload moved out
 		// of the frame is invisible to the program, which would take
 		// that VLAN's frames for untagged ones and send them untagged.
-		capable := isTabled && scheduler.FollowsFlow(e.sched) && !(lk.vlan == 0 && trunk)
+		// L3 services are encapsulated by the Go path: the program knows
+		// their key only to pass their frames up as not_capable.
+		capable := isTabled && scheduler.FollowsFlow(e.sched) && !(lk.vlan == 0 && trunk) && !e.l3
 		if p := x.services[key]; p != nil && p.sched == e.sched && p.index == index && p.capable == capable && slices.Equal(p.ids, e.ids) {
 			continue
 		}
