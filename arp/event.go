@@ -2,6 +2,7 @@ package arp
 
 import (
 	"fmt"
+	"log/slog"
 	"net"
 	"net/netip"
 	"time"
@@ -97,4 +98,39 @@ func (e Event) describe() string {
 		return fmt.Sprintf("unresolved: backend %s does not answer ARP", e.Addr)
 	}
 	return e.Kind.String()
+}
+
+// LogAttrs returns the event's facts as separate attributes for structured
+// logs: "event" names the kind ("arp-" or "ndp-" and EventKind.String, by
+// the address family), then "vip" (Conflict) or "backend" (the other
+// kinds), "mac", "old_mac", "claimed_by_backend" and "vlan", each present
+// only when set. The Speaker logs every event with them. The slice is new
+// on each call.
+func (e Event) LogAttrs() []slog.Attr {
+	proto := "arp-"
+	if e.Addr.Is6() {
+		proto = "ndp-"
+	}
+	attrs := make([]slog.Attr, 0, 6)
+	attrs = append(attrs, slog.String("event", proto+e.Kind.String()))
+	if e.Addr.IsValid() {
+		key := "backend"
+		if e.Kind == Conflict {
+			key = "vip"
+		}
+		attrs = append(attrs, slog.String(key, e.Addr.String()))
+	}
+	if e.MAC != nil {
+		attrs = append(attrs, slog.String("mac", e.MAC.String()))
+	}
+	if e.OldMAC != nil {
+		attrs = append(attrs, slog.String("old_mac", e.OldMAC.String()))
+	}
+	if e.Backend.IsValid() {
+		attrs = append(attrs, slog.String("claimed_by_backend", e.Backend.String()))
+	}
+	if e.VLAN != 0 {
+		attrs = append(attrs, slog.Int("vlan", int(e.VLAN)))
+	}
+	return attrs
 }

@@ -470,12 +470,11 @@ func (s *Speaker) apply(b *batch) {
 	s.evMu.Lock()
 	defer s.evMu.Unlock()
 	for _, e := range b.events {
-		msg := logPrefix(e.Addr.Is6()) + e.String()
+		level := slog.LevelInfo
 		if e.Kind == Conflict || e.Kind == Unresolved {
-			s.log.Warn(msg)
-		} else {
-			s.log.Info(msg)
+			level = slog.LevelWarn
 		}
+		s.log.LogAttrs(context.Background(), level, logPrefix(e.Addr.Is6())+e.String(), e.LogAttrs()...)
 		if s.cfg.onEvent != nil {
 			s.cfg.onEvent(e)
 		}

@@ -114,11 +114,11 @@ func (e Event) String() string {
 // LogAttrs returns the event's facts as separate log attributes, for
 // structured logs a pipeline can index: "event" names the kind (the stable
 // key, with the values of EventKind.String), then "service", "backend",
-// "vip", "mac", "count" and "reason", each present only when the kind sets
-// it. Embedders log it with slog.Logger.LogAttrs; the Balancer logs every
+// "vip", "mac", "count", "vlan" and "reason", each present only when the
+// kind sets it. Embedders log it with slog.Logger.LogAttrs; the Balancer logs every
 // event this way. The slice is new on each call.
 func (e Event) LogAttrs() []slog.Attr {
-	attrs := make([]slog.Attr, 0, 7)
+	attrs := make([]slog.Attr, 0, 8)
 	attrs = append(attrs, slog.String("event", e.Kind.String()))
 	if e.Service.VIP.IsValid() {
 		attrs = append(attrs, slog.String("service", e.Service.String()))
@@ -134,6 +134,9 @@ func (e Event) LogAttrs() []slog.Attr {
 	}
 	if e.Count != 0 {
 		attrs = append(attrs, slog.Int("count", e.Count))
+	}
+	if e.VLAN != 0 {
+		attrs = append(attrs, slog.Int("vlan", int(e.VLAN)))
 	}
 	if e.Reason != nil {
 		attrs = append(attrs, slog.String("reason", e.Reason.Error()))

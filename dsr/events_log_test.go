@@ -43,6 +43,8 @@ func TestEventLogAttrs(t *testing.T) {
 			map[string]any{"backend": be.String()}, slog.LevelWarn},
 		{Event{Kind: EventVIPConflict, VIP: svc.VIP, MAC: mac, Backend: be},
 			map[string]any{"vip": svc.VIP.String(), "mac": mac.String(), "backend": be.String()}, slog.LevelWarn},
+		{Event{Kind: EventVIPConflict, VIP: svc.VIP, MAC: mac, VLAN: 20},
+			map[string]any{"vip": svc.VIP.String(), "mac": mac.String(), "vlan": 20.0}, slog.LevelWarn},
 	}
 	seen := map[EventKind]bool{}
 	for _, tc := range tests {
