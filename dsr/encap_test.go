@@ -522,3 +522,54 @@ func FuzzEncap(f *testing.F) {
 		}
 	})
 }
+
+// TestEncapOnVLAN: an L3 service on a VLAN wraps the client's packet after
+// the tag: the frame leaves tagged for the next hop on that VLAN (priority
+// bits kept), and a too-big answer goes back to the client on it too.
+func TestEncapOnVLAN(t *testing.T) {
+	for _, mode := range []Mode{ModeIPIP, ModeGUE} {
+		t.Run(mode.String(), func(t *testing.T) {
+			s := l3Service(mode, false)
+			s.VLAN = 30
+			h := newHarness(t, nil, s)
+			const tci = 5<<13 | 30 // priority 5, VLAN 30
+			tagged := func(payload int) []byte {
+				return ft.Build(ft.Ethernet{Dst: lbMAC, Src: clientMAC}, ft.VLAN{TCI: tci},
+					ft.IPv4{Src: client4, Dst: vip4, TTL: 57, DF: true},
+					ft.TCP{SrcPort: 1000, DstPort: 80, Flags: frame.FlagACK}, ft.Raw(bytes.Repeat([]byte{0xab}, payload)))
+			}
+			in := tagged(100)
+			out := h.sendEncap(in)
+			require.NotNil(t, out, "forwarded")
+			var p frame.Packet
+			require.NoError(t, frame.Parse(out, &p))
+			require.True(t, p.Tagged, "the tag stays")
+			assert.EqualValues(t, tci, p.VLAN, "VLAN and priority kept")
+			assert.Equal(t, gwMAC[:], out[0:6], "to the next hop")
+			assert.Equal(t, tunSrc4, p.Src)
+			assert.Equal(t, remote4, p.Dst)
+			assert.True(t, frame.IPv4HeaderChecksumOK(out, &p), "outer header checksum")
+			overhead := frame.IPv4HeaderLen
+			if mode == ModeGUE {
+				overhead += frame.UDPHeaderLen + 4
+			}
+			assert.Equal(t, in[18:], out[18+overhead:], "the client's packet travels unchanged after the outer headers")
+
+			// The untagged twin of the frame is another VLAN's: no service.
+			assert.Nil(t, h.sendEncap(append(ft.Build(ft.Ethernet{Dst: lbMAC, Src: clientMAC},
+				ft.IPv4{Src: client4, Dst: vip4, TTL: 57, DF: true},
+				ft.TCP{SrcPort: 1000, DstPort: 80, Flags: frame.FlagACK}), make([]byte, 100)...)), "untagged: not this service")
+
+			// Too big once wrapped: the answer goes to the client, tagged.
+			big := tagged(1500 - 40)
+			ans := h.sendEncap(big)
+			require.NotNil(t, ans, "answered")
+			require.NoError(t, frame.Parse(ans, &p))
+			require.True(t, p.Tagged)
+			assert.EqualValues(t, 30, p.VLANID())
+			assert.Equal(t, clientMAC[:], ans[0:6], "back to the client")
+			assert.Equal(t, vip4, p.Src, "from the VIP")
+			assert.EqualValues(t, frame.ProtoICMP, p.Proto)
+		})
+	}
+}
