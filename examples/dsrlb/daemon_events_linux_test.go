@@ -1,12 +1,10 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"net/netip"
 	"os"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -104,22 +102,7 @@ services:
       - addr: %s
 %s`, lab.Balancer.Link, vip, s0.IP, s1.IP, extra)
 	}
-	path := filepath.Join(t.TempDir(), "dsrlb.yaml")
-	require.NoError(t, os.WriteFile(path, []byte(config("")), 0o644))
-	d := &runningDaemon{t: t, lab: lab, logs: &syncBuffer{}, config: path, done: make(chan error, 1)}
-	d.cmd = lab.Balancer.Command(context.Background(), bin, "-config", path, "-log-format", "json", "-log-level", "info")
-	d.cmd.Stdout, d.cmd.Stderr = d.logs, d.logs
-	require.NoError(t, d.cmd.Start())
-	go func() { d.done <- d.cmd.Wait() }()
-	t.Cleanup(func() {
-		if d.cmd.ProcessState == nil {
-			_ = d.cmd.Process.Kill()
-			<-d.done
-		}
-		if t.Failed() {
-			t.Logf("daemon output:\n%s", d.logs.String())
-		}
-	})
+	d := launchDaemon(t, lab, nil, bin, config(""), "-log-format", "json")
 
 	expect := d.waitEvent
 
@@ -166,7 +149,7 @@ services:
 	ghost := netip.MustParseAddr("192.0.2.199")
 	good := strings.Replace(config("      - addr: "+ghost.String()+"\n"), "      - addr: "+s1.IP.String()+"\n",
 		"      - addr: "+s1.IP.String()+"\n        state: draining\n", 1)
-	require.NoError(t, os.WriteFile(path, []byte(good), 0o644))
+	require.NoError(t, os.WriteFile(d.config, []byte(good), 0o644))
 	require.NoError(t, d.cmd.Process.Signal(syscall.SIGHUP))
 	expect("reloaded", map[string]any{"services": 1.0})
 	expect("backend-drained", map[string]any{"service": svc, "backend": s1.IP.String()})
@@ -174,9 +157,9 @@ services:
 
 	// A reload refused: where and what, as fields.
 	bad := strings.Replace(good, "protocol: tcp", "protocol: sctp", 1)
-	require.NoError(t, os.WriteFile(path, []byte(bad), 0o644))
+	require.NoError(t, os.WriteFile(d.config, []byte(bad), 0o644))
 	require.NoError(t, d.cmd.Process.Signal(syscall.SIGHUP))
-	e = expect("reload-rejected", map[string]any{"file": path, "field": "services[0].protocol",
+	e = expect("reload-rejected", map[string]any{"file": d.config, "field": "services[0].protocol",
 		"line": float64(lineOfText(t, bad, "protocol: sctp"))})
 	assert.NotEmpty(t, e["problem"])
 	assert.Equal(t, "ERROR", e["level"])

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"path/filepath"
 	"slices"
 	"sync"
 	"syscall"
@@ -42,22 +40,7 @@ ha:
 // startOn runs the daemon binary on host h.
 func startOn(t testing.TB, lab *netlab.Lab, h *netlab.Host, bin, config string) *runningDaemon {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "dsrlb.yaml")
-	require.NoError(t, os.WriteFile(path, []byte(config), 0o644))
-	d := &runningDaemon{t: t, lab: lab, logs: &syncBuffer{}, config: path, done: make(chan error, 1), host: h}
-	d.cmd = h.Command(context.Background(), bin, "-config", path, "-log-level", "info")
-	d.cmd.Stdout, d.cmd.Stderr = d.logs, d.logs
-	require.NoError(t, d.cmd.Start())
-	go func() { d.done <- d.cmd.Wait() }()
-	t.Cleanup(func() {
-		if d.cmd.ProcessState == nil {
-			_ = d.cmd.Process.Kill()
-			<-d.done
-		}
-		if t.Failed() {
-			t.Logf("daemon on %s output:\n%s", h.Name, d.logs.String())
-		}
-	})
+	d := launchDaemon(t, lab, h, bin, config)
 	for _, be := range backendAddrs(config) {
 		d.waitMetric(`dsrlb_backend_resolved{backend="`+be+`",service="web"}`, 1)
 		d.waitMetric(`dsrlb_backend_healthy{backend="`+be+`",service="web"}`, 1)

@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http"
 	"net/netip"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"testing"
@@ -78,22 +77,7 @@ services:
       - addr: %s
       - addr: %s
 `, vip, gw, lab.Servers[0].IP, lab.Servers[1].IP)
-	path := filepath.Join(t.TempDir(), "dsrlb.yaml")
-	require.NoError(t, os.WriteFile(path, []byte(config), 0o644))
-	d := &runningDaemon{t: t, lab: lab, host: lb, logs: &syncBuffer{}, config: path, done: make(chan error, 1)}
-	d.cmd = lb.Command(context.Background(), bin, "-config", path, "-log-level", "info")
-	d.cmd.Stdout, d.cmd.Stderr = d.logs, d.logs
-	require.NoError(t, d.cmd.Start())
-	go func() { d.done <- d.cmd.Wait() }()
-	t.Cleanup(func() {
-		if d.cmd.ProcessState == nil {
-			_ = d.cmd.Process.Kill()
-			<-d.done
-		}
-		if t.Failed() {
-			t.Logf("daemon logs:\n%s", d.logs.String())
-		}
-	})
+	d := launchDaemon(t, lab, lb, bin, config)
 	for _, s := range lab.Servers {
 		d.waitMetric(`dsrlb_backend_resolved{backend="`+s.IP.String()+`",service="web"}`, 1)
 		d.waitMetric(`dsrlb_backend_healthy{backend="`+s.IP.String()+`",service="web"}`, 1)

@@ -105,12 +105,18 @@ services:
 	return b.String()
 }
 
-func startDaemon(t *testing.T, lab *netlab.Lab, bin, config string) *runningDaemon {
+// launchDaemon writes config to a file and starts the daemon binary on
+// host h (nil: the lab's balancer) with it and args; the daemon is killed
+// at the end of the test, and its output logged if the test failed.
+func launchDaemon(t testing.TB, lab *netlab.Lab, h *netlab.Host, bin, config string, args ...string) *runningDaemon {
 	t.Helper()
+	if h == nil {
+		h = lab.Balancer
+	}
 	path := filepath.Join(t.TempDir(), "dsrlb.yaml")
 	require.NoError(t, os.WriteFile(path, []byte(config), 0o644))
-	d := &runningDaemon{t: t, lab: lab, logs: &syncBuffer{}, config: path, done: make(chan error, 1)}
-	d.cmd = lab.Balancer.Command(context.Background(), bin, "-config", path, "-log-level", "info")
+	d := &runningDaemon{t: t, lab: lab, logs: &syncBuffer{}, config: path, done: make(chan error, 1), host: h}
+	d.cmd = h.Command(context.Background(), bin, append([]string{"-config", path, "-log-level", "info"}, args...)...)
 	d.cmd.Stdout, d.cmd.Stderr = d.logs, d.logs
 	require.NoError(t, d.cmd.Start())
 	go func() { d.done <- d.cmd.Wait() }()
@@ -120,9 +126,15 @@ func startDaemon(t *testing.T, lab *netlab.Lab, bin, config string) *runningDaem
 			<-d.done
 		}
 		if t.Failed() {
-			t.Logf("daemon output:\n%s", d.logs.String())
+			t.Logf("daemon on %s output:\n%s", h.Name, d.logs.String())
 		}
 	})
+	return d
+}
+
+func startDaemon(t *testing.T, lab *netlab.Lab, bin, config string) *runningDaemon {
+	t.Helper()
+	d := launchDaemon(t, lab, nil, bin, config)
 	// Ready when the first backend is resolved and healthy.
 	first := backendAddrs(config)[0]
 	d.waitMetric(`dsrlb_backend_resolved{backend="`+first+`",service="web"}`, 1)
