@@ -4,33 +4,22 @@ import (
 	"bytes"
 	"errors"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"golang.org/x/sys/unix"
 
 	"github.com/dsrlb/dsrlb/internal/frame"
+	"github.com/dsrlb/dsrlb/internal/netlab"
 	"github.com/dsrlb/dsrlb/internal/xdp"
 )
 
-// mountBPFFS mounts a BPF filesystem on a temporary directory for the
-// test (never /sys/fs/bpf) and returns a pin path inside it.
+// mountBPFFS mounts a BPF filesystem for the test and returns a pin path
+// inside it.
 func mountBPFFS(t testing.TB) string {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("mounting a BPF filesystem needs root")
-	}
-	dir := t.TempDir()
-	require.NoError(t, unix.Mount("bpf", dir, "bpf", 0, ""), "mount bpffs on %s", dir)
-	t.Cleanup(func() {
-		if err := unix.Unmount(dir, unix.MNT_DETACH); err != nil {
-			t.Errorf("unmount bpffs %s: %v", dir, err)
-		}
-	})
-	return filepath.Join(dir, "dsrlb", "lb0")
+	return filepath.Join(netlab.MountBPFFS(t), "dsrlb", "lb0")
 }
 
 // newPinnedXDPHarness is newXDPHarness on a program pinned under dir: a

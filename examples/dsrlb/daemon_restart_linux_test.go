@@ -19,7 +19,6 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"github.com/vishvananda/netlink"
-	"golang.org/x/sys/unix"
 
 	"github.com/dsrlb/dsrlb/dsr"
 	"github.com/dsrlb/dsrlb/internal/netlab"
@@ -95,21 +94,6 @@ func (k *keepAlive) failure() error {
 	return k.err
 }
 
-// mountBPFFS mounts a BPF filesystem on a temporary directory (never
-// /sys/fs/bpf), removes what the daemons pinned there and unmounts it when
-// the test ends.
-func mountBPFFS(t *testing.T) string {
-	t.Helper()
-	dir := t.TempDir()
-	require.NoError(t, unix.Mount("bpf", dir, "bpf", 0, ""), "mount bpffs on %s", dir)
-	t.Cleanup(func() {
-		if err := unix.Unmount(dir, unix.MNT_DETACH); err != nil {
-			t.Errorf("unmount bpffs %s: %v", dir, err)
-		}
-	})
-	return dir
-}
-
 // TestIntegrationDaemonXDPRestart runs the daemon in XDP mode with its maps
 // pinned, opens keep-alive TCP connections to the VIP that keep asking for
 // bytes, and restarts the daemon (SIGTERM, a new process on the same
@@ -121,7 +105,7 @@ func mountBPFFS(t *testing.T) string {
 func TestIntegrationDaemonXDPRestart(t *testing.T) {
 	netlab.RequirePrivileged(t)
 	bin := buildDaemon(t)
-	pins := mountBPFFS(t)
+	pins := netlab.MountBPFFS(t)
 	lab := netlab.NewT(t, &netlab.Config{Servers: 3})
 	t.Cleanup(func() { _ = dsr.RemoveXDPPins(filepath.Join(pins, lab.Balancer.Link)) })
 	config := func(servers []int) string {

@@ -18,7 +18,7 @@ import (
 // left: they are removed, and a second run finds none.
 func TestIntegrationXDPCleanup(t *testing.T) {
 	netlab.RequirePrivileged(t)
-	pins := mountBPFFS(t)
+	pins := netlab.MountBPFFS(t)
 	p, err := xdp.Load(&xdp.Config{MaxFlows: 1024, PinPath: filepath.Join(pins, "eth0")})
 	require.NoError(t, err)
 	require.NoError(t, p.Close())

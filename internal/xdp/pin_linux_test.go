@@ -19,26 +19,17 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"github.com/vishvananda/netlink"
-	"golang.org/x/sys/unix"
 
 	"github.com/dsrlb/dsrlb/internal/flowtable"
 	"github.com/dsrlb/dsrlb/internal/frame"
 	"github.com/dsrlb/dsrlb/internal/netlab"
 )
 
-// bpffsT mounts a BPF filesystem on a temporary directory for the test
-// and unmounts it when the test ends; it returns a pin path inside it.
+// bpffsT mounts a BPF filesystem for the test and returns a pin path
+// inside it.
 func bpffsT(t testing.TB) string {
 	t.Helper()
-	netlab.RequirePrivileged(t)
-	dir := t.TempDir()
-	require.NoError(t, unix.Mount("bpf", dir, "bpf", 0, ""), "mount bpffs on %s", dir)
-	t.Cleanup(func() {
-		if err := unix.Unmount(dir, unix.MNT_DETACH); err != nil {
-			t.Errorf("unmount bpffs %s: %v", dir, err)
-		}
-	})
-	return filepath.Join(dir, "dsrlb", "eth0")
+	return filepath.Join(netlab.MountBPFFS(t), "dsrlb", "eth0")
 }
 
 // loadPinnedT loads the program pinned under dir; the test's cleanup
